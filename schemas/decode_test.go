@@ -1,0 +1,128 @@
+package schemas
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+const okItem = `{"patient_id":"P1","device_id":"D1","kind":"heart_rate","value":72,"unit":"/min","ts":"2026-11-22T09:59:59Z","seq":1}`
+
+func item(replace ...string) string {
+	return strings.NewReplacer(replace...).Replace(okItem)
+}
+
+func TestDecodeBatch(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		ndjson bool
+		want   int          // readings returned when valid
+		bad    []FieldError // expected problems (index, field); reason checked by substring
+	}{
+		{name: "valid", body: "[" + okItem + "," + item(`"seq":1`, `"seq":2`) + "]", want: 2},
+		{name: "ndjson", body: okItem + "\n\n" + item(`"seq":1`, `"seq":2`) + "\n", ndjson: true, want: 2},
+		{name: "heart rate zero is asystole, not invalid", body: "[" + item(`"value":72`, `"value":0`) + "]", want: 1},
+		{name: "sleep asleep", body: "[" + item(`"heart_rate"`, `"sleep"`, `"value":72`, `"value":1`, `"/min"`, `"1"`) + "]", want: 1},
+		{name: "unknown kind", body: "[" + item(`"heart_rate"`, `"pulse"`) + "]", bad: []FieldError{{0, "kind", "unknown kind"}}},
+		{name: "wrong unit", body: "[" + item(`"/min"`, `"bpm"`) + "]", bad: []FieldError{{0, "unit", `measured in "/min"`}}},
+		{name: "impossible value", body: "[" + item(`"value":72`, `"value":900`) + "]", bad: []FieldError{{0, "value", "possible range"}}},
+		{name: "non-finite value", body: "[" + item(`"value":72`, `"value":1e999`) + "]", bad: []FieldError{{0, "value", "finite number"}}},
+		{name: "string value", body: "[" + item(`"value":72`, `"value":"72"`) + "]", bad: []FieldError{{0, "value", "finite number"}}},
+		{name: "sleep must be 0 or 1", body: "[" + item(`"heart_rate"`, `"sleep"`, `"value":72`, `"value":0.5`, `"/min"`, `"1"`) + "]", bad: []FieldError{{0, "value", "0 or 1"}}},
+		{name: "missing patient", body: "[" + item(`"patient_id":"P1",`, ``) + "]", bad: []FieldError{{0, "patient_id", "required"}}},
+		{name: "missing device", body: "[" + item(`"device_id":"D1",`, ``) + "]", bad: []FieldError{{0, "device_id", "required"}}},
+		{name: "bad id characters", body: "[" + item(`"P1"`, `"P 1"`) + "]", bad: []FieldError{{0, "patient_id", "letters"}}},
+		{name: "missing value", body: "[" + item(`"value":72,`, ``) + "]", bad: []FieldError{{0, "value", "required"}}},
+		{name: "missing seq", body: "[" + item(`,"seq":1`, ``) + "]", bad: []FieldError{{0, "seq", "required"}}},
+		{name: "negative seq", body: "[" + item(`"seq":1`, `"seq":-1`) + "]", bad: []FieldError{{0, "seq", "non-negative integer"}}},
+		{name: "future ts", body: "[" + item(`09:59:59Z`, `10:05:01Z`) + "]", bad: []FieldError{{0, "ts", "future"}}},
+		{name: "ts within skew", body: "[" + item(`09:59:59Z`, `10:04:59Z`) + "]", want: 1},
+		{name: "unparseable ts", body: "[" + item(`2026-11-22T09:59:59Z`, `yesterday`) + "]", bad: []FieldError{{0, "ts", "RFC 3339"}}},
+		{name: "missing ts", body: "[" + item(`,"ts":"2026-11-22T09:59:59Z"`, ``) + "]", bad: []FieldError{{0, "ts", "required"}}},
+		{name: "unknown field", body: "[" + item(`"seq":1`, `"seq":1,"bed":"4"`) + "]", bad: []FieldError{{0, "bed", "not a field"}}},
+		{name: "item not an object", body: `[` + okItem + `, 7]`, bad: []FieldError{{1, "", "JSON object"}}},
+		{name: "every bad item is listed", body: "[" + okItem + "," + item(`"/min"`, `"x"`) + "," + okItem + "," + item(`"P1"`, `""`, `"value":72`, `"value":-3`) + "]",
+			bad: []FieldError{{1, "unit", "measured in"}, {3, "patient_id", "required"}, {3, "value", "possible range"}}},
+		{name: "several problems in one item", body: "[" + item(`"heart_rate"`, `"pulse"`, `"D1"`, `""`) + "]", bad: []FieldError{{0, "device_id", "required"}, {0, "kind", "unknown"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeBatch([]byte(tt.body), tt.ndjson, now)
+			if tt.bad == nil {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if len(got) != tt.want {
+					t.Fatalf("got %d readings, want %d", len(got), tt.want)
+				}
+				return
+			}
+			var be *BatchError
+			if !errors.As(err, &be) {
+				t.Fatalf("want *BatchError, got %v (readings %v)", err, got)
+			}
+			if got != nil {
+				t.Fatalf("a rejected batch returned readings: %v", got)
+			}
+			if len(be.Items) != len(tt.bad) {
+				t.Fatalf("got problems %+v, want %+v", be.Items, tt.bad)
+			}
+			for i, w := range tt.bad {
+				g := be.Items[i]
+				if g.Index != w.Index || g.Field != w.Field || !strings.Contains(g.Reason, w.Reason) {
+					t.Errorf("problem %d: got %+v, want index %d field %q reason containing %q", i, g, w.Index, w.Field, w.Reason)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeBatchMalformed(t *testing.T) {
+	for name, body := range map[string]string{
+		"object not array": okItem,
+		"truncated":        "[" + okItem,
+		"empty array":      "[]",
+		"empty ndjson":     "\n\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := DecodeBatch([]byte(body), name == "empty ndjson", now)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("want ErrMalformed, got %v", err)
+			}
+		})
+	}
+	big := "[" + strings.Repeat(okItem+",", MaxBatchItems) + okItem + "]"
+	if _, err := DecodeBatch([]byte(big), false, now); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("oversized batch: got %v", err)
+	}
+}
+
+func TestDecodeReadingRecord(t *testing.T) {
+	r, err := DecodeReadingRecord("", []byte(okItem))
+	if err != nil || r.PatientID != "P1" || r.Value != 72 || !r.TS.Equal(time.Date(2026, 11, 22, 9, 59, 59, 0, time.UTC)) {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+	if _, err := DecodeReadingRecord("vital-reading.v2", []byte(okItem)); !errors.Is(err, ErrUnsupportedVersion) {
+		t.Fatalf("v2 header: got %v", err)
+	}
+	if _, err := DecodeReadingRecord(ReadingV1, []byte(`{"kind":"x"}`)); err == nil {
+		t.Fatal("an invalid record decoded without error")
+	}
+}
+
+func TestAlertIDIsAFunctionOfTheReading(t *testing.T) {
+	r := Reading{PatientID: "P1", DeviceID: "D1", Kind: HeartRate, Value: 130, Unit: "/min", TS: now, Seq: 7}
+	a, b := AlertID("heart_rate_high", &r), AlertID("heart_rate_high", &r)
+	if a != b || len(a) != 32 {
+		t.Fatalf("ids %q %q", a, b)
+	}
+	r2 := r
+	r2.Seq = 8
+	if AlertID("heart_rate_high", &r2) == a || AlertID("heart_rate_low", &r) == a {
+		t.Fatal("different readings or conditions share an id")
+	}
+}

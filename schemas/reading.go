@@ -1,0 +1,141 @@
+package schemas
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Kind names a vital sign. The set is closed: a reading of any other kind is
+// rejected at ingest, so every consumer can switch over it exhaustively.
+type Kind string
+
+// The eight MonitorMe vitals.
+const (
+	HeartRate   Kind = "heart_rate"
+	BPSystolic  Kind = "bp_systolic"
+	BPDiastolic Kind = "bp_diastolic"
+	SpO2        Kind = "spo2"
+	Glucose     Kind = "glucose"
+	RespRate    Kind = "resp_rate"
+	// ECG is the ST-segment deviation, in millivolts, the bedside monitor
+	// derives from each second of waveform. The raw waveform (250–500
+	// samples/s per lead) stays on the device: at that volume it would be a
+	// different product, and no MonitorMe rule reads it.
+	ECG         Kind = "ecg"
+	Temperature Kind = "temperature"
+	// Sleep is the patient's sleep status: 1 asleep, 0 awake.
+	Sleep Kind = "sleep"
+)
+
+// Spec is what a valid reading of one kind looks like: its UCUM unit and
+// the physiologically possible range. The range is deliberately wider than
+// any alert limit (a heart rate of 0 is asystole, and must be accepted);
+// it only rejects values no patient can have, which mean a broken device.
+type Spec struct {
+	Kind     Kind
+	Unit     string
+	Min, Max float64
+	// Discrete kinds accept only the listed values.
+	Discrete []float64
+}
+
+// Specs lists every kind with its unit and range, in a stable order.
+var Specs = []Spec{
+	{Kind: HeartRate, Unit: "/min", Min: 0, Max: 350},
+	{Kind: BPSystolic, Unit: "mm[Hg]", Min: 0, Max: 350},
+	{Kind: BPDiastolic, Unit: "mm[Hg]", Min: 0, Max: 250},
+	{Kind: SpO2, Unit: "%", Min: 0, Max: 100},
+	{Kind: Glucose, Unit: "mg/dL", Min: 0, Max: 3000},
+	{Kind: RespRate, Unit: "/min", Min: 0, Max: 150},
+	{Kind: ECG, Unit: "mV", Min: -10, Max: 10},
+	{Kind: Temperature, Unit: "Cel", Min: 10, Max: 46},
+	{Kind: Sleep, Unit: "1", Min: 0, Max: 1, Discrete: []float64{0, 1}},
+}
+
+// SpecFor returns the spec of kind k.
+func SpecFor(k Kind) (Spec, bool) {
+	for _, s := range Specs {
+		if s.Kind == k {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// Reading is one measurement of one vital of one patient by one device
+// (vital-reading.v1). Its identity is (DeviceID, Kind, Seq): a device
+// retrying a batch it was not sure of sends the same identity again, which
+// is how duplicates from client retries are recognized downstream.
+type Reading struct {
+	PatientID string    `json:"patient_id"`
+	DeviceID  string    `json:"device_id"`
+	Kind      Kind      `json:"kind"`
+	Value     float64   `json:"value"`
+	Unit      string    `json:"unit"`
+	TS        time.Time `json:"ts"`
+	Seq       uint64    `json:"seq"`
+}
+
+// MaxFutureSkew is how far ahead of the receiver's clock a reading's event
+// time may be. More than that is a device with a wrong clock, whose
+// readings would sort after real ones and confuse every time window.
+const MaxFutureSkew = 5 * time.Minute
+
+// MaxIDLen bounds patient and device ids; they are Kafka keys and
+// ClickHouse primary-key columns, so they must stay short.
+const MaxIDLen = 64
+
+// Check validates r against its kind's spec at receive time now, and
+// returns one FieldError per problem found (nil if r is valid). Index is
+// left zero; batch callers set it.
+func (r *Reading) Check(now time.Time) []FieldError {
+	var errs []FieldError
+	add := func(field, reason string) { errs = append(errs, FieldError{Field: field, Reason: reason}) }
+	if reason := checkID(r.PatientID); reason != "" {
+		add("patient_id", reason)
+	}
+	if reason := checkID(r.DeviceID); reason != "" {
+		add("device_id", reason)
+	}
+	spec, ok := SpecFor(r.Kind)
+	switch {
+	case r.Kind == "":
+		add("kind", "is required")
+	case !ok:
+		add("kind", "unknown kind "+quote(string(r.Kind))+"; one of "+kindList())
+	}
+	if ok && r.Unit != spec.Unit {
+		add("unit", "kind "+string(r.Kind)+" is measured in "+quote(spec.Unit)+", not "+quote(r.Unit))
+	}
+	switch {
+	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
+		add("value", "must be a finite number")
+	case ok && spec.Discrete != nil && !slices.Contains(spec.Discrete, r.Value):
+		add("value", "kind "+string(r.Kind)+" takes only "+floatList(spec.Discrete))
+	case ok && (r.Value < spec.Min || r.Value > spec.Max):
+		add("value", "outside the possible range ["+ftoa(spec.Min)+", "+ftoa(spec.Max)+"] "+spec.Unit+" for "+string(r.Kind))
+	}
+	switch {
+	case r.TS.IsZero():
+		add("ts", "is required (RFC 3339 event time)")
+	case r.TS.After(now.Add(MaxFutureSkew)):
+		add("ts", "is more than 5m0s in the future (device clock wrong?)")
+	}
+	return errs
+}
+
+func checkID(id string) string {
+	switch {
+	case id == "":
+		return "is required"
+	case len(id) > MaxIDLen:
+		return "is longer than 64 bytes"
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return "may contain only letters, digits and . _ : -"
+		}
+	}
+	return ""
+}
