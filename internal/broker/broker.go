@@ -1,0 +1,130 @@
+// Package broker runs the embedded Kafka-protocol broker of `monitorme dev`:
+// franz-go's kfake, persisted to a data directory so a restart keeps every
+// reading and alert. It is a development and test broker: a single node
+// without replication, so acks=all is only as durable as one disk.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Config configures the embedded broker.
+type Config struct {
+	// DataDir holds the broker's logs and metadata; "" keeps everything in
+	// memory (tests).
+	DataDir string
+	// Addr is the loopback address to listen on; port 0 picks a free one.
+	Addr string
+	// Partitions is the default partition count of auto-created topics.
+	Partitions int
+}
+
+// DefaultConfig returns the defaults the flag help names.
+func DefaultConfig() Config {
+	return Config{DataDir: ".monitorme/broker", Addr: "127.0.0.1:9092", Partitions: 12}
+}
+
+// RegisterFlags binds c to flags.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory the embedded broker persists to")
+	fs.StringVar(&c.Addr, "broker-addr", c.Addr, "address the embedded broker listens on (loopback only; port 0 picks a free port)")
+}
+
+// Validate refuses settings the embedded broker cannot honor.
+func (c *Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("broker-addr: %w", err)
+	}
+	if host != "127.0.0.1" && host != "localhost" {
+		return fmt.Errorf("broker-addr: %q: the embedded broker listens on 127.0.0.1 only", c.Addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("broker-addr: port %q: %w", port, err)
+	}
+	return nil
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	c    *kfake.Cluster
+	lock *os.File
+}
+
+// ErrDataDirInUse is returned when another process holds the data dir.
+var ErrDataDirInUse = errors.New("data dir in use by another process")
+
+// Start starts the broker, reloading whatever DataDir holds.
+func Start(cfg Config, log *slog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	_, portStr, _ := net.SplitHostPort(cfg.Addr)
+	port, _ := strconv.Atoi(portStr)
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.ClusterID("monitorme-dev"),
+		kfake.DefaultNumPartitions(cfg.Partitions),
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		unlock(lock)
+		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Addr, err)
+	}
+	log.Debug("embedded broker started", "addrs", c.ListenAddrs(), "data_dir", cfg.DataDir)
+	return &Broker{c: c, lock: lock}, nil
+}
+
+// lockDir takes an exclusive lock on dir, because two brokers writing one
+// data dir would corrupt it. The kernel drops the lock when the process
+// dies, so a crash never leaves it stale.
+func lockDir(dir string) (*os.File, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s (is another monitorme dev running?)", ErrDataDirInUse, dir)
+	}
+	return f, nil
+}
+
+func unlock(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
+}
+
+// Addrs returns the addresses clients should use as seeds.
+func (b *Broker) Addrs() []string { return b.c.ListenAddrs() }
+
+// Close stops the broker and writes its state to the data dir.
+func (b *Broker) Close() {
+	b.c.Close()
+	unlock(b.lock)
+}

@@ -1,0 +1,97 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Topics names the topics MonitorMe uses.
+type Topics struct {
+	Vitals    string
+	Alerts    string
+	VitalsDLQ string
+}
+
+// Config is how a role reaches the brokers and which topics it uses.
+type Config struct {
+	Brokers  []string
+	ClientID string
+	Topics   Topics
+	// Partitions is used when a topic is created; existing topics keep
+	// theirs.
+	Partitions int32
+	// ReplicationFactor 0 means: 3 when the cluster has three or more
+	// brokers, else 1.
+	ReplicationFactor int16
+	// DialTimeout bounds connecting to a broker, so an unreachable broker
+	// fails a request in seconds, not minutes.
+	DialTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults every flag help text names.
+func DefaultConfig() Config {
+	return Config{
+		Brokers:  []string{"127.0.0.1:9092"},
+		ClientID: "monitorme",
+		Topics: Topics{
+			Vitals:    "vitals.v1",
+			Alerts:    "alerts.v1",
+			VitalsDLQ: "vitals.v1.dlq",
+		},
+		Partitions:  12,
+		DialTimeout: 5 * time.Second,
+	}
+}
+
+// RegisterFlags binds c's fields to flags, keeping c's current values as
+// defaults.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&c.Brokers, "brokers", c.Brokers, "Kafka-protocol seed brokers, host:port, comma separated")
+	fs.StringVar(&c.ClientID, "client-id", c.ClientID, "Kafka client id prefix")
+	fs.StringVar(&c.Topics.Vitals, "topic-vitals", c.Topics.Vitals, "topic of vital readings")
+	fs.StringVar(&c.Topics.Alerts, "topic-alerts", c.Topics.Alerts, "topic of alert events")
+	fs.StringVar(&c.Topics.VitalsDLQ, "topic-vitals-dlq", c.Topics.VitalsDLQ, "dead-letter topic for vitals records no processor can read")
+	fs.Int32Var(&c.Partitions, "partitions", c.Partitions, "partitions of topics this process creates")
+	fs.Int16Var(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics this process creates (0: 3 if the cluster has 3+ brokers, else 1)")
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one seed broker is required"))
+	}
+	for _, b := range c.Brokers {
+		if !strings.Contains(b, ":") {
+			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
+		}
+	}
+	for name, t := range map[string]string{"topic-vitals": c.Topics.Vitals, "topic-alerts": c.Topics.Alerts, "topic-vitals-dlq": c.Topics.VitalsDLQ} {
+		if t == "" {
+			errs = append(errs, fmt.Errorf("%s: must not be empty", name))
+		}
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("partitions: %d, want at least 1", c.Partitions))
+	}
+	if c.ReplicationFactor < 0 {
+		errs = append(errs, fmt.Errorf("replication-factor: %d, want 0 (auto) or more", c.ReplicationFactor))
+	}
+	return errors.Join(errs...)
+}
+
+// ClientOpts returns the options every client of this process shares:
+// seeds, client id and dial timeout. name distinguishes the process's
+// clients in broker logs and metrics.
+func (c *Config) ClientOpts(name string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID + "-" + name),
+		kgo.DialTimeout(c.DialTimeout),
+	}
+}

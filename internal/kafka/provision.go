@@ -1,0 +1,107 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// TopicSpec is a topic as MonitorMe needs it.
+type TopicSpec struct {
+	Name    string
+	Compact bool
+	// Retention is how long records are kept; 0 keeps them forever.
+	Retention time.Duration
+}
+
+// Specs returns the topics of c with the retention DESIGN.md sets.
+func (c *Config) Specs() []TopicSpec {
+	const day = 24 * time.Hour
+	return []TopicSpec{
+		{Name: c.Topics.Vitals, Retention: 7 * day},
+		{Name: c.Topics.Alerts, Retention: 30 * day},
+		{Name: c.Topics.VitalsDLQ, Retention: 30 * day},
+	}
+}
+
+// ErrTopicMismatch is returned when an existing topic's settings would
+// break a delivery promise (for example a compacted vitals topic, which
+// would keep only the last reading per patient).
+var ErrTopicMismatch = errors.New("existing topic has incompatible settings")
+
+// Provision creates the topics that are missing and checks those that
+// exist. It is idempotent: running it again, or from several processes at
+// once, changes nothing.
+func Provision(ctx context.Context, adm *kadm.Client, c *Config, specs []TopicSpec, log *slog.Logger) error {
+	rf := c.ReplicationFactor
+	if rf == 0 {
+		meta, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			return fmt.Errorf("provision topics: list brokers: %w", err)
+		}
+		rf = 1
+		if len(meta.Brokers) >= 3 {
+			rf = 3
+		}
+	}
+	for _, s := range specs {
+		configs := map[string]*string{"cleanup.policy": kadm.StringPtr(s.cleanupPolicy())}
+		if s.Retention > 0 {
+			configs["retention.ms"] = kadm.StringPtr(strconv.FormatInt(s.Retention.Milliseconds(), 10))
+		} else {
+			configs["retention.ms"] = kadm.StringPtr("-1")
+		}
+		if rf >= 3 {
+			// acks=all is only as strong as the in-sync set it waits for.
+			configs["min.insync.replicas"] = kadm.StringPtr("2")
+		}
+		resp, err := adm.CreateTopic(ctx, c.Partitions, rf, configs, s.Name)
+		switch {
+		case err == nil && resp.Err == nil:
+			log.Info("created topic", "topic", s.Name, "partitions", c.Partitions, "replication_factor", rf)
+			continue
+		case err != nil && !errors.Is(err, kerr.TopicAlreadyExists):
+			return fmt.Errorf("provision topic %s: %w", s.Name, err)
+		case resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists):
+			return fmt.Errorf("provision topic %s: %w", s.Name, resp.Err)
+		}
+		if err := check(ctx, adm, s, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s TopicSpec) cleanupPolicy() string {
+	if s.Compact {
+		return "compact"
+	}
+	return "delete"
+}
+
+func check(ctx context.Context, adm *kadm.Client, s TopicSpec, log *slog.Logger) error {
+	rcs, err := adm.DescribeTopicConfigs(ctx, s.Name)
+	if err != nil {
+		return fmt.Errorf("check topic %s: %w", s.Name, err)
+	}
+	rc, err := rcs.On(s.Name, nil)
+	if err != nil {
+		return fmt.Errorf("check topic %s: %w", s.Name, err)
+	}
+	if rc.Err != nil {
+		return fmt.Errorf("check topic %s: %w", s.Name, rc.Err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil && *c.Value != s.cleanupPolicy() {
+			return fmt.Errorf("%w: topic %s has cleanup.policy=%s, want %s", ErrTopicMismatch, s.Name, *c.Value, s.cleanupPolicy())
+		}
+	}
+	log.Debug("topic exists", "topic", s.Name)
+	return nil
+}

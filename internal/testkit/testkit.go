@@ -1,0 +1,111 @@
+// Package testkit is shared test plumbing: an in-process kfake cluster that
+// is torn down with the test, clients on it, and Eventually for polling a
+// condition instead of sleeping.
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Cluster starts a one-broker kfake cluster on a free loopback port, with
+// short group session timeouts so takeovers happen within a test's time.
+func Cluster(tb testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	tb.Helper()
+	base := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(0), kfake.GroupMinSessionTimeout(100 * time.Millisecond)}
+	c, err := kfake.NewCluster(append(base, opts...)...)
+	if err != nil {
+		tb.Fatalf("start kfake: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// Client returns a client seeded at c, closed with the test.
+func Client(tb testing.TB, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
+	tb.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	if err != nil {
+		tb.Fatalf("new client: %v", err)
+	}
+	tb.Cleanup(cl.Close)
+	return cl
+}
+
+// Eventually polls cond every 20ms until it returns true, failing the test
+// with msg if timeout passes first.
+func Eventually(tb testing.TB, timeout time.Duration, msg string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %v: %s", timeout, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Context returns a context canceled when the test ends.
+func Context(tb testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// ReadAll returns every record of topic visible at the given isolation
+// level, in partition order. It first appends a fence record to each
+// partition and then reads until it has seen every fence: under
+// read_committed a fence only becomes visible once every transaction before
+// it has ended, so nothing committed earlier can be missed and no count is
+// guessed. Fence records are left out of the result.
+func ReadAll(tb testing.TB, c *kfake.Cluster, topic string, isolation kgo.IsolationLevel) []*kgo.Record {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fence := Client(tb, c, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	parts := partitions(ctx, tb, fence, topic)
+	for p := range parts {
+		r := &kgo.Record{Topic: topic, Partition: p, Headers: []kgo.RecordHeader{{Key: fenceHeader}}}
+		if err := fence.ProduceSync(ctx, r).FirstErr(); err != nil {
+			tb.Fatalf("fence %s/%d: %v", topic, p, err)
+		}
+	}
+	cl := Client(tb, c, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(isolation),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	var out []*kgo.Record
+	var fenced int32
+	for fenced < parts {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			tb.Fatalf("read %s: fences seen on %d of %d partitions after %d records: %v", topic, fenced, parts, len(out), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if len(r.Headers) > 0 && r.Headers[0].Key == fenceHeader {
+				fenced++
+				return
+			}
+			out = append(out, r)
+		})
+	}
+	return out
+}
+
+const fenceHeader = "monitorme-test-fence"
+
+func partitions(ctx context.Context, tb testing.TB, cl *kgo.Client, topic string) int32 {
+	tb.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		tb.Fatalf("metadata of %s: %v %+v", topic, err, resp)
+	}
+	return int32(len(resp.Topics[0].Partitions))
+}
