@@ -1,0 +1,304 @@
+package processors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// Handler turns one consumed record into the records to produce for it.
+// An error marks the record as poison: it is written to the dead-letter
+// topic, in the same transaction, instead of stopping the partition.
+type Handler interface {
+	Handle(rec *kgo.Record) ([]*kgo.Record, error)
+}
+
+// Config configures a processor.
+type Config struct {
+	Group string
+	// TransactionalID "" gives every process incarnation its own id. The
+	// group generation fences a zombie (KIP-447), so a stable id is not
+	// needed for correctness; set one (e.g. a StatefulSet pod name) only
+	// to have a restart abort its predecessor's open transaction at once
+	// instead of after TransactionTimeout.
+	TransactionalID string
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open. An abandoned one (a crashed processor) blocks read_committed
+	// readers of its partitions until it expires, so keep it short.
+	TransactionTimeout time.Duration
+	// FetchMaxWait bounds an empty fetch. kgo's 5 s default was measured
+	// to stall partition takeovers on kfake for seconds.
+	FetchMaxWait   time.Duration
+	SessionTimeout time.Duration
+	MaxPollRecords int
+}
+
+// DefaultConfig returns the defaults the flag help names.
+func DefaultConfig() Config {
+	return Config{
+		Group:              "alerting",
+		TransactionTimeout: 10 * time.Second,
+		FetchMaxWait:       500 * time.Millisecond,
+		SessionTimeout:     10 * time.Second,
+		MaxPollRecords:     10_000,
+	}
+}
+
+// RegisterFlags binds c to flags.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Group, "group", c.Group, "consumer group of the alert processors")
+	fs.StringVar(&c.TransactionalID, "transactional-id", c.TransactionalID, `transactional id ("": unique per process start)`)
+	fs.DurationVar(&c.TransactionTimeout, "transaction-timeout", c.TransactionTimeout, "broker-side limit of one transaction; an abandoned one blocks readers this long")
+	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", c.FetchMaxWait, "longest wait of an empty fetch")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead member holds its partitions")
+	fs.IntVar(&c.MaxPollRecords, "max-poll-records", c.MaxPollRecords, "records per transaction at most")
+}
+
+// Validate refuses settings the processor cannot honor.
+func (c *Config) Validate() error {
+	switch {
+	case c.Group == "":
+		return errors.New("group: must not be empty")
+	case c.TransactionTimeout < time.Second:
+		return fmt.Errorf("transaction-timeout: %v, want at least 1s", c.TransactionTimeout)
+	case c.FetchMaxWait <= 0 || c.FetchMaxWait >= c.TransactionTimeout:
+		return fmt.Errorf("fetch-max-wait: %v, want more than 0 and less than transaction-timeout", c.FetchMaxWait)
+	case c.SessionTimeout < 100*time.Millisecond:
+		return fmt.Errorf("session-timeout: %v, want at least 100ms", c.SessionTimeout)
+	case c.MaxPollRecords < 1:
+		return fmt.Errorf("max-poll-records: %d, want at least 1", c.MaxPollRecords)
+	}
+	return nil
+}
+
+// Processor is the exactly-once consume-transform-produce loop.
+type Processor struct {
+	cfg    Config
+	kcfg   kafka.Config
+	h      Handler
+	log    *slog.Logger
+	tel    *telemetry.Telemetry
+	tracer *kotel.Tracer
+
+	txnLatency   metric.Float64Histogram
+	alertLatency metric.Float64Histogram
+	records      metric.Int64Counter
+
+	// beforeEnd, if set, runs after a transaction's records are produced
+	// and before it ends: tests use it to crash mid-transaction.
+	beforeEnd func()
+	// extraOpts are appended to the client options (tests).
+	extraOpts []kgo.Opt
+}
+
+// New validates cfg and returns a processor; it does no I/O.
+func New(cfg Config, kcfg kafka.Config, h Handler, log *slog.Logger, tel *telemetry.Telemetry) (*Processor, error) {
+	if err := errors.Join(cfg.Validate(), kcfg.Validate()); err != nil {
+		return nil, err
+	}
+	m := tel.MeterProvider.Meter("monitorme/processors")
+	p := &Processor{cfg: cfg, kcfg: kcfg, h: h, log: log.With("group", cfg.Group), tel: tel, tracer: tel.KafkaTracer(cfg.Group)}
+	var err error
+	p.txnLatency, err = m.Float64Histogram("monitorme.processor.transaction.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time to end (commit or abort) one transaction"))
+	if err != nil {
+		return nil, err
+	}
+	p.alertLatency, err = m.Float64Histogram("monitorme.processor.alert.latency", metric.WithUnit("s"),
+		metric.WithDescription("From a reading's record timestamp to its alert's commit"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	if err != nil {
+		return nil, err
+	}
+	p.records, err = m.Int64Counter("monitorme.processor.records",
+		metric.WithDescription("Records consumed, by outcome: committed, aborted, dead_lettered"))
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Processor) transactionalID() string {
+	if p.cfg.TransactionalID != "" {
+		return p.cfg.TransactionalID
+	}
+	host, _ := os.Hostname()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return p.kcfg.ClientID + "-" + p.cfg.Group + "-" + host + "-" + hex.EncodeToString(b[:])
+}
+
+func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
+	opts := append(p.kcfg.ClientOpts("processor"),
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.kcfg.Topics.Vitals),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.TransactionalID(p.transactionalID()),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
+		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, p.cfg.SessionTimeout/3)),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerLinger(0),
+		p.tel.KafkaHooks(p.tracer),
+	)
+	opts = append(opts, p.extraOpts...)
+	s, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new transact session: %w", err)
+	}
+	return s, nil
+}
+
+// Run processes until ctx ends, then aborts nothing it has not begun,
+// leaves the group and returns nil.
+func (p *Processor) Run(ctx context.Context) error {
+	sess, err := p.newSession()
+	if err != nil {
+		return err
+	}
+	defer func() { sess.Close() }()
+	backoff := 100 * time.Millisecond
+	for {
+		fetches := sess.PollRecords(ctx, p.cfg.MaxPollRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(topic string, part int32, err error) {
+			p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := p.transact(sess, fetches); err != nil {
+			// A session whose End failed may be in any state; only a
+			// new one is known to be clean.
+			p.log.Warn("transaction failed; restarting the session", "err", err, "retry_in", backoff)
+			sess.Close()
+			select {
+			case <-ctx.Done():
+				sess, _ = p.newSession() // for the deferred Close
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			if sess, err = p.newSession(); err != nil {
+				return err
+			}
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+type output struct {
+	rec  *kgo.Record
+	from time.Time // timestamp of the consumed record it was made from
+}
+
+// transact runs one transaction over fetches. It deliberately does not use
+// the caller's ctx for producing and ending: a shutdown must finish the
+// transaction it began, not fail it halfway.
+func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.TransactionTimeout)
+	defer cancel()
+	var (
+		mu         sync.Mutex
+		produceErr error
+		outs       []output
+		dead, n    int64
+	)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			produceErr = errors.Join(produceErr, err)
+			mu.Unlock()
+		}
+	}
+	fetches.EachRecord(func(r *kgo.Record) {
+		n++
+		rctx, span := p.tracer.WithProcessSpan(r)
+		out, err := p.h.Handle(r)
+		if err != nil {
+			dead++
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "dead-lettered")
+			p.log.Warn("dead-lettering a record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			out = []*kgo.Record{DeadLetter(p.kcfg.Topics.VitalsDLQ, r, err)}
+		}
+		for _, o := range out {
+			outs = append(outs, output{rec: o, from: r.Timestamp})
+			sess.Produce(rctx, o, promise)
+		}
+		span.End()
+	})
+	if p.beforeEnd != nil {
+		p.beforeEnd()
+	}
+	start := time.Now()
+	// Flush so every promise has run before deciding to commit.
+	flushErr := sess.Client().Flush(ctx)
+	mu.Lock()
+	ok := produceErr == nil && flushErr == nil
+	mu.Unlock()
+	committed, err := sess.End(ctx, kgo.TransactionEndTry(ok))
+	done := time.Now()
+	outcome := "committed"
+	if !committed {
+		outcome = "aborted"
+	}
+	p.txnLatency.Record(ctx, done.Sub(start).Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
+	p.records.Add(ctx, n-dead, metric.WithAttributes(attribute.String("outcome", outcome)))
+	if committed {
+		p.records.Add(ctx, dead, metric.WithAttributes(attribute.String("outcome", "dead_lettered")))
+		for _, o := range outs {
+			if o.rec.Topic == p.kcfg.Topics.Alerts {
+				p.alertLatency.Record(ctx, done.Sub(o.from).Seconds())
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("end transaction: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("produce in transaction (aborted): %w", errors.Join(produceErr, flushErr))
+	}
+	if !committed {
+		p.log.Debug("transaction aborted by a rebalance; its records will be processed again")
+	}
+	return nil
+}
+
+// DeadLetter returns the dead-letter record of r: its key and value as
+// they were, the reason and the origin in headers.
+func DeadLetter(topic string, r *kgo.Record, reason error) *kgo.Record {
+	headers := append([]kgo.RecordHeader{
+		{Key: schemas.HeaderError, Value: []byte(reason.Error())},
+		{Key: schemas.HeaderSource, Value: []byte(r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))},
+	}, r.Headers...)
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: headers}
+}

@@ -1,0 +1,140 @@
+package producers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// IngestConfig configures POST /v1/vitals.
+type IngestConfig struct {
+	// BodyLimit is the largest request body accepted, in echo's size
+	// notation ("4M"); a larger one is answered 413.
+	BodyLimit string
+}
+
+// DefaultIngestConfig returns the defaults the flag help names.
+func DefaultIngestConfig() IngestConfig { return IngestConfig{BodyLimit: "4M"} }
+
+// RegisterFlags binds c to flags.
+func (c *IngestConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.BodyLimit, "ingest-body-limit", c.BodyLimit, "largest POST /v1/vitals body (K, M suffixes)")
+}
+
+// Writer is what ingest needs of a producer.
+type Writer interface {
+	Produce(ctx context.Context, rs []schemas.Reading) error
+}
+
+// Ingest is the POST /v1/vitals handler.
+type Ingest struct {
+	cfg      IngestConfig
+	w        Writer
+	log      *slog.Logger
+	now      func() time.Time
+	readings metric.Int64Counter
+}
+
+// NewIngest returns the ingest handler writing to w.
+func NewIngest(cfg IngestConfig, w Writer, log *slog.Logger, mp metric.MeterProvider) (*Ingest, error) {
+	if cfg.BodyLimit == "" {
+		return nil, errors.New("ingest-body-limit: must be set")
+	}
+	readings, err := mp.Meter("monitorme/producers").Int64Counter("monitorme.ingest.readings",
+		metric.WithDescription("Readings received by POST /v1/vitals by outcome: accepted, unavailable (refused with 503); invalid counts rejected requests"))
+	if err != nil {
+		return nil, err
+	}
+	return &Ingest{cfg: cfg, w: w, log: log, now: time.Now, readings: readings}, nil
+}
+
+// Register adds the ingest route to e.
+func (in *Ingest) Register(e *echo.Echo) {
+	e.POST("/v1/vitals", in.post, middleware.BodyLimit(in.cfg.BodyLimit))
+}
+
+// Accepted is the 202 body.
+type Accepted struct {
+	Accepted int `json:"accepted"`
+}
+
+func (in *Ingest) post(c echo.Context) error {
+	req := c.Request()
+	ndjson := false
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			return web.NewProblem(http.StatusUnsupportedMediaType, "unreadable Content-Type "+ct)
+		case mt == "application/x-ndjson" || mt == "application/jsonl":
+			ndjson = true
+		case mt != echo.MIMEApplicationJSON:
+			return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type "+mt+" is not accepted; send application/json (an array of readings) or application/x-ndjson")
+		}
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return he // the body limit
+		}
+		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	rs, err := schemas.DecodeBatch(body, ndjson, in.now())
+	if err != nil {
+		return in.invalid(c, err)
+	}
+	if err := in.w.Produce(req.Context(), rs); err != nil {
+		in.count(c, "unavailable", len(rs))
+		return in.unavailable(err)
+	}
+	in.count(c, "accepted", len(rs))
+	return c.JSON(http.StatusAccepted, Accepted{Accepted: len(rs)})
+}
+
+func (in *Ingest) count(c echo.Context, outcome string, n int) {
+	in.readings.Add(c.Request().Context(), int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
+}
+
+func (in *Ingest) invalid(c echo.Context, err error) error {
+	p := web.NewProblem(http.StatusBadRequest, err.Error())
+	p.Title = "Invalid readings"
+	var be *schemas.BatchError
+	if errors.As(err, &be) {
+		p.Detail = fmt.Sprintf("%d problem(s) in the batch; nothing of it was accepted", len(be.Items))
+		p.Errors = be.Items
+	}
+	in.count(c, "invalid", 1)
+	return p
+}
+
+func (in *Ingest) unavailable(err error) error {
+	// The reason may name a broker but never a patient value.
+	in.log.Warn("ingest refused a batch", "err", err)
+	p := web.NewProblem(http.StatusServiceUnavailable, "")
+	p.RetryAfter = 5 * time.Second
+	switch {
+	case errors.Is(err, ErrBusy):
+		p.Detail = "the ingest buffer is full; retry the whole batch later"
+		p.RetryAfter = time.Second
+	case errors.Is(err, context.Canceled):
+		p.Detail = "the request was canceled before every reading was acknowledged; retry the whole batch"
+	default:
+		p.Detail = "the brokers did not acknowledge every reading; retry the whole batch (readings already written are recognized by device_id, kind and seq)"
+	}
+	return p
+}

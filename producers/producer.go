@@ -1,0 +1,183 @@
+package producers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// ErrBusy means the producer's buffer is full: the broker is slower than
+// the devices. The request is refused whole rather than queued without
+// bound.
+var ErrBusy = errors.New("producer buffer full")
+
+// ErrUnavailable means a record could not be acknowledged by the brokers
+// within the delivery timeout.
+var ErrUnavailable = errors.New("brokers did not acknowledge the readings")
+
+// ProducerConfig tunes the vitals producer. Idempotence and acks=all are
+// not settings: they are what the platform promises.
+type ProducerConfig struct {
+	Linger          time.Duration
+	BatchMaxBytes   int32
+	Compression     string
+	MaxBuffered     int
+	DeliveryTimeout time.Duration
+}
+
+// DefaultProducerConfig returns the defaults the flag help names.
+func DefaultProducerConfig() ProducerConfig {
+	return ProducerConfig{
+		Linger:          5 * time.Millisecond,
+		BatchMaxBytes:   1 << 20,
+		Compression:     "lz4",
+		MaxBuffered:     200_000,
+		DeliveryTimeout: 15 * time.Second,
+	}
+}
+
+// RegisterFlags binds c to flags.
+func (c *ProducerConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.DurationVar(&c.Linger, "producer-linger", c.Linger, "how long a partition's batch waits for more records")
+	fs.Int32Var(&c.BatchMaxBytes, "producer-batch-max-bytes", c.BatchMaxBytes, "largest record batch sent to one partition")
+	fs.StringVar(&c.Compression, "producer-compression", c.Compression, "batch compression: none, gzip, snappy, lz4 or zstd")
+	fs.IntVar(&c.MaxBuffered, "producer-max-buffered", c.MaxBuffered, "records buffered before ingest answers 503")
+	fs.DurationVar(&c.DeliveryTimeout, "producer-delivery-timeout", c.DeliveryTimeout, "how long a record may wait for acknowledgement before ingest answers 503")
+}
+
+// Validate refuses settings the producer cannot honor.
+func (c *ProducerConfig) Validate() error {
+	if _, err := compression(c.Compression); err != nil {
+		return err
+	}
+	switch {
+	case c.Linger < 0:
+		return fmt.Errorf("producer-linger: %v is negative", c.Linger)
+	case c.BatchMaxBytes < 1024:
+		return fmt.Errorf("producer-batch-max-bytes: %d, want at least 1024", c.BatchMaxBytes)
+	case c.MaxBuffered < 1:
+		return fmt.Errorf("producer-max-buffered: %d, want at least 1", c.MaxBuffered)
+	case c.DeliveryTimeout < time.Second:
+		return fmt.Errorf("producer-delivery-timeout: %v, want at least 1s", c.DeliveryTimeout)
+	}
+	return nil
+}
+
+func compression(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.NoCompression(), fmt.Errorf("producer-compression: %q, want none, gzip, snappy, lz4 or zstd", name)
+}
+
+// Opts returns the client options of a vitals producer.
+func (c *ProducerConfig) Opts() []kgo.Opt {
+	codec, _ := compression(c.Compression)
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A nil hasher is Kafka's murmur2: a patient lands on the same
+		// partition whichever Kafka client produced the reading.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerLinger(c.Linger),
+		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
+		kgo.ProducerBatchCompression(codec),
+		kgo.MaxBufferedRecords(c.MaxBuffered),
+		kgo.RecordDeliveryTimeout(c.DeliveryTimeout),
+	}
+}
+
+// Producer writes readings to the vitals topic.
+type Producer struct {
+	cl    *kgo.Client
+	topic string
+}
+
+// NewProducer wraps cl, which must have been built with ProducerConfig.Opts.
+func NewProducer(cl *kgo.Client, topic string) *Producer {
+	return &Producer{cl: cl, topic: topic}
+}
+
+// ReadingRecord returns the record of one reading: keyed by patient, with
+// the schema header.
+func ReadingRecord(topic string, r *schemas.Reading) (*kgo.Record, error) {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode reading: %w", err)
+	}
+	return &kgo.Record{
+		Topic:   topic,
+		Key:     []byte(r.PatientID),
+		Value:   v,
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.ReadingV1)}},
+	}, nil
+}
+
+// Produce writes rs and returns once every one of them is acknowledged, or
+// with an error once any of them cannot be. ctx carries trace context into
+// the record headers and, if it ends, fails the records not yet sent.
+//
+// On error some readings of rs may still be on the topic: the caller must
+// retry the whole batch, and the readings' identities (device, kind, seq)
+// let consumers recognize the copies.
+func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+	}
+	for i := range rs {
+		rec, err := ReadingRecord(p.topic, &rs[i])
+		if err != nil {
+			fail(err)
+			break
+		}
+		wg.Add(1)
+		p.cl.TryProduce(ctx, rec, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				fail(err)
+			}
+		})
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break // buffer full or closing: stop adding to a failed request
+		}
+	}
+	wg.Wait()
+	switch {
+	case first == nil:
+		return nil
+	case errors.Is(first, kgo.ErrMaxBuffered):
+		return fmt.Errorf("%w: %w", ErrBusy, first)
+	case errors.Is(first, context.Canceled):
+		return fmt.Errorf("produce readings: %w", first)
+	default:
+		return fmt.Errorf("%w: %w", ErrUnavailable, first)
+	}
+}
