@@ -84,21 +84,31 @@ func decodeItem(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 	var w wireReading
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return []FieldError{decodeError(err)}
-	}
-	if dec.More() {
-		return []FieldError{{Reason: "trailing data after the reading object"}}
-	}
 	var errs []FieldError
+	badField := ""
+	if err := dec.Decode(&w); err != nil {
+		// A wrong type in one field still decodes the others, so the
+		// client hears of every problem at once; anything else
+		// (syntax, unknown field) makes the item unreadable.
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &te) || te.Field == "" {
+			return []FieldError{decodeError(err)}
+		}
+		errs = append(errs, decodeError(err))
+		badField = te.Field
+	}
 	*r = Reading{PatientID: w.PatientID, DeviceID: w.DeviceID, Kind: w.Kind, Unit: w.Unit}
 	if w.Value == nil {
-		errs = append(errs, FieldError{Field: "value", Reason: "is required"})
+		if badField != "value" {
+			errs = append(errs, FieldError{Field: "value", Reason: "is required"})
+		}
 	} else {
 		r.Value = *w.Value
 	}
 	if w.Seq == nil {
-		errs = append(errs, FieldError{Field: "seq", Reason: "is required (per-device sequence number)"})
+		if badField != "seq" {
+			errs = append(errs, FieldError{Field: "seq", Reason: "is required (per-device sequence number)"})
+		}
 	} else {
 		r.Seq = *w.Seq
 	}
@@ -112,8 +122,8 @@ func decodeItem(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 		r.TS = ts.UTC()
 	}
 	for _, e := range r.Check(now) {
-		if e.Field == "ts" && !tsOK {
-			continue // already reported as unparseable
+		if e.Field == "ts" && !tsOK || e.Field == badField {
+			continue // already reported
 		}
 		errs = append(errs, e)
 	}

@@ -126,3 +126,23 @@ func TestAlertIDIsAFunctionOfTheReading(t *testing.T) {
 		t.Fatal("different readings or conditions share an id")
 	}
 }
+
+func TestDecodeBatchReportsEveryFieldOfAnItemWithAWrongType(t *testing.T) {
+	_, err := DecodeBatch([]byte(`[{"patient_id":"P1","kind":"pulse","value":1e999}]`), false, now)
+	var be *BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("got %v", err)
+	}
+	fields := map[string]bool{}
+	for _, e := range be.Items {
+		if fields[e.Field] {
+			t.Errorf("field %s reported twice: %+v", e.Field, be.Items)
+		}
+		fields[e.Field] = true
+	}
+	for _, f := range []string{"value", "device_id", "kind", "seq", "ts"} {
+		if !fields[f] {
+			t.Errorf("field %s not reported: %+v", f, be.Items)
+		}
+	}
+}

@@ -105,3 +105,21 @@ func check(ctx context.Context, adm *kadm.Client, s TopicSpec, log *slog.Logger)
 	log.Debug("topic exists", "topic", s.Name)
 	return nil
 }
+
+// ReadyCheck returns a readiness check: the brokers answer and every topic
+// exists.
+func ReadyCheck(adm *kadm.Client, topics ...string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		td, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return fmt.Errorf("brokers unreachable: %w", err)
+		}
+		for _, t := range topics {
+			d, ok := td[t]
+			if !ok || d.Err != nil {
+				return fmt.Errorf("topic %s missing", t)
+			}
+		}
+		return nil
+	}
+}

@@ -1,6 +1,6 @@
 // Package web builds the echo server every HTTP role shares: RFC 9457
-// problem documents for every error, a request body limit, panic recovery,
-// OpenTelemetry spans per request, and /healthz, /readyz and /metrics.
+// problem documents for every error, panic recovery, OpenTelemetry spans
+// per request, and /healthz, /readyz and /metrics.
 // Roles register their own routes on the returned *echo.Echo.
 package web
 
@@ -48,7 +48,7 @@ type Check func(ctx context.Context) error
 
 // New returns an echo server with MonitorMe's error handling and the
 // operational endpoints. ready checks are run by /readyz in order.
-func New(log *slog.Logger, tel *telemetry.Telemetry, bodyLimit string, ready ...Check) *echo.Echo {
+func New(log *slog.Logger, tel *telemetry.Telemetry, ready ...Check) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -59,9 +59,6 @@ func New(log *slog.Logger, tel *telemetry.Telemetry, bodyLimit string, ready ...
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
 	)))
-	if bodyLimit != "" {
-		e.Use(middleware.BodyLimit(bodyLimit))
-	}
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -1,0 +1,301 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// LiveConfig bounds the live view.
+type LiveConfig struct {
+	// VitalsLookback is how far back the view reads vitals at start, so
+	// that the latest value of an hourly vital (blood pressure) is known.
+	VitalsLookback time.Duration
+	// AlertsLookback is how far back it reads alerts at start.
+	AlertsLookback time.Duration
+	MaxPatients    int
+	MaxAlerts      int
+	// SubscriberBuffer is how many events a slow SSE client may lag
+	// before it is disconnected (it reconnects and loses nothing the
+	// REST endpoints cannot give it back).
+	SubscriberBuffer int
+}
+
+// DefaultLiveConfig returns the defaults the flag help names.
+func DefaultLiveConfig() LiveConfig {
+	return LiveConfig{
+		VitalsLookback:   70 * time.Minute,
+		AlertsLookback:   24 * time.Hour,
+		MaxPatients:      10_000,
+		MaxAlerts:        10_000,
+		SubscriberBuffer: 1024,
+	}
+}
+
+// RegisterFlags binds c to flags.
+func (c *LiveConfig) RegisterFlags(fs *pflag.FlagSet) {
+	fs.DurationVar(&c.VitalsLookback, "live-vitals-lookback", c.VitalsLookback, "vitals read at start to know each patient's latest values")
+	fs.DurationVar(&c.AlertsLookback, "live-alerts-lookback", c.AlertsLookback, "alerts read at start for GET /v1/alerts")
+	fs.IntVar(&c.MaxPatients, "live-max-patients", c.MaxPatients, "patients kept in memory; the least recently updated are dropped")
+	fs.IntVar(&c.MaxAlerts, "live-max-alerts", c.MaxAlerts, "most recent alerts kept in memory")
+}
+
+// Validate refuses settings the view cannot honor.
+func (c *LiveConfig) Validate() error {
+	switch {
+	case c.VitalsLookback <= 0 || c.AlertsLookback <= 0:
+		return errors.New("live lookbacks must be positive")
+	case c.MaxPatients < 1 || c.MaxAlerts < 1:
+		return errors.New("live-max-patients and live-max-alerts must be at least 1")
+	case c.SubscriberBuffer < 1:
+		return errors.New("subscriber buffer must be at least 1")
+	}
+	return nil
+}
+
+// Event is one item of the live stream.
+type Event struct {
+	Type    string // "vital" or "alert"
+	ID      string // topic/partition/offset
+	Patient string
+	At      time.Time // record timestamp
+	Data    []byte    // the record value: a reading or an alert
+}
+
+type patientView struct {
+	latest  map[schemas.Kind]schemas.Reading
+	updated time.Time
+}
+
+// Live is a read_committed, bounded, in-memory view of the topics.
+type Live struct {
+	cfg  LiveConfig
+	kcfg kafka.Config
+	log  *slog.Logger
+	tel  *telemetry.Telemetry
+
+	mu       sync.RWMutex
+	patients map[string]*patientView
+	alerts   []schemas.Alert // ring buffer, oldest at head
+	head     int
+	subs     map[*subscriber]struct{}
+}
+
+type subscriber struct {
+	patient string
+	since   time.Time
+	ch      chan Event
+	closed  bool
+}
+
+// NewLive returns a view; it does no I/O.
+func NewLive(cfg LiveConfig, kcfg kafka.Config, log *slog.Logger, tel *telemetry.Telemetry) (*Live, error) {
+	if err := errors.Join(cfg.Validate(), kcfg.Validate()); err != nil {
+		return nil, err
+	}
+	return &Live{cfg: cfg, kcfg: kcfg, log: log, tel: tel, patients: map[string]*patientView{}, subs: map[*subscriber]struct{}{}}, nil
+}
+
+// Run consumes the topics until ctx ends.
+func (l *Live) Run(ctx context.Context) error {
+	now := time.Now()
+	opts := append(l.kcfg.ClientOpts("live"),
+		kgo.ConsumeTopics(l.kcfg.Topics.Vitals, l.kcfg.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(now.Add(-l.cfg.AlertsLookback).UnixMilli())),
+		l.tel.KafkaHooks(nil),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("live view client: %w", err)
+	}
+	defer cl.Close()
+	vitalsFrom := now.Add(-l.cfg.VitalsLookback)
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			l.closeAll()
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			l.log.Warn("live view fetch error", "topic", t, "partition", p, "err", err)
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Topic == l.kcfg.Topics.Vitals && r.Timestamp.Before(vitalsFrom) {
+				return
+			}
+			l.apply(r)
+		})
+	}
+}
+
+func (l *Live) apply(r *kgo.Record) {
+	ev := Event{ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), Patient: string(r.Key), At: r.Timestamp, Data: r.Value}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch r.Topic {
+	case l.kcfg.Topics.Vitals:
+		reading, err := processors.DecodeReading(r)
+		if err != nil {
+			return // the processor dead-letters it; the view just skips it
+		}
+		ev.Type = "vital"
+		pv := l.patient(reading.PatientID)
+		if cur, ok := pv.latest[reading.Kind]; !ok || !reading.TS.Before(cur.TS) {
+			pv.latest[reading.Kind] = reading
+		}
+		pv.updated = r.Timestamp
+	case l.kcfg.Topics.Alerts:
+		a, err := schemas.DecodeAlert(processors.Header(r, schemas.HeaderSchema), r.Value)
+		if err != nil {
+			l.log.Warn("live view: undecodable alert", "partition", r.Partition, "offset", r.Offset, "err", err)
+			return
+		}
+		ev.Type = "alert"
+		if len(l.alerts) < l.cfg.MaxAlerts {
+			l.alerts = append(l.alerts, a)
+		} else {
+			l.alerts[l.head] = a
+			l.head = (l.head + 1) % len(l.alerts)
+		}
+		l.patient(a.PatientID)
+	default:
+		return
+	}
+	l.broadcast(ev)
+}
+
+// patient returns the view of id, evicting the least recently updated
+// patient when the view is full. Called with mu held.
+func (l *Live) patient(id string) *patientView {
+	if pv, ok := l.patients[id]; ok {
+		return pv
+	}
+	if len(l.patients) >= l.cfg.MaxPatients {
+		var oldest string
+		var at time.Time
+		for k, pv := range l.patients {
+			if oldest == "" || pv.updated.Before(at) {
+				oldest, at = k, pv.updated
+			}
+		}
+		delete(l.patients, oldest)
+	}
+	pv := &patientView{latest: map[schemas.Kind]schemas.Reading{}}
+	l.patients[id] = pv
+	return pv
+}
+
+// broadcast hands ev to matching subscribers without ever blocking: a
+// subscriber whose buffer is full is disconnected. Called with mu held.
+func (l *Live) broadcast(ev Event) {
+	for s := range l.subs {
+		if s.patient != "" && s.patient != ev.Patient || ev.At.Before(s.since) {
+			continue
+		}
+		select {
+		case s.ch <- ev:
+		default:
+			l.drop(s)
+		}
+	}
+}
+
+func (l *Live) drop(s *subscriber) {
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+		delete(l.subs, s)
+	}
+}
+
+func (l *Live) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for s := range l.subs {
+		l.drop(s)
+	}
+}
+
+// Subscribe returns a channel of live events for patient ("" for all),
+// closed when the subscriber falls behind or the view stops, and a cancel
+// function. Only events that happened after the call are delivered.
+func (l *Live) Subscribe(patient string) (<-chan Event, func()) {
+	s := &subscriber{patient: patient, since: time.Now().Add(-time.Second), ch: make(chan Event, l.cfg.SubscriberBuffer)}
+	l.mu.Lock()
+	l.subs[s] = struct{}{}
+	l.mu.Unlock()
+	return s.ch, func() {
+		l.mu.Lock()
+		l.drop(s)
+		l.mu.Unlock()
+	}
+}
+
+// PatientSummary is one row of GET /v1/patients.
+type PatientSummary struct {
+	PatientID     string    `json:"patient_id"`
+	LastReadingAt time.Time `json:"last_reading_at,omitzero"`
+	Vitals        int       `json:"vitals"`
+}
+
+// Patients lists the patients in view, by id.
+func (l *Live) Patients() []PatientSummary {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]PatientSummary, 0, len(l.patients))
+	for id, pv := range l.patients {
+		out = append(out, PatientSummary{PatientID: id, LastReadingAt: pv.updated, Vitals: len(pv.latest)})
+	}
+	slices.SortFunc(out, func(a, b PatientSummary) int { return cmp.Compare(a.PatientID, b.PatientID) })
+	return out
+}
+
+// Latest returns the latest reading of each vital of patient, and whether
+// the patient is in view.
+func (l *Live) Latest(patient string) (map[schemas.Kind]schemas.Reading, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	pv, ok := l.patients[patient]
+	if !ok {
+		return nil, false
+	}
+	out := make(map[schemas.Kind]schemas.Reading, len(pv.latest))
+	for k, r := range pv.latest {
+		out[k] = r
+	}
+	return out, true
+}
+
+// Alerts returns up to limit alerts, newest first by event time, of
+// patient ("" for all) with event time at or after since.
+func (l *Live) Alerts(patient string, since time.Time, limit int) []schemas.Alert {
+	l.mu.RLock()
+	var out []schemas.Alert
+	for _, a := range l.alerts {
+		if (patient == "" || a.PatientID == patient) && !a.TS.Before(since) {
+			out = append(out, a)
+		}
+	}
+	l.mu.RUnlock()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].TS.After(out[j].TS) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"embed"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+//go:embed openapi.json
+var openAPI embed.FS
+
+// OpenAPI returns the OpenAPI document of the whole MonitorMe HTTP API.
+func OpenAPI() []byte {
+	b, _ := openAPI.ReadFile("openapi.json")
+	return b
+}
+
+// Server holds the query routes.
+type Server struct {
+	live *Live
+	// heartbeat is how often an idle SSE stream gets a comment, so
+	// proxies do not close it.
+	heartbeat time.Duration
+}
+
+// NewServer returns the query API over live.
+func NewServer(live *Live) *Server { return &Server{live: live, heartbeat: 15 * time.Second} }
+
+// Register adds the query routes to e.
+func (s *Server) Register(e *echo.Echo) {
+	e.GET("/v1/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI()) })
+	e.GET("/v1/schemas/:name", s.schema)
+	e.GET("/v1/patients", s.patients)
+	e.GET("/v1/patients/:id/vitals/latest", s.latest)
+	e.GET("/v1/patients/:id/vitals", s.noHistory)
+	e.GET("/v1/patients/:id/alerts", s.noHistory)
+	e.GET("/v1/alerts", s.alerts)
+	e.GET("/v1/stream", s.stream)
+}
+
+func (s *Server) schema(c echo.Context) error {
+	b, err := schemas.Files.ReadFile(c.Param("name"))
+	if err != nil {
+		return web.NewProblem(http.StatusNotFound, "no schema "+strconv.Quote(c.Param("name"))+"; try "+schemas.ReadingV1+".schema.json or "+schemas.AlertV1+".schema.json")
+	}
+	return c.Blob(http.StatusOK, "application/schema+json", b)
+}
+
+func (s *Server) patients(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"patients": s.live.Patients()})
+}
+
+// LatestVitals is the body of GET /v1/patients/{id}/vitals/latest.
+type LatestVitals struct {
+	PatientID string                            `json:"patient_id"`
+	Vitals    map[schemas.Kind]schemas.Reading `json:"vitals"`
+}
+
+func (s *Server) latest(c echo.Context) error {
+	id, err := patientParam(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	vitals, ok := s.live.Latest(id)
+	if !ok {
+		return web.NewProblem(http.StatusNotFound, "no recent readings of patient "+strconv.Quote(id))
+	}
+	return c.JSON(http.StatusOK, LatestVitals{PatientID: id, Vitals: vitals})
+}
+
+func (s *Server) noHistory(c echo.Context) error {
+	p := web.NewProblem(http.StatusNotImplemented,
+		"history is served from ClickHouse, which this deployment does not run yet; live data: GET /v1/patients/{id}/vitals/latest, GET /v1/alerts, GET /v1/stream")
+	return p
+}
+
+// MaxAlertsLimit bounds GET /v1/alerts?limit=.
+const MaxAlertsLimit = 1000
+
+func (s *Server) alerts(c echo.Context) error {
+	var problems []schemas.FieldError
+	patient := c.QueryParam("patient")
+	if patient != "" {
+		if _, err := patientParam(patient, "patient"); err != nil {
+			return err
+		}
+	}
+	var since time.Time
+	if v := c.QueryParam("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			problems = append(problems, schemas.FieldError{Field: "since", Reason: "is not an RFC 3339 time: " + strconv.Quote(v)})
+		}
+		since = t
+	}
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxAlertsLimit {
+			problems = append(problems, schemas.FieldError{Field: "limit", Reason: fmt.Sprintf("must be an integer from 1 to %d, got %q", MaxAlertsLimit, v)})
+		}
+		limit = n
+	}
+	if problems != nil {
+		return badQuery(problems)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"alerts": s.live.Alerts(patient, since, limit)})
+}
+
+func badQuery(problems []schemas.FieldError) error {
+	p := web.NewProblem(http.StatusBadRequest, problems[0].Field+" "+problems[0].Reason)
+	p.Title = "Invalid query parameters"
+	p.Errors = problems
+	return p
+}
+
+func patientParam(id, field string) (string, error) {
+	r := schemas.Reading{PatientID: id, DeviceID: "x", Kind: schemas.Sleep, Unit: "1", TS: time.Unix(1, 0)}
+	for _, e := range r.Check(time.Now()) {
+		if e.Field == "patient_id" {
+			return "", badQuery([]schemas.FieldError{{Field: field, Reason: e.Reason}})
+		}
+	}
+	return id, nil
+}
+
+// stream serves Server-Sent Events: "vital" and "alert" events whose data
+// is the record value, with the record's topic/partition/offset as id.
+func (s *Server) stream(c echo.Context) error {
+	patient := c.QueryParam("patient")
+	if patient != "" {
+		if _, err := patientParam(patient, "patient"); err != nil {
+			return err
+		}
+	}
+	events, cancel := s.live.Subscribe(patient)
+	defer cancel()
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/event-stream")
+	w.Header().Set(echo.HeaderCacheControl, "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": monitorme live stream\n\n")
+	w.Flush()
+	tick := time.NewTicker(s.heartbeat)
+	defer tick.Stop()
+	ctx := c.Request().Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+		case ev, ok := <-events:
+			if !ok {
+				// Too slow, or the server is stopping: the client
+				// reconnects.
+				fmt.Fprint(w, "event: end\ndata: {}\n\n")
+				w.Flush()
+				return nil
+			}
+			if _, err := fmt.Fprintf(w, "event: %s\nid: %s\ndata: %s\n\n", ev.Type, ev.ID, ev.Data); err != nil {
+				return nil // client gone
+			}
+		}
+		w.Flush()
+	}
+}

@@ -1,0 +1,13 @@
+// Command monitorme runs every role of the MonitorMe platform; see
+// `monitorme --help`.
+package main
+
+import (
+	"os"
+
+	"github.com/monitorme/monitorme/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

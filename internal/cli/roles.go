@@ -1,0 +1,379 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/monitorme/monitorme/api"
+	"github.com/monitorme/monitorme/internal/broker"
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/producers"
+)
+
+// platform is the set of components a role may run; a nil field is not
+// run. Every role builds one, so `dev` and the single roles share the
+// wiring.
+type platform struct {
+	log *slog.Logger
+	tel *telemetry.Telemetry
+	kc  kafka.Config
+	adm *kadm.Client
+
+	producer *producers.Producer
+	ingest   *producers.Ingest
+	proc     *processors.Processor
+	live     *api.Live
+	sim      *producers.Simulator
+	ln       net.Listener
+
+	closers []func()
+}
+
+func (p *platform) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+}
+
+// roleFlags are the settings shared by the roles.
+type roleFlags struct {
+	kc        kafka.Config
+	pc        producers.ProducerConfig
+	ic        producers.IngestConfig
+	prc       processors.Config
+	lc        api.LiveConfig
+	sc        producers.SimConfig
+	httpAddr  string
+	provision bool
+}
+
+func defaultRoleFlags(httpAddr string) *roleFlags {
+	return &roleFlags{
+		kc: kafka.DefaultConfig(), pc: producers.DefaultProducerConfig(), ic: producers.DefaultIngestConfig(),
+		prc: processors.DefaultConfig(), lc: api.DefaultLiveConfig(), sc: producers.DefaultSimConfig(),
+		httpAddr: httpAddr, provision: true,
+	}
+}
+
+func (f *roleFlags) common(cmd *cobra.Command) {
+	f.kc.RegisterFlags(cmd.Flags())
+	cmd.Flags().StringVar(&f.httpAddr, "http-addr", f.httpAddr, "address of the HTTP server (API, /healthz, /readyz, /metrics)")
+	cmd.Flags().BoolVar(&f.provision, "provision", f.provision, "create missing topics and check existing ones at start")
+}
+
+// start connects what every role needs: telemetry, topics, the listener.
+func (f *roleFlags) start(ctx context.Context, g *globals, service string) (*platform, error) {
+	log, err := g.logger()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.kc.Validate(); err != nil {
+		return nil, usage(err)
+	}
+	p := &platform{log: log, kc: f.kc}
+	ok := false
+	defer func() {
+		if !ok {
+			p.close()
+		}
+	}()
+	if p.tel, err = telemetry.Setup(ctx, service); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.tel.Shutdown(sctx)
+	})
+	if p.ln, err = listen(f.httpAddr); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() { p.ln.Close() })
+	if f.provision {
+		if p.adm, err = provision(ctx, &f.kc, p.tel, log); err != nil {
+			return nil, err
+		}
+	} else {
+		p.adm, err = adminOnly(&f.kc, p.tel)
+		if err != nil {
+			return nil, err
+		}
+	}
+	p.closers = append(p.closers, p.adm.Close)
+	ok = true
+	return p, nil
+}
+
+func (p *platform) withIngest(f *roleFlags) error {
+	if err := errors.Join(f.pc.Validate()); err != nil {
+		return usage(err)
+	}
+	cl, prod, err := newProducer(&p.kc, &f.pc, p.tel)
+	if err != nil {
+		return err
+	}
+	p.closers = append(p.closers, func() {
+		// Flush what is buffered before closing: nothing accepted may
+		// be dropped on the way out.
+		fctx, cancel := context.WithTimeout(context.Background(), f.pc.DeliveryTimeout)
+		defer cancel()
+		if err := cl.Flush(fctx); err != nil {
+			p.log.Error("producer flush at shutdown", "err", err)
+		}
+		cl.Close()
+	})
+	p.producer = prod
+	p.ingest, err = producers.NewIngest(f.ic, prod, p.log.With("component", "ingest"), p.tel.MeterProvider)
+	return usage(err)
+}
+
+func (p *platform) withProcessor(f *roleFlags) error {
+	var err error
+	p.proc, err = processors.New(f.prc, p.kc, &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: p.kc.Topics.Alerts},
+		p.log.With("component", "processor"), p.tel)
+	return usage(err)
+}
+
+func (p *platform) withLive(f *roleFlags) error {
+	var err error
+	p.live, err = api.NewLive(f.lc, p.kc, p.log.With("component", "live"), p.tel)
+	return usage(err)
+}
+
+// run serves HTTP and runs the components until ctx ends.
+func (p *platform) run(ctx context.Context) error {
+	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Vitals, p.kc.Topics.Alerts, p.kc.Topics.VitalsDLQ))
+	var tasks []task
+	if p.sim != nil {
+		tasks = append(tasks, task{"simulator", p.sim.Run})
+	}
+	if p.ingest != nil {
+		p.ingest.Register(e)
+	}
+	if p.live != nil {
+		api.NewServer(p.live).Register(e)
+	}
+	tasks = append(tasks, task{"http", func(ctx context.Context) error { return web.Serve(ctx, e, p.ln) }})
+	if p.proc != nil {
+		tasks = append(tasks, task{"processor", p.proc.Run})
+	}
+	if p.live != nil {
+		tasks = append(tasks, task{"live view", p.live.Run})
+	}
+	return runAll(ctx, p.log, tasks...)
+}
+
+func devCmd(g *globals) *cobra.Command {
+	f := defaultRoleFlags("127.0.0.1:8080")
+	bc := broker.DefaultConfig()
+	noSim := false
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole platform in one process on an embedded broker, with simulated patients",
+		Long: `dev starts an embedded Kafka-protocol broker (persisted in --data-dir), creates
+the topics, and runs the ingest API, the alert processor, the query API and a
+simulated ward in one process. With --brokers it uses those brokers instead
+of the embedded one. Ctrl-C ends the open transaction, flushes the producer
+and exits 0; a restart on the same data dir keeps every reading and alert.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := errors.Join(bc.Validate(), f.sc.Validate()); err != nil {
+				return usage(err)
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			embedded := !cmd.Flags().Changed("brokers")
+			var b *broker.Broker
+			if embedded {
+				if b, err = broker.Start(bc, log); err != nil {
+					return err
+				}
+				defer b.Close()
+				f.kc.Brokers = b.Addrs()
+			}
+			p, err := f.start(cmd.Context(), g, "monitorme-dev")
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if err := errors.Join(p.withIngest(f), p.withProcessor(f), p.withLive(f)); err != nil {
+				return err
+			}
+			base := "http://" + p.ln.Addr().String()
+			if !noSim {
+				p.sim, err = producers.NewSimulator(f.sc, &producers.HTTPSender{URL: base}, log.With("component", "simulator"))
+				if err != nil {
+					return usage(err)
+				}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "MonitorMe dev is running")
+			if embedded {
+				fmt.Fprintf(out, "  broker       %s (embedded, data in %s)\n", f.kc.Brokers[0], bc.DataDir)
+			} else {
+				fmt.Fprintf(out, "  brokers      %v\n", f.kc.Brokers)
+			}
+			fmt.Fprintf(out, "  ingest       POST %s/v1/vitals\n", base)
+			fmt.Fprintf(out, "  patients     %s/v1/patients\n", base)
+			fmt.Fprintf(out, "  alerts       %s/v1/alerts\n", base)
+			fmt.Fprintf(out, "  live stream  %s/v1/stream\n", base)
+			fmt.Fprintf(out, "  OpenAPI      %s/v1/openapi.json\n", base)
+			fmt.Fprintf(out, "  metrics      %s/metrics   health %s/healthz %s/readyz\n", base, base, base)
+			if !noSim {
+				fmt.Fprintf(out, "  simulator    %d patients at %gx\n", f.sc.Patients, f.sc.Speed)
+			}
+			fmt.Fprintln(out, "Ctrl-C to stop.")
+			err = p.run(cmd.Context())
+			fmt.Fprintln(out, "MonitorMe dev stopped.")
+			return err
+		},
+	}
+	f.common(cmd)
+	bc.RegisterFlags(cmd.Flags())
+	f.pc.RegisterFlags(cmd.Flags())
+	f.ic.RegisterFlags(cmd.Flags())
+	f.prc.RegisterFlags(cmd.Flags())
+	f.lc.RegisterFlags(cmd.Flags())
+	f.sc.RegisterFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&noSim, "no-simulator", noSim, "do not run the simulated ward")
+	return cmd
+}
+
+func ingestCmd(g *globals) *cobra.Command {
+	f := defaultRoleFlags("127.0.0.1:8080")
+	cmd := &cobra.Command{
+		Use:   "ingest",
+		Short: "Serve POST /v1/vitals, producing readings with acks=all and idempotence",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := f.start(cmd.Context(), g, "monitorme-ingest")
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if err := p.withIngest(f); err != nil {
+				return err
+			}
+			p.log.Info("ingest listening", "addr", p.ln.Addr().String(), "brokers", f.kc.Brokers)
+			return p.run(cmd.Context())
+		},
+	}
+	f.common(cmd)
+	f.pc.RegisterFlags(cmd.Flags())
+	f.ic.RegisterFlags(cmd.Flags())
+	return cmd
+}
+
+func processCmd(g *globals) *cobra.Command {
+	f := defaultRoleFlags("127.0.0.1:8081")
+	cmd := &cobra.Command{
+		Use:   "process",
+		Short: "Compute alerts from vitals exactly once (consumer group + transactions)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := f.start(cmd.Context(), g, "monitorme-process")
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if err := p.withProcessor(f); err != nil {
+				return err
+			}
+			p.log.Info("processor starting", "group", f.prc.Group, "brokers", f.kc.Brokers, "http", p.ln.Addr().String())
+			return p.run(cmd.Context())
+		},
+	}
+	f.common(cmd)
+	f.prc.RegisterFlags(cmd.Flags())
+	return cmd
+}
+
+func apiCmd(g *globals) *cobra.Command {
+	f := defaultRoleFlags("127.0.0.1:8082")
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Serve the query API: patients, latest vitals, alerts, live stream",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := f.start(cmd.Context(), g, "monitorme-api")
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if err := p.withLive(f); err != nil {
+				return err
+			}
+			p.log.Info("api listening", "addr", p.ln.Addr().String(), "brokers", f.kc.Brokers)
+			return p.run(cmd.Context())
+		},
+	}
+	f.common(cmd)
+	f.lc.RegisterFlags(cmd.Flags())
+	return cmd
+}
+
+func simulateCmd(g *globals) *cobra.Command {
+	sc := producers.DefaultSimConfig()
+	target := "http://127.0.0.1:8080"
+	cmd := &cobra.Command{
+		Use:   "simulate",
+		Short: "Simulate a ward of bedside monitors posting to an ingest API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			sim, err := producers.NewSimulator(sc, &producers.HTTPSender{URL: target}, log)
+			if err != nil {
+				return usage(err)
+			}
+			log.Info("simulating", "patients", sc.Patients, "speed", sc.Speed, "target", target)
+			return sim.Run(cmd.Context())
+		},
+	}
+	sc.RegisterFlags(cmd.Flags())
+	cmd.Flags().StringVar(&target, "target", target, "base URL of the ingest API")
+	return cmd
+}
+
+func topicsCmd(g *globals) *cobra.Command {
+	kc := kafka.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "topics",
+		Short: "Create missing topics and check existing ones, then exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if err := kc.Validate(); err != nil {
+				return usage(err)
+			}
+			adm, err := provision(cmd.Context(), &kc, telemetry.Nop(), log)
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			for _, s := range kc.Specs() {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s ok\n", s.Name)
+			}
+			return nil
+		},
+	}
+	kc.RegisterFlags(cmd.Flags())
+	return cmd
+}

@@ -1,0 +1,128 @@
+// Package cli is the monitorme command line: one cobra command per role
+// (dev, ingest, process, api, simulate, topics, bench), each building its
+// components from flags and MONITORME_* environment variables and running
+// them until SIGINT or SIGTERM.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// UsageError is a bad flag, environment variable or setting: exit code 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UsageError{Err: err}
+}
+
+// Main runs the command line and returns the exit code: 0 success, 1 a
+// runtime failure, 2 a usage error.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "monitorme:", err)
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+type globals struct {
+	logLevel  string
+	logFormat string
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+func (g *globals) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usage(fmt.Errorf("log-level: %q, want debug, info, warn or error", g.logLevel))
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch g.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+	}
+	return nil, usage(fmt.Errorf("log-format: %q, want text or json", g.logFormat))
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{logLevel: "info", logFormat: "text", stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "monitorme",
+		Short: "MonitorMe: vital-sign event platform for hospital wards",
+		Long: `MonitorMe ingests bedside vital-sign readings into Kafka-protocol topics,
+raises alerts exactly once, and serves live and historical queries.
+
+Every flag can also be set as MONITORME_<FLAG> in the environment, with
+dashes as underscores (e.g. MONITORME_BROKERS=a:9092,b:9092); a flag on the
+command line wins.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return usage(bindEnv(cmd.Flags()))
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "debug, info, warn or error; patient values are logged only at debug")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", g.logFormat, "text or json")
+	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g))
+	return root
+}
+
+// bindEnv sets every flag not given on the command line from its
+// MONITORME_ variable.
+func bindEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := "MONITORME_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
+			if err := sv.Replace(strings.Split(v, ",")); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+			f.Changed = true
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+		f.Changed = true
+	})
+	return errors.Join(errs...)
+}
