@@ -286,7 +286,7 @@ func (l *Live) Latest(patient string) (map[schemas.Kind]schemas.Reading, bool) {
 // patient ("" for all) with event time at or after since.
 func (l *Live) Alerts(patient string, since time.Time, limit int) []schemas.Alert {
 	l.mu.RLock()
-	var out []schemas.Alert
+	out := []schemas.Alert{}
 	for _, a := range l.alerts {
 		if (patient == "" || a.PatientID == patient) && !a.TS.Before(since) {
 			out = append(out, a)

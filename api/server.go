@@ -59,7 +59,7 @@ func (s *Server) patients(c echo.Context) error {
 
 // LatestVitals is the body of GET /v1/patients/{id}/vitals/latest.
 type LatestVitals struct {
-	PatientID string                            `json:"patient_id"`
+	PatientID string                           `json:"patient_id"`
 	Vitals    map[schemas.Kind]schemas.Reading `json:"vitals"`
 }
 

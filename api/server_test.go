@@ -1,0 +1,346 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/producers"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+func newTestServer(t *testing.T, cfg LiveConfig) (*Live, *echo.Echo) {
+	t.Helper()
+	live, err := NewLive(cfg, kafka.DefaultConfig(), slog.New(slog.DiscardHandler), telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := web.New(slog.New(slog.DiscardHandler), telemetry.Nop())
+	NewServer(live).Register(e)
+	return live, e
+}
+
+func reading(patient string, kind schemas.Kind, v float64, at time.Time) schemas.Reading {
+	spec, _ := schemas.SpecFor(kind)
+	return schemas.Reading{PatientID: patient, DeviceID: patient + "-dev", Kind: kind, Value: v, Unit: spec.Unit, TS: at, Seq: uint64(at.UnixMilli())}
+}
+
+func feedReading(t *testing.T, l *Live, r schemas.Reading, recordAt time.Time) {
+	t.Helper()
+	rec, err := producers.ReadingRecord("vitals.v1", &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Timestamp = recordAt
+	l.apply(rec)
+}
+
+func feedAlert(t *testing.T, l *Live, r schemas.Reading, recordAt time.Time) schemas.Alert {
+	t.Helper()
+	as := processors.Evaluate(processors.DefaultLimits, &r)
+	if len(as) != 1 {
+		t.Fatalf("reading %+v raises %d alerts", r, len(as))
+	}
+	rec, err := processors.AlertRecord("alerts.v1", &as[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Timestamp = recordAt
+	l.apply(rec)
+	return as[0]
+}
+
+func get(t *testing.T, e *echo.Echo, target string) (int, []byte, http.Header) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	return rec.Code, rec.Body.Bytes(), rec.Header()
+}
+
+func TestLatestVitals(t *testing.T) {
+	live, e := newTestServer(t, DefaultLiveConfig())
+	feedReading(t, live, reading("P1", schemas.HeartRate, 70, t0), t0)
+	feedReading(t, live, reading("P1", schemas.HeartRate, 75, t0.Add(time.Second)), t0)
+	// A late, older reading must not replace the newer one.
+	feedReading(t, live, reading("P1", schemas.HeartRate, 60, t0.Add(-time.Second)), t0)
+	feedReading(t, live, reading("P1", schemas.SpO2, 97, t0), t0)
+	feedReading(t, live, reading("P2", schemas.SpO2, 93, t0), t0)
+
+	code, body, _ := get(t, e, "/v1/patients/P1/vitals/latest")
+	if code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var got LatestVitals
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.PatientID != "P1" || len(got.Vitals) != 2 || got.Vitals[schemas.HeartRate].Value != 75 || got.Vitals[schemas.SpO2].Value != 97 {
+		t.Fatalf("got %+v", got)
+	}
+
+	code, body, _ = get(t, e, "/v1/patients")
+	var ps struct{ Patients []PatientSummary }
+	_ = json.Unmarshal(body, &ps)
+	if code != http.StatusOK || len(ps.Patients) != 2 || ps.Patients[0].PatientID != "P1" || ps.Patients[0].Vitals != 2 {
+		t.Fatalf("patients: %d %s", code, body)
+	}
+}
+
+func TestProblems(t *testing.T) {
+	_, e := newTestServer(t, DefaultLiveConfig())
+	tests := []struct {
+		target string
+		status int
+		field  string // in errors[], if any
+		detail string
+	}{
+		{"/v1/patients/P9/vitals/latest", 404, "", "no recent readings"},
+		{"/v1/patients/P%209/vitals/latest", 400, "id", ""},
+		{"/v1/alerts?limit=0", 400, "limit", ""},
+		{"/v1/alerts?limit=1001", 400, "limit", ""},
+		{"/v1/alerts?limit=ten", 400, "limit", ""},
+		{"/v1/alerts?since=yesterday", 400, "since", ""},
+		{"/v1/alerts?patient=a%2Fb", 400, "patient", ""},
+		{"/v1/stream?patient=a%2Fb", 400, "patient", ""},
+		{"/v1/patients/P1/vitals?kind=heart_rate", 501, "", "ClickHouse"},
+		{"/v1/patients/P1/alerts", 501, "", "ClickHouse"},
+		{"/v1/schemas/nope.json", 404, "", "no schema"},
+		{"/v1/nothing", 404, "", "no such endpoint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			code, body, h := get(t, e, tt.target)
+			if code != tt.status {
+				t.Fatalf("status %d, want %d: %s", code, tt.status, body)
+			}
+			if ct := h.Get("Content-Type"); ct != "application/problem+json" {
+				t.Fatalf("content type %q", ct)
+			}
+			var p web.Problem
+			if err := json.Unmarshal(body, &p); err != nil || p.Status != code || p.Title == "" {
+				t.Fatalf("not a problem document: %s", body)
+			}
+			if tt.field != "" && !slices.ContainsFunc(p.Errors, func(fe schemas.FieldError) bool { return fe.Field == tt.field }) {
+				t.Fatalf("problem does not name field %q: %s", tt.field, body)
+			}
+			if !strings.Contains(p.Detail, tt.detail) {
+				t.Fatalf("detail %q does not contain %q", p.Detail, tt.detail)
+			}
+		})
+	}
+}
+
+func TestAlertsNewestFirstFilteredAndBounded(t *testing.T) {
+	cfg := DefaultLiveConfig()
+	cfg.MaxAlerts = 3
+	live, e := newTestServer(t, cfg)
+	var want []schemas.Alert
+	for i := range 5 {
+		p := "P1"
+		if i%2 == 1 {
+			p = "P2"
+		}
+		want = append(want, feedAlert(t, live, reading(p, schemas.HeartRate, 130, t0.Add(time.Duration(i)*time.Second)), t0))
+	}
+	decode := func(body []byte) []string {
+		var got struct{ Alerts []schemas.Alert }
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range got.Alerts {
+			ids = append(ids, a.AlertID)
+		}
+		return ids
+	}
+	// Only the 3 newest are kept (ring buffer), newest first.
+	_, body, _ := get(t, e, "/v1/alerts")
+	if got := decode(body); !slices.Equal(got, []string{want[4].AlertID, want[3].AlertID, want[2].AlertID}) {
+		t.Fatalf("all: %v", got)
+	}
+	_, body, _ = get(t, e, "/v1/alerts?patient=P2")
+	if got := decode(body); !slices.Equal(got, []string{want[3].AlertID}) {
+		t.Fatalf("P2: %v", got)
+	}
+	_, body, _ = get(t, e, "/v1/alerts?limit=1&since="+t0.Add(3*time.Second).Format(time.RFC3339))
+	if got := decode(body); !slices.Equal(got, []string{want[4].AlertID}) {
+		t.Fatalf("limit+since: %v", got)
+	}
+	_, body, _ = get(t, e, "/v1/alerts?patient=P7")
+	if string(body) != `{"alerts":[]}`+"\n" {
+		t.Fatalf("empty result must be an empty array: %s", body)
+	}
+}
+
+func TestLiveEvictsLeastRecentlyUpdatedPatient(t *testing.T) {
+	cfg := DefaultLiveConfig()
+	cfg.MaxPatients = 2
+	live, _ := newTestServer(t, cfg)
+	feedReading(t, live, reading("P1", schemas.HeartRate, 70, t0), t0)
+	feedReading(t, live, reading("P2", schemas.HeartRate, 70, t0), t0.Add(time.Second))
+	feedReading(t, live, reading("P1", schemas.HeartRate, 70, t0), t0.Add(2*time.Second))
+	feedReading(t, live, reading("P3", schemas.HeartRate, 70, t0), t0.Add(3*time.Second))
+	var ids []string
+	for _, p := range live.Patients() {
+		ids = append(ids, p.PatientID)
+	}
+	if !slices.Equal(ids, []string{"P1", "P3"}) {
+		t.Fatalf("patients %v, want P1 P3", ids)
+	}
+}
+
+func TestStream(t *testing.T) {
+	live, e := newTestServer(t, DefaultLiveConfig())
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/stream?patient=P1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, ":") {
+		t.Fatalf("first line %q", line)
+	}
+	now := time.Now()
+	feedReading(t, live, reading("P2", schemas.HeartRate, 71, now), now) // other patient: filtered
+	feedReading(t, live, reading("P1", schemas.HeartRate, 72, now), now)
+	a := feedAlert(t, live, reading("P1", schemas.SpO2, 85, now), now)
+
+	events := readEvents(t, br, 2)
+	if events[0].typ != "vital" || !strings.Contains(events[0].data, `"value":72`) {
+		t.Fatalf("first event %+v", events[0])
+	}
+	if events[1].typ != "alert" || !strings.Contains(events[1].data, a.AlertID) || events[1].id != "alerts.v1/0/0" {
+		t.Fatalf("second event %+v", events[1])
+	}
+}
+
+func TestSlowSubscriberIsDisconnectedNotBlocking(t *testing.T) {
+	cfg := DefaultLiveConfig()
+	cfg.SubscriberBuffer = 2
+	live, _ := newTestServer(t, cfg)
+	ch, cancel := live.Subscribe("")
+	defer cancel()
+	now := time.Now()
+	for i := range 5 { // would block forever if broadcast waited
+		feedReading(t, live, reading("P1", schemas.HeartRate, float64(70+i), now), now)
+	}
+	n := 0
+	for range ch {
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("received %d events before the disconnect, want 2", n)
+	}
+}
+
+type sse struct{ typ, id, data string }
+
+func readEvents(t *testing.T, br *bufio.Reader, n int) []sse {
+	t.Helper()
+	done := make(chan []sse, 1)
+	go func() {
+		var out []sse
+		var cur sse
+		for len(out) < n {
+			line, err := br.ReadString('\n')
+			if err == io.EOF || err != nil {
+				break
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				cur.typ = line[7:]
+			case strings.HasPrefix(line, "id: "):
+				cur.id = line[4:]
+			case strings.HasPrefix(line, "data: "):
+				cur.data = line[6:]
+			case line == "" && cur.typ != "":
+				out = append(out, cur)
+				cur = sse{}
+			}
+		}
+		done <- out
+	}()
+	select {
+	case out := <-done:
+		if len(out) != n {
+			t.Fatalf("got %d events, want %d: %+v", len(out), n, out)
+		}
+		return out
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %d events within 10s", n)
+	}
+	return nil
+}
+
+// Every route the binary serves is in the OpenAPI document, and every
+// path in the document is served: the document cannot drift from the code.
+func TestOpenAPICoversEveryRoute(t *testing.T) {
+	_, e := newTestServer(t, DefaultLiveConfig())
+	in, err := producers.NewIngest(producers.DefaultIngestConfig(), nil, slog.New(slog.DiscardHandler), telemetry.Nop().MeterProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Register(e)
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range e.Routes() {
+		if r.Method == "echo_route_not_found" {
+			continue
+		}
+		path := r.Path
+		for _, seg := range strings.Split(path, "/") {
+			if strings.HasPrefix(seg, ":") {
+				path = strings.Replace(path, seg, "{"+seg[1:]+"}", 1)
+			}
+		}
+		served[r.Method+" "+path] = true
+	}
+	for k := range served {
+		if !documented[k] {
+			t.Errorf("served but not in openapi.json: %s", k)
+		}
+	}
+	for k := range documented {
+		if !served[k] {
+			t.Errorf("in openapi.json but not served: %s", k)
+		}
+	}
+	code, body, _ := get(t, e, "/v1/openapi.json")
+	if code != 200 || !strings.Contains(string(body), `"openapi": "3.1.0"`) {
+		t.Fatalf("openapi.json: %d", code)
+	}
+}
+
