@@ -343,4 +343,3 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		t.Fatalf("openapi.json: %d", code)
 	}
 }
-

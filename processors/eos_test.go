@@ -306,3 +306,26 @@ func TestProcessorDeadLettersPoisonWithReason(t *testing.T) {
 		t.Fatal("the mis-keyed reading was not dead-lettered")
 	}
 }
+
+// The alert continues the trace of the reading that raised it, so ingest,
+// processing and alert are one trace.
+func TestAlertContinuesTheReadingsTrace(t *testing.T) {
+	c, kc := testCluster(t)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := schemas.Reading{PatientID: "P01", DeviceID: "D1", Kind: schemas.SpO2, Value: 85, Unit: "%", TS: time.Now().UTC(), Seq: 1}
+	rec, _ := producers.ReadingRecord(kc.Topics.Vitals, &r)
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte("00-" + traceID + "-00f067aa0ba902b7-01")})
+	if err := testkit.Client(t, c).ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	stop := runProcessor(t, newTestProcessor(c.ListenAddrs()))
+	waitCaughtUp(t, c, kc, 30*time.Second)
+	stop()
+	alerts := testkit.ReadAll(t, c, kc.Topics.Alerts, kgo.ReadCommitted())
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts", len(alerts))
+	}
+	if tp := Header(alerts[0], "traceparent"); !strings.Contains(tp, traceID) {
+		t.Fatalf("alert traceparent %q does not continue trace %s", tp, traceID)
+	}
+}

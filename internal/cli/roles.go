@@ -185,7 +185,7 @@ the topics, and runs the ingest API, the alert processor, the query API and a
 simulated ward in one process. With --brokers it uses those brokers instead
 of the embedded one. Ctrl-C ends the open transaction, flushes the producer
 and exits 0; a restart on the same data dir keeps every reading and alert.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := errors.Join(bc.Validate(), f.sc.Validate()); err != nil {
 				return usage(err)
@@ -256,7 +256,7 @@ func ingestCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ingest",
 		Short: "Serve POST /v1/vitals, producing readings with acks=all and idempotence",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := f.start(cmd.Context(), g, "monitorme-ingest")
 			if err != nil {
@@ -281,7 +281,7 @@ func processCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "process",
 		Short: "Compute alerts from vitals exactly once (consumer group + transactions)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := f.start(cmd.Context(), g, "monitorme-process")
 			if err != nil {
@@ -305,7 +305,7 @@ func apiCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Serve the query API: patients, latest vitals, alerts, live stream",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := f.start(cmd.Context(), g, "monitorme-api")
 			if err != nil {
@@ -330,7 +330,7 @@ func simulateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "simulate",
 		Short: "Simulate a ward of bedside monitors posting to an ingest API",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
 			if err != nil {
@@ -354,7 +354,7 @@ func topicsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topics",
 		Short: "Create missing topics and check existing ones, then exit",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
 			if err != nil {

@@ -35,10 +35,15 @@ func usage(err error) error {
 // Main runs the command line and returns the exit code: 0 success, 1 a
 // runtime failure, 2 a usage error.
 func Main(args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return Run(ctx, args, stdout, stderr)
+}
+
+// Run is Main with the shutdown signal as a context.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -125,4 +130,9 @@ func bindEnv(fs *pflag.FlagSet) error {
 		f.Changed = true
 	})
 	return errors.Join(errs...)
+}
+
+// noArgs refuses positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	return usage(cobra.NoArgs(cmd, args))
 }

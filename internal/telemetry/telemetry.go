@@ -36,7 +36,6 @@ type Telemetry struct {
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
 
-	kafka    *kprom.Metrics
 	shutdown []func(context.Context) error
 }
 
@@ -50,7 +49,6 @@ func Setup(ctx context.Context, service string) (*Telemetry, error) {
 		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
 	t.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	t.kafka = kprom.NewMetrics("monitorme", kprom.Registerer(t.Registry), kprom.WithClientLabel())
 
 	if os.Getenv("OTEL_SERVICE_NAME") == "" {
 		os.Setenv("OTEL_SERVICE_NAME", service)
@@ -103,7 +101,6 @@ func Nop() *Telemetry {
 		TracerProvider: sdktrace.NewTracerProvider(),
 		MeterProvider:  sdkmetric.NewMeterProvider(),
 		Propagator:     propagation.TraceContext{},
-		kafka:          kprom.NewMetrics("monitorme", kprom.Registerer(reg), kprom.WithClientLabel()),
 	}
 }
 
@@ -126,10 +123,13 @@ func (t *Telemetry) KafkaTracer(group string) *kotel.Tracer {
 	return kotel.NewTracer(opts...)
 }
 
-// KafkaHooks returns the client option that wires a client into the
-// process's metrics and, when tracer is not nil, into tracing.
+// KafkaHooks returns the client option that wires one new client into the
+// process's metrics and, when tracer is not nil, into tracing. Call it once
+// per client: kprom's metrics belong to one client each (its OnNewClient
+// builds them and OnClientClosed unregisters them), told apart in the
+// shared registry by the client_id label, so client ids must differ.
 func (t *Telemetry) KafkaHooks(tracer *kotel.Tracer) kgo.Opt {
-	hooks := []kgo.Hook{t.kafka}
+	hooks := []kgo.Hook{kprom.NewMetrics("monitorme", kprom.Registerer(t.Registry), kprom.WithClientLabel())}
 	if tracer != nil {
 		hooks = append(hooks, kotel.NewKotel(kotel.WithTracer(tracer)).Hooks()...)
 	}

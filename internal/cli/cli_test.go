@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"dev", "--no-such-flag"}, want: "unknown flag"},
+		{args: []string{"dev", "--speed", "-1"}, want: "speed"},
+		{args: []string{"dev", "--patients", "0"}, want: "patients"},
+		{args: []string{"dev", "--broker-addr", "0.0.0.0:9092"}, want: "127.0.0.1 only"},
+		{args: []string{"ingest", "--brokers", "nohost"}, want: "not host:port"},
+		{args: []string{"ingest", "--producer-compression", "brotli", "--provision=false", "--http-addr", "127.0.0.1:0"}, want: "producer-compression"},
+		{args: []string{"process", "--transaction-timeout", "10ms", "--provision=false", "--http-addr", "127.0.0.1:0"}, want: "transaction-timeout"},
+		{args: []string{"dev", "--log-level", "loud"}, want: "log-level"},
+		{args: []string{"simulate"}, env: map[string]string{"MONITORME_PATIENTS": "many"}, want: "MONITORME_PATIENTS"},
+		{args: []string{"dev", "extra"}, want: "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), tt.args, &stdout, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 naming %q", code, stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the command's goroutine and the
+// test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+var ingestLine = regexp.MustCompile(`POST (http://\S+)/v1/vitals`)
+
+// startDev runs `monitorme dev` in-process and returns its base URL and a
+// stop function that returns the exit code.
+func startDev(t *testing.T, args ...string) (string, func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	errOut := &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- Run(ctx, append([]string{"dev", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "error"}, args...), out, errOut)
+	}()
+	var base string
+	testkit.Eventually(t, 20*time.Second, "dev prints where it listens", func() bool {
+		m := ingestLine.FindStringSubmatch(out.String())
+		if m != nil {
+			base = m[1]
+		}
+		select {
+		case c := <-code:
+			t.Fatalf("dev exited %d early: %s %s", c, out.String(), errOut.String())
+		default:
+		}
+		return m != nil
+	})
+	var once sync.Once
+	exit := -1
+	stop := func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case exit = <-code:
+			case <-time.After(30 * time.Second):
+				t.Error("dev did not stop within 30s")
+			}
+			if !strings.Contains(out.String(), "MonitorMe dev stopped.") {
+				t.Errorf("no clean stop message: %s", out.String())
+			}
+		})
+		return exit
+	}
+	t.Cleanup(func() { stop() })
+	return base, stop
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(v)
+	return resp.StatusCode
+}
+
+type alertsBody struct{ Alerts []schemas.Alert }
+
+// A new user's first minute: patients, latest vitals, an alert, a clean
+// stop with exit 0, and a restart on the same data dir that still has
+// every alert.
+func TestDevEndToEndAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole platform")
+	}
+	dir := t.TempDir()
+	base, stop := startDev(t, "--data-dir", dir, "--speed", "5")
+
+	var patients struct {
+		Patients []struct {
+			PatientID string `json:"patient_id"`
+		}
+	}
+	testkit.Eventually(t, 20*time.Second, "20 patients listed", func() bool {
+		return getJSON(t, base+"/v1/patients", &patients) == 200 && len(patients.Patients) == 20
+	})
+	var latest struct{ Vitals map[string]schemas.Reading }
+	if code := getJSON(t, base+"/v1/patients/P001/vitals/latest", &latest); code != 200 || len(latest.Vitals) != len(schemas.Specs) {
+		t.Fatalf("latest vitals of P001: %d %v", code, latest.Vitals)
+	}
+	var before alertsBody
+	testkit.Eventually(t, 30*time.Second, "an alert raised", func() bool {
+		return getJSON(t, base+"/v1/alerts?limit=1000", &before) == 200 && len(before.Alerts) > 0
+	})
+	resp, err := http.Post(base+"/v1/vitals", "application/json", strings.NewReader(`[{"patient_id":"P001","kind":"pulse"}]`))
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("bad request: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var ready map[string]string
+	if code := getJSON(t, base+"/readyz", &ready); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("dev exited %d on shutdown", code)
+	}
+
+	base, _ = startDev(t, "--data-dir", dir, "--no-simulator")
+	var after alertsBody
+	testkit.Eventually(t, 20*time.Second, "alerts back after restart", func() bool {
+		return getJSON(t, base+"/v1/alerts?limit=1000", &after) == 200 && len(after.Alerts) >= len(before.Alerts)
+	})
+	have := map[string]bool{}
+	for _, a := range after.Alerts {
+		have[a.AlertID] = true
+	}
+	for _, a := range before.Alerts {
+		if !have[a.AlertID] {
+			t.Fatalf("alert %s seen before the restart is gone after it", a.AlertID)
+		}
+	}
+}
