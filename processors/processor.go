@@ -247,7 +247,10 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 			dead++
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "dead-lettered")
-			p.log.Warn("dead-lettering a record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			// The reason can name a patient: it goes to the dead-letter
+			// header, and to the log only at debug.
+			p.log.Warn("dead-lettering a record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+			p.log.Debug("dead-letter reason", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 			out = []*kgo.Record{DeadLetter(p.kcfg.Topics.VitalsDLQ, r, err)}
 		}
 		for _, o := range out {

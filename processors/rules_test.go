@@ -1,6 +1,9 @@
 package processors
 
 import (
+	"encoding/json"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 	"testing"
 	"time"
 
@@ -62,5 +65,28 @@ func BenchmarkEvaluate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Evaluate(DefaultLimits, &r)
+	}
+}
+
+// BenchmarkHandle is the processor's per-record CPU: decode, check,
+// evaluate, encode the alert (one reading in ten alerts, as in bench).
+func BenchmarkHandle(b *testing.B) {
+	h := &Thresholds{Limits: DefaultLimits, AlertsTopic: "alerts.v1"}
+	var recs []*kgo.Record
+	for i := range 10 {
+		r := schemas.Reading{PatientID: "P0001", DeviceID: "D0001", Kind: schemas.HeartRate, Value: 80, Unit: "/min", TS: time.Now().UTC(), Seq: uint64(i)}
+		if i == 0 {
+			r.Value = 130
+		}
+		v, _ := json.Marshal(r)
+		recs = append(recs, &kgo.Record{Key: []byte(r.PatientID), Value: v})
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := h.Handle(recs[i%10]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

@@ -146,3 +146,14 @@ func TestDecodeBatchReportsEveryFieldOfAnItemWithAWrongType(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDecodeBatch1000(b *testing.B) {
+	body := []byte("[" + strings.Repeat(okItem+",", 999) + okItem + "]")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeBatch(body, false, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

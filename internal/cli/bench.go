@@ -1,7 +1,51 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/monitorme/monitorme/internal/bench"
+)
 
 func benchCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "bench", Short: "Measure ingest, processor and alert latency on an embedded broker", Hidden: true}
+	cfg := bench.DefaultConfig()
+	persist := true
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure ingest, processor and end-to-end throughput and alert latency on an embedded broker",
+		Long: `bench starts an embedded broker (persisted to a temporary directory, as
+monitorme dev is) and, in this one process, measures: producer and HTTP ingest
+throughput with acks=all, exactly-once processor throughput over a pre-loaded
+topic, end-to-end throughput (HTTP ingest with the processor running), and
+reading-to-alert latency at a steady rate. It prints a table.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.Validate(); err != nil {
+				return usage(err)
+			}
+			if persist {
+				dir, err := os.MkdirTemp("", "monitorme-bench-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				cfg.DataDir = dir
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "monitorme bench: %d readings per run, batches of %d, %d concurrent senders, %d partitions, broker persisted: %v\n\n",
+				cfg.Readings, cfg.Batch, cfg.Concurrency, cfg.Partitions, persist)
+			_, err := bench.Run(cmd.Context(), cfg, cmd.OutOrStdout())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Readings, "readings", cfg.Readings, "readings per throughput run")
+	f.IntVar(&cfg.Batch, "batch", cfg.Batch, "readings per produce call and per HTTP request")
+	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent producers / HTTP clients")
+	f.IntVar(&cfg.LatencyRate, "latency-rate", cfg.LatencyRate, "readings per second in the latency run")
+	f.DurationVar(&cfg.LatencyFor, "latency-for", cfg.LatencyFor, "length of the latency run")
+	f.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions per topic")
+	f.BoolVar(&persist, "persist", persist, "persist the broker to a temporary data dir, as dev does (false: in memory)")
+	return cmd
 }

@@ -1,0 +1,465 @@
+// Package bench measures the platform in one process on the embedded
+// broker, the way `monitorme dev` runs it: ingest throughput (producer and
+// HTTP), exactly-once processor throughput, end-to-end throughput, and
+// reading-to-alert latency. It prints a table; the numbers go to
+// docs/benchmarks.md with the command that produced them.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/broker"
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/producers"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// Config sizes the runs.
+type Config struct {
+	Readings    int           // readings per throughput run
+	Batch       int           // readings per Produce call / HTTP request
+	Concurrency int           // concurrent producers / HTTP clients
+	LatencyRate int           // readings per second in the latency run
+	LatencyFor  time.Duration // length of the latency run
+	Partitions  int32
+	DataDir     string // "" keeps the broker in memory
+}
+
+// DefaultConfig returns the defaults the flag help names.
+func DefaultConfig() Config {
+	return Config{Readings: 200_000, Batch: 1000, Concurrency: 4, LatencyRate: 500, LatencyFor: 10 * time.Second, Partitions: 12}
+}
+
+// Validate refuses sizes that cannot give a number.
+func (c *Config) Validate() error {
+	switch {
+	case c.Readings < 1000:
+		return fmt.Errorf("readings: %d, want at least 1000", c.Readings)
+	case c.Batch < 1 || c.Batch > schemas.MaxBatchItems:
+		return fmt.Errorf("batch: %d, want 1 to %d", c.Batch, schemas.MaxBatchItems)
+	case c.Concurrency < 1:
+		return fmt.Errorf("concurrency: %d, want at least 1", c.Concurrency)
+	case c.LatencyRate < 1 || c.LatencyFor < time.Second:
+		return errors.New("latency-rate must be at least 1 and latency-for at least 1s")
+	case c.Partitions < 1:
+		return fmt.Errorf("partitions: %d, want at least 1", c.Partitions)
+	}
+	return nil
+}
+
+// Result is one row of the table.
+type Result struct {
+	Name  string
+	Count int
+	Took  time.Duration
+	Note  string
+}
+
+// Rate is the row's readings per second.
+func (r Result) Rate() float64 { return float64(r.Count) / r.Took.Seconds() }
+
+type env struct {
+	cfg  Config
+	kc   kafka.Config
+	b    *broker.Broker
+	tel  *telemetry.Telemetry
+	log  *slog.Logger
+	adm  *kadm.Client
+	seq  atomic.Uint64
+	tick int
+}
+
+// Run runs every benchmark, writing the table to out as rows complete.
+func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.DiscardHandler)
+	b, err := broker.Start(broker.Config{DataDir: cfg.DataDir, Addr: "127.0.0.1:0", Partitions: int(cfg.Partitions)}, log)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	e := &env{cfg: cfg, b: b, tel: telemetry.Nop(), log: log}
+	e.kc = kafka.DefaultConfig()
+	e.kc.Brokers = b.Addrs()
+	e.kc.Partitions = cfg.Partitions
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	if err != nil {
+		return nil, err
+	}
+	defer admCl.Close()
+	e.adm = kadm.NewClient(admCl)
+
+	const row = "%-44s %9v %8v %11v  %s\n"
+	fmt.Fprintf(out, row, "benchmark", "readings", "seconds", "readings/s", "note")
+	var results []Result
+	add := func(r Result) {
+		results = append(results, r)
+		fmt.Fprintf(out, row, r.Name, r.Count, fmt.Sprintf("%.2f", r.Took.Seconds()), fmt.Sprintf("%.0f", r.Rate()), r.Note)
+	}
+	steps := []func(context.Context) (Result, error){e.producerDirect, e.httpIngest, e.processor, e.endToEnd}
+	for _, step := range steps {
+		r, err := step(ctx)
+		if err != nil {
+			return results, err
+		}
+		add(r)
+	}
+	p50, p99, n, err := e.latency(ctx)
+	if err != nil {
+		return results, err
+	}
+	fmt.Fprintf(out, "\nreading -> alert latency (ingest produce to alert visible to a read_committed consumer), %d alerts at %d readings/s: p50 %v, p99 %v\n",
+		n, cfg.LatencyRate, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
+	return results, nil
+}
+
+// topics gives each run fresh topics so runs do not see each other's data.
+func (e *env) topics() error {
+	e.tick++
+	e.kc.Topics = kafka.Topics{
+		Vitals:    fmt.Sprintf("bench%d.vitals", e.tick),
+		Alerts:    fmt.Sprintf("bench%d.alerts", e.tick),
+		VitalsDLQ: fmt.Sprintf("bench%d.dlq", e.tick),
+	}
+	return kafka.Provision(context.Background(), e.adm, &e.kc, e.kc.Specs(), e.log)
+}
+
+// readings returns n readings of 1000 patients, one in ten alert-worthy.
+func (e *env) readings(n int, at time.Time) []schemas.Reading {
+	rs := make([]schemas.Reading, n)
+	for i := range rs {
+		seq := e.seq.Add(1)
+		v := 80.0
+		if seq%10 == 0 {
+			v = 130
+		}
+		rs[i] = schemas.Reading{PatientID: fmt.Sprintf("P%04d", seq%1000), DeviceID: fmt.Sprintf("D%04d", seq%1000), Kind: schemas.HeartRate,
+			Value: v, Unit: "/min", TS: at, Seq: seq}
+	}
+	return rs
+}
+
+func (e *env) producer() (*kgo.Client, *producers.Producer, error) {
+	pc := producers.DefaultProducerConfig()
+	cl, err := kgo.NewClient(append(e.kc.ClientOpts("bench-producer"), pc.Opts()...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, producers.NewProducer(cl, e.kc.Topics.Vitals), nil
+}
+
+// fanOut splits rs into batches and runs send on them from Concurrency
+// goroutines.
+func (e *env) fanOut(ctx context.Context, rs []schemas.Reading, send func(context.Context, []schemas.Reading) error) error {
+	batches := make(chan []schemas.Reading)
+	errc := make(chan error, e.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for range e.cfg.Concurrency {
+		wg.Go(func() {
+			for b := range batches {
+				if err := send(ctx, b); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	for i := 0; i < len(rs); i += e.cfg.Batch {
+		select {
+		case batches <- rs[i:min(i+e.cfg.Batch, len(rs))]:
+		case err := <-errc:
+			close(batches)
+			wg.Wait()
+			return err
+		}
+	}
+	close(batches)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (e *env) producerDirect(ctx context.Context) (Result, error) {
+	if err := e.topics(); err != nil {
+		return Result{}, err
+	}
+	cl, p, err := e.producer()
+	if err != nil {
+		return Result{}, err
+	}
+	defer cl.Close()
+	rs := e.readings(e.cfg.Readings, time.Now().UTC())
+	start := time.Now()
+	err = e.fanOut(ctx, rs, p.Produce)
+	return Result{Name: "ingest: producer -> broker (acks=all)", Count: len(rs), Took: time.Since(start), Note: "JSON encode + idempotent produce"}, err
+}
+
+// ingestServer runs the real ingest handler on a loopback port.
+func (e *env) ingestServer(ctx context.Context) (url string, stop func(), err error) {
+	cl, p, err := e.producer()
+	if err != nil {
+		return "", nil, err
+	}
+	in, err := producers.NewIngest(producers.DefaultIngestConfig(), p, e.log, e.tel.MeterProvider)
+	if err != nil {
+		cl.Close()
+		return "", nil, err
+	}
+	srv := web.New(e.log, e.tel)
+	in.Register(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cl.Close()
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = web.Serve(sctx, srv, ln); close(done) }()
+	return "http://" + ln.Addr().String(), func() { cancel(); <-done; cl.Close() }, nil
+}
+
+// post sends pre-encoded bodies, so the client's JSON encoding is not
+// charged to the server.
+func (e *env) post(ctx context.Context, url string, rs []schemas.Reading) error {
+	var bodies [][]byte
+	for i := 0; i < len(rs); i += e.cfg.Batch {
+		b, err := json.Marshal(rs[i:min(i+e.cfg.Batch, len(rs))])
+		if err != nil {
+			return err
+		}
+		bodies = append(bodies, b)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: e.cfg.Concurrency}}
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range e.cfg.Concurrency {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) {
+					return
+				}
+				resp, err := client.Post(url+"/v1/vitals", "application/json", bytes.NewReader(bodies[i]))
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				msg, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("ingest answered %s: %s", resp.Status, msg))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+func (e *env) httpIngest(ctx context.Context) (Result, error) {
+	if err := e.topics(); err != nil {
+		return Result{}, err
+	}
+	url, stop, err := e.ingestServer(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	rs := e.readings(e.cfg.Readings, time.Now().UTC())
+	start := time.Now()
+	err = e.post(ctx, url, rs)
+	return Result{Name: "ingest: HTTP POST /v1/vitals -> broker", Count: len(rs), Took: time.Since(start),
+		Note: fmt.Sprintf("batches of %d, %d clients, 202 after acks", e.cfg.Batch, e.cfg.Concurrency)}, err
+}
+
+func (e *env) startProcessor(ctx context.Context) (stop func(), err error) {
+	pc := processors.DefaultConfig()
+	pc.Group = "bench-" + e.kc.Topics.Vitals
+	p, err := processors.New(pc, e.kc, &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: e.kc.Topics.Alerts}, e.log, e.tel)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = p.Run(pctx); close(done) }()
+	return func() { cancel(); <-done }, nil
+}
+
+// waitCaughtUp returns when group has committed up to the end of the
+// vitals topic.
+func (e *env) waitCaughtUp(ctx context.Context, group string) error {
+	ends, err := e.adm.ListEndOffsets(ctx, e.kc.Topics.Vitals)
+	if err != nil {
+		return err
+	}
+	for {
+		committed, err := e.adm.FetchOffsets(ctx, group)
+		if err == nil {
+			lag := int64(0)
+			ends.Each(func(o kadm.ListedOffset) {
+				c, _ := committed.Lookup(o.Topic, o.Partition)
+				lag += o.Offset - max(c.At, 0)
+			})
+			if lag == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (e *env) processor(ctx context.Context) (Result, error) {
+	if err := e.topics(); err != nil {
+		return Result{}, err
+	}
+	cl, p, err := e.producer()
+	if err != nil {
+		return Result{}, err
+	}
+	rs := e.readings(e.cfg.Readings, time.Now().UTC())
+	err = e.fanOut(ctx, rs, p.Produce)
+	cl.Close()
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	stop, err := e.startProcessor(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	err = e.waitCaughtUp(ctx, "bench-"+e.kc.Topics.Vitals)
+	return Result{Name: "processor: EOS consume -> alerts -> commit", Count: len(rs), Took: time.Since(start),
+		Note: "pre-loaded topic, 1 in 10 readings alerts, includes group join"}, err
+}
+
+func (e *env) endToEnd(ctx context.Context) (Result, error) {
+	if err := e.topics(); err != nil {
+		return Result{}, err
+	}
+	stopProc, err := e.startProcessor(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopProc()
+	url, stop, err := e.ingestServer(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+	rs := e.readings(e.cfg.Readings, time.Now().UTC())
+	start := time.Now()
+	if err := e.post(ctx, url, rs); err != nil {
+		return Result{}, err
+	}
+	err = e.waitCaughtUp(ctx, "bench-"+e.kc.Topics.Vitals)
+	return Result{Name: "end to end: HTTP -> broker -> EOS processor", Count: len(rs), Took: time.Since(start),
+		Note: "until every reading is processed and committed"}, err
+}
+
+// latency produces alert-worthy readings at a steady rate with event time
+// = send time, and measures when each alert becomes visible to a
+// read_committed consumer.
+func (e *env) latency(ctx context.Context) (p50, p99 time.Duration, n int, err error) {
+	if err := e.topics(); err != nil {
+		return 0, 0, 0, err
+	}
+	stopProc, err := e.startProcessor(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer stopProc()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.ConsumeTopics(e.kc.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer cons.Close()
+	cl, p, err := e.producer()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer cl.Close()
+	// Warm up: let the processor join the group before timing.
+	if err := p.Produce(ctx, e.readings(10, time.Now().UTC())); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := e.waitCaughtUp(ctx, "bench-"+e.kc.Topics.Vitals); err != nil {
+		return 0, 0, 0, err
+	}
+	firstSeq := e.seq.Load()
+	lctx, cancel := context.WithTimeout(ctx, e.cfg.LatencyFor+30*time.Second)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(time.Second / time.Duration(e.cfg.LatencyRate))
+		defer t.Stop()
+		end := time.Now().Add(e.cfg.LatencyFor)
+		for time.Now().Before(end) {
+			<-t.C
+			rs := e.readings(1, time.Now().UTC())
+			rs[0].Value = 130
+			cl.Produce(lctx, mustRecord(e.kc.Topics.Vitals, &rs[0]), nil)
+		}
+	}()
+	want := e.cfg.LatencyRate * int(e.cfg.LatencyFor/time.Second)
+	var lats []time.Duration
+	for len(lats) < want*95/100 {
+		fs := cons.PollFetches(lctx)
+		if lctx.Err() != nil {
+			break
+		}
+		now := time.Now()
+		fs.EachRecord(func(r *kgo.Record) {
+			var a schemas.Alert
+			if json.Unmarshal(r.Value, &a) == nil && a.Reading.Seq > firstSeq {
+				lats = append(lats, now.Sub(a.Reading.TS))
+			}
+		})
+	}
+	if len(lats) == 0 {
+		return 0, 0, 0, errors.New("latency run: no alert arrived")
+	}
+	slices.Sort(lats)
+	return lats[len(lats)/2], lats[len(lats)*99/100], len(lats), nil
+}
+
+func mustRecord(topic string, r *schemas.Reading) *kgo.Record {
+	rec, err := producers.ReadingRecord(topic, r)
+	if err != nil {
+		panic(err)
+	}
+	return rec
+}

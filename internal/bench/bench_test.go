@@ -1,0 +1,40 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The bench command must keep working: a tiny run produces every row and
+// the latency line. Its numbers are not asserted; they are measured by
+// `monitorme bench` and recorded in docs/benchmarks.md.
+func TestRunProducesEveryRow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the platform")
+	}
+	cfg := DefaultConfig()
+	cfg.Readings = 2000
+	cfg.Batch = 200
+	cfg.LatencyRate = 50
+	cfg.LatencyFor = time.Second
+	cfg.Partitions = 3
+	var out bytes.Buffer
+	res, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(res) != 4 {
+		t.Fatalf("%d rows", len(res))
+	}
+	for _, r := range res {
+		if r.Count != cfg.Readings || r.Took <= 0 {
+			t.Fatalf("row %+v", r)
+		}
+	}
+	if !strings.Contains(out.String(), "p99") {
+		t.Fatalf("no latency line:\n%s", out.String())
+	}
+}
