@@ -121,24 +121,8 @@ func waitCaughtUp(t *testing.T, c *kfake.Cluster, kc kafka.Config, timeout time.
 	adm := kadm.NewClient(testkit.Client(t, c))
 	ctx := testkit.Context(t)
 	testkit.Eventually(t, timeout, "processor group caught up with the vitals topic", func() bool {
-		ends, err := adm.ListEndOffsets(ctx, kc.Topics.Vitals)
-		if err != nil {
-			return false
-		}
-		committed, err := adm.FetchOffsets(ctx, "alerting")
-		if err != nil {
-			return false
-		}
-		lag := int64(0)
-		ends.Each(func(o kadm.ListedOffset) {
-			c, ok := committed.Lookup(o.Topic, o.Partition)
-			if !ok {
-				lag += o.Offset
-				return
-			}
-			lag += o.Offset - c.At
-		})
-		return lag == 0
+		lag, err := kafka.GroupLag(ctx, adm, "alerting", kc.Topics.Vitals)
+		return err == nil && lag == 0
 	})
 }
 

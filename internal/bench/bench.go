@@ -317,21 +317,9 @@ func (e *env) startProcessor(ctx context.Context) (stop func(), err error) {
 // waitCaughtUp returns when group has committed up to the end of the
 // vitals topic.
 func (e *env) waitCaughtUp(ctx context.Context, group string) error {
-	ends, err := e.adm.ListEndOffsets(ctx, e.kc.Topics.Vitals)
-	if err != nil {
-		return err
-	}
 	for {
-		committed, err := e.adm.FetchOffsets(ctx, group)
-		if err == nil {
-			lag := int64(0)
-			ends.Each(func(o kadm.ListedOffset) {
-				c, _ := committed.Lookup(o.Topic, o.Partition)
-				lag += o.Offset - max(c.At, 0)
-			})
-			if lag == 0 {
-				return nil
-			}
+		if lag, err := kafka.GroupLag(ctx, e.adm, group, e.kc.Topics.Vitals); err == nil && lag == 0 {
+			return nil
 		}
 		select {
 		case <-ctx.Done():

@@ -123,3 +123,25 @@ func ReadyCheck(adm *kadm.Client, topics ...string) func(context.Context) error 
 		return nil
 	}
 }
+
+// GroupLag returns how many records of topic group has not committed yet,
+// summed over partitions (a partition without a commit counts whole).
+func GroupLag(ctx context.Context, adm *kadm.Client, group, topic string) (int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
+	}
+	if err := ends.Error(); err != nil {
+		return 0, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
+	}
+	var lag int64
+	ends.Each(func(o kadm.ListedOffset) {
+		c, _ := committed.Lookup(o.Topic, o.Partition)
+		lag += o.Offset - max(c.At, 0)
+	})
+	return lag, nil
+}
