@@ -4,7 +4,7 @@
 GO ?= go
 BIN := bin/monitorme
 
-.PHONY: dev test lint unit build bench bench-go clean
+.PHONY: dev test lint unit build bench bench-go e2e kafka-up kafka-down clean
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080)
 dev:
@@ -30,6 +30,19 @@ bench: build
 ## bench-go: micro-benchmarks of the hot paths
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./processors
+
+## e2e: real-broker suite: 3 Apache Kafka brokers (jars from Maven Central), kcat, the real binary
+e2e:
+	e2e/install-kcat.sh
+	MONITORME_E2E=1 $(GO) test -count=1 -timeout 30m -v ./e2e/ ; status=$$?; e2e/kafka.sh down; exit $$status
+
+N ?= 3
+## kafka-up: start N (1 or 3) Apache Kafka brokers on 127.0.0.1:29092+ (e2e/kafka.sh)
+kafka-up:
+	e2e/kafka.sh up $(N)
+
+kafka-down:
+	e2e/kafka.sh down
 
 clean:
 	rm -rf bin .monitorme

@@ -71,7 +71,7 @@ func Provision(ctx context.Context, adm *kadm.Client, c *Config, specs []TopicSp
 		case resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists):
 			return fmt.Errorf("provision topic %s: %w", s.Name, resp.Err)
 		}
-		if err := check(ctx, adm, s, log); err != nil {
+		if err := check(ctx, adm, s, rf, log); err != nil {
 			return err
 		}
 	}
@@ -85,7 +85,24 @@ func (s TopicSpec) cleanupPolicy() string {
 	return "delete"
 }
 
-func check(ctx context.Context, adm *kadm.Client, s TopicSpec, log *slog.Logger) error {
+// check refuses an existing topic whose settings break a promise: a
+// compacted vitals topic keeps one reading per patient, and on a cluster
+// that can replicate, fewer than rf replicas or min.insync.replicas below 2
+// make acks=all a single-disk promise.
+func check(ctx context.Context, adm *kadm.Client, s TopicSpec, rf int16, log *slog.Logger) error {
+	td, err := adm.ListTopics(ctx, s.Name)
+	if err != nil {
+		return fmt.Errorf("check topic %s: %w", s.Name, err)
+	}
+	d, ok := td[s.Name]
+	if !ok || d.Err != nil {
+		return fmt.Errorf("check topic %s: %v", s.Name, d.Err)
+	}
+	for _, p := range d.Partitions {
+		if len(p.Replicas) < int(rf) {
+			return fmt.Errorf("%w: topic %s partition %d has %d replicas, want %d", ErrTopicMismatch, s.Name, p.Partition, len(p.Replicas), rf)
+		}
+	}
 	rcs, err := adm.DescribeTopicConfigs(ctx, s.Name)
 	if err != nil {
 		return fmt.Errorf("check topic %s: %w", s.Name, err)
@@ -98,8 +115,18 @@ func check(ctx context.Context, adm *kadm.Client, s TopicSpec, log *slog.Logger)
 		return fmt.Errorf("check topic %s: %w", s.Name, rc.Err)
 	}
 	for _, c := range rc.Configs {
-		if c.Key == "cleanup.policy" && c.Value != nil && *c.Value != s.cleanupPolicy() {
-			return fmt.Errorf("%w: topic %s has cleanup.policy=%s, want %s", ErrTopicMismatch, s.Name, *c.Value, s.cleanupPolicy())
+		if c.Value == nil {
+			continue
+		}
+		switch c.Key {
+		case "cleanup.policy":
+			if *c.Value != s.cleanupPolicy() {
+				return fmt.Errorf("%w: topic %s has cleanup.policy=%s, want %s", ErrTopicMismatch, s.Name, *c.Value, s.cleanupPolicy())
+			}
+		case "min.insync.replicas":
+			if n, err := strconv.Atoi(*c.Value); err == nil && rf >= 3 && n < 2 {
+				return fmt.Errorf("%w: topic %s has min.insync.replicas=%d: acks=all would wait for one replica; set it to 2", ErrTopicMismatch, s.Name, n)
+			}
 		}
 	}
 	log.Debug("topic exists", "topic", s.Name)
