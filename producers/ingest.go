@@ -25,14 +25,21 @@ type IngestConfig struct {
 	// BodyLimit is the largest request body accepted, in echo's size
 	// notation ("4M"); a larger one is answered 413.
 	BodyLimit string
+	// AckTimeout bounds how long a request waits for the brokers. It is
+	// needed on top of the producer's delivery timeout because a record
+	// sent to a broker that then died cannot be failed by the producer
+	// until the broker's fate is known, which can take as long as the
+	// outage.
+	AckTimeout time.Duration
 }
 
 // DefaultIngestConfig returns the defaults the flag help names.
-func DefaultIngestConfig() IngestConfig { return IngestConfig{BodyLimit: "4M"} }
+func DefaultIngestConfig() IngestConfig { return IngestConfig{BodyLimit: "4M", AckTimeout: 20 * time.Second} }
 
 // RegisterFlags binds c to flags.
 func (c *IngestConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BodyLimit, "ingest-body-limit", c.BodyLimit, "largest POST /v1/vitals body (K, M suffixes)")
+	fs.DurationVar(&c.AckTimeout, "ingest-ack-timeout", c.AckTimeout, "longest wait for broker acknowledgement before answering 503")
 }
 
 // Writer is what ingest needs of a producer.
@@ -53,6 +60,9 @@ type Ingest struct {
 func NewIngest(cfg IngestConfig, w Writer, log *slog.Logger, mp metric.MeterProvider) (*Ingest, error) {
 	if cfg.BodyLimit == "" {
 		return nil, errors.New("ingest-body-limit: must be set")
+	}
+	if cfg.AckTimeout < time.Second {
+		return nil, fmt.Errorf("ingest-ack-timeout: %v, want at least 1s", cfg.AckTimeout)
 	}
 	readings, err := mp.Meter("monitorme/producers").Int64Counter("monitorme.ingest.readings",
 		metric.WithDescription("Readings received by POST /v1/vitals by outcome: accepted, unavailable (refused with 503); invalid counts rejected requests"))
@@ -98,7 +108,9 @@ func (in *Ingest) post(c echo.Context) error {
 	if err != nil {
 		return in.invalid(c, err)
 	}
-	if err := in.w.Produce(req.Context(), rs); err != nil {
+	ctx, cancel := context.WithTimeout(req.Context(), in.cfg.AckTimeout)
+	defer cancel()
+	if err := in.w.Produce(ctx, rs); err != nil {
 		in.count(c, "unavailable", len(rs))
 		return in.unavailable(err)
 	}
@@ -131,6 +143,8 @@ func (in *Ingest) unavailable(err error) error {
 	case errors.Is(err, ErrBusy):
 		p.Detail = "the ingest buffer is full; retry the whole batch later"
 		p.RetryAfter = time.Second
+	case errors.Is(err, ErrAckTimeout):
+		p.Detail = "the brokers did not acknowledge every reading in time; retry the whole batch (readings already written are recognized by device_id, kind and seq)"
 	case errors.Is(err, context.Canceled):
 		p.Detail = "the request was canceled before every reading was acknowledged; retry the whole batch"
 	default:

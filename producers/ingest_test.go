@@ -302,3 +302,26 @@ func TestMurmur2MatchesKafka(t *testing.T) {
 		}
 	}
 }
+
+// A produce request the broker never answers (a broker that died with the
+// request in flight) cannot be failed by the idempotent producer; the
+// request still gets a 503 once the ack timeout passes.
+func TestUnansweredProduceAnswers503AtTheAckTimeout(t *testing.T) {
+	pc := DefaultProducerConfig()
+	pc.DeliveryTimeout = time.Minute
+	ic := DefaultIngestConfig()
+	ic.AckTimeout = time.Second
+	env := newIngestEnv(t, pc, ic)
+	release := make(chan struct{})
+	env.c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.c.KeepControl()
+		env.c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	t.Cleanup(func() { close(release) })
+	body, _ := json.Marshal(batch(10, time.Now().UTC()))
+	resp, b := post(t, env.url, "application/json", body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "in time") {
+		t.Fatalf("want 503 'not acknowledged in time', got %d %s", resp.StatusCode, b)
+	}
+}

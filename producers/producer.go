@@ -23,6 +23,12 @@ var ErrBusy = errors.New("producer buffer full")
 // within the delivery timeout.
 var ErrUnavailable = errors.New("brokers did not acknowledge the readings")
 
+// ErrAckTimeout means the caller's deadline passed before every record was
+// acknowledged. The records are still in flight and may yet be written: the
+// producer cannot fail a record whose request a broker may have received
+// (idempotence forbids it), so only the wait is cut short.
+var ErrAckTimeout = errors.New("readings not acknowledged in time")
+
 // ProducerConfig tunes the vitals producer. Idempotence and acks=all are
 // not settings: they are what the platform promises.
 type ProducerConfig struct {
@@ -130,8 +136,9 @@ func ReadingRecord(topic string, r *schemas.Reading) (*kgo.Record, error) {
 }
 
 // Produce writes rs and returns once every one of them is acknowledged, or
-// with an error once any of them cannot be. ctx carries trace context into
-// the record headers and, if it ends, fails the records not yet sent.
+// with an error once any of them cannot be or ctx ends (ErrAckTimeout).
+// ctx carries trace context into the record headers and, if it ends, fails
+// the records not yet sent.
 //
 // On error some readings of rs may still be on the topic: the caller must
 // retry the whole batch, and the readings' identities (device, kind, seq)
@@ -169,7 +176,15 @@ func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
 			break // buffer full or closing: stop adding to a failed request
 		}
 	}
-	wg.Wait()
+	acked := make(chan struct{})
+	go func() { wg.Wait(); close(acked) }()
+	select {
+	case <-acked:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrAckTimeout, ctx.Err())
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	switch {
 	case first == nil:
 		return nil

@@ -29,13 +29,22 @@ func Cluster(tb testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 // Client returns a client seeded at c, closed with the test.
 func Client(tb testing.TB, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
 	tb.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	return SeedClient(tb, c.ListenAddrs(), opts...)
+}
+
+// SeedClient returns a client seeded at seeds, closed with the test.
+func SeedClient(tb testing.TB, seeds []string, opts ...kgo.Opt) *kgo.Client {
+	tb.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("new client: %v", err)
 	}
 	tb.Cleanup(cl.Close)
 	return cl
 }
+
+// IsFence reports whether r is a fence record ReadAll appended.
+func IsFence(r *kgo.Record) bool { return len(r.Headers) > 0 && r.Headers[0].Key == fenceHeader }
 
 // Eventually polls cond every 20ms until it returns true, failing the test
 // with msg if timeout passes first.
@@ -65,9 +74,15 @@ func Context(tb testing.TB) context.Context {
 // guessed. Fence records are left out of the result.
 func ReadAll(tb testing.TB, c *kfake.Cluster, topic string, isolation kgo.IsolationLevel) []*kgo.Record {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return ReadAllFrom(tb, c.ListenAddrs(), topic, isolation)
+}
+
+// ReadAllFrom is ReadAll on any brokers.
+func ReadAllFrom(tb testing.TB, seeds []string, topic string, isolation kgo.IsolationLevel) []*kgo.Record {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	fence := Client(tb, c, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fence := SeedClient(tb, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	parts := partitions(ctx, tb, fence, topic)
 	for p := range parts {
 		r := &kgo.Record{Topic: topic, Partition: p, Headers: []kgo.RecordHeader{{Key: fenceHeader}}}
@@ -75,7 +90,7 @@ func ReadAll(tb testing.TB, c *kfake.Cluster, topic string, isolation kgo.Isolat
 			tb.Fatalf("fence %s/%d: %v", topic, p, err)
 		}
 	}
-	cl := Client(tb, c, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(isolation),
+	cl := SeedClient(tb, seeds, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(isolation),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
 	var out []*kgo.Record
 	var fenced int32

@@ -1,0 +1,389 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+var (
+	enabled = os.Getenv("MONITORME_E2E") != ""
+	bin     string   // the monitorme binary under test
+	brokers []string // the Apache Kafka cluster
+	logDir  string   // process logs, kept for a failed run
+)
+
+func TestMain(m *testing.M) {
+	if !enabled {
+		os.Exit(m.Run()) // every test skips itself
+	}
+	code, err := setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		code = 1
+	} else {
+		code = m.Run()
+		printSummary(code)
+	}
+	if err := script("down"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e teardown:", err)
+	}
+	os.Exit(code)
+}
+
+func setup() (int, error) {
+	logDir = filepath.Join(".out", "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return 1, err
+	}
+	bin, _ = filepath.Abs(filepath.Join(".out", "monitorme"))
+	build := exec.Command("go", "build", "-o", bin, "../cmd/monitorme")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return 1, fmt.Errorf("build monitorme: %w", err)
+	}
+	if err := script("up", "3"); err != nil {
+		return 1, err
+	}
+	out, err := exec.Command("./kafka.sh", "brokers").Output()
+	if err != nil {
+		return 1, err
+	}
+	brokers = strings.Split(strings.TrimSpace(string(out)), ",")
+	// A node that says it started may not be registered with the
+	// controller yet; topics created before it is would get fewer replicas.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return 1, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		meta, err := adm.BrokerMetadata(ctx)
+		cancel()
+		if err == nil && len(meta.Brokers) == 3 {
+			return 0, nil
+		}
+		if time.Now().After(deadline) {
+			return 1, fmt.Errorf("cluster did not show 3 brokers within 60s (%v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func need(t *testing.T) {
+	t.Helper()
+	if !enabled {
+		t.Skip("real-broker suite: run `make e2e` (MONITORME_E2E=1)")
+	}
+}
+
+func script(args ...string) error {
+	cmd := exec.Command("./kafka.sh", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kafka.sh %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// down holds the brokers a test killed and has not restarted; a test that
+// fails halfway restarts them on cleanup so the next case starts healthy.
+var down = map[int]bool{}
+
+func killBroker(t *testing.T, id int) {
+	t.Helper()
+	if err := script("kill", fmt.Sprint(id)); err != nil {
+		t.Fatal(err)
+	}
+	down[id] = true
+	t.Cleanup(func() {
+		if down[id] {
+			startBroker(t, id)
+		}
+	})
+	t.Logf("SIGKILLed broker %d", id)
+}
+
+func startBroker(t *testing.T, id int) {
+	t.Helper()
+	if err := script("start", fmt.Sprint(id)); err != nil {
+		t.Fatal(err)
+	}
+	delete(down, id)
+	t.Logf("restarted broker %d", id)
+}
+
+// waitISR waits until every partition of topics has its full replica set
+// in sync, so the next case starts from a healthy cluster.
+func waitISR(t *testing.T, topics ...string) {
+	t.Helper()
+	adm := kadm.NewClient(testkit.SeedClient(t, brokers))
+	testkit.Eventually(t, 3*time.Minute, "all replicas back in sync", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		td, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return false
+		}
+		for _, d := range td {
+			for _, p := range d.Partitions {
+				if p.Err != nil || len(p.ISR) != len(p.Replicas) || p.Leader < 0 {
+					return false
+				}
+			}
+		}
+		return len(td) == len(topics)
+	})
+}
+
+// proc is a monitorme process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+var procSeq struct {
+	sync.Mutex
+	n int
+}
+
+func startRole(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	procSeq.Lock()
+	procSeq.n++
+	n := procSeq.n
+	procSeq.Unlock()
+	logf, err := os.Create(filepath.Join(logDir, fmt.Sprintf("%03d-%s.log", n, name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// kill SIGKILLs the process and waits for it.
+func (p *proc) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.done <- nil // later kill calls return at once
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(45 * time.Second):
+		t.Errorf("%s did not stop within 45s of SIGTERM", p.name)
+		p.kill()
+	}
+	p.done <- nil
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitReady(t *testing.T, addr string, timeout time.Duration) {
+	t.Helper()
+	testkit.Eventually(t, timeout, addr+"/readyz answers 200", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// topicFlags gives a case its own topics and group.
+func topicFlags(prefix string) (kafka.Topics, []string) {
+	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", VitalsDLQ: prefix + ".dlq"}
+	return tp, []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--replication-factor", "3"}
+}
+
+// readings returns n readings numbered from seq; every tenth is a heart
+// rate of 130 (one heart_rate_high alert each).
+func readings(prefix string, seq uint64, n int) []schemas.Reading {
+	rs := make([]schemas.Reading, n)
+	ts := time.Now().UTC().Add(-time.Minute)
+	for i := range rs {
+		s := seq + uint64(i)
+		v := 80.0
+		if s%10 == 0 {
+			v = 130
+		}
+		rs[i] = schemas.Reading{PatientID: fmt.Sprintf("%s-P%03d", prefix, s%200), DeviceID: fmt.Sprintf("%s-D%03d", prefix, s%200),
+			Kind: schemas.HeartRate, Value: v, Unit: "/min", TS: ts.Add(time.Duration(s) * time.Microsecond), Seq: s}
+	}
+	return rs
+}
+
+func expectedAlerts(rs []schemas.Reading) map[string]bool {
+	want := map[string]bool{}
+	for i := range rs {
+		if rs[i].Value > 120 {
+			want[schemas.AlertID("heart_rate_high", &rs[i])] = true
+		}
+	}
+	return want
+}
+
+func post(client *http.Client, addr string, rs []schemas.Reading) (int, error) {
+	body, err := json.Marshal(rs)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Post("http://"+addr+"/v1/vitals", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// countReadings reads topic and returns how often each seq is in it.
+func countReadings(t *testing.T, seeds []string, topic string) map[uint64]int {
+	t.Helper()
+	got := map[uint64]int{}
+	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
+		reading, err := schemas.DecodeReadingRecord("", r.Value)
+		if err != nil {
+			t.Fatalf("undecodable record at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		got[reading.Seq]++
+	}
+	return got
+}
+
+// countAlerts reads topic with read_committed and returns how often each
+// alert id is in it.
+func countAlerts(t *testing.T, seeds []string, topic string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
+		if testkit.IsFence(r) {
+			continue // a fence of an earlier read
+		}
+		a, err := schemas.DecodeAlert("", r.Value)
+		if err != nil {
+			t.Fatalf("undecodable alert: %v", err)
+		}
+		got[a.AlertID]++
+	}
+	return got
+}
+
+// alertCheck compares alerts found with those expected.
+type alertCheck struct{ want, found, missing, dups, unexpected int }
+
+func checkAlerts(want map[string]bool, got map[string]int) alertCheck {
+	c := alertCheck{want: len(want)}
+	for id := range want {
+		switch n := got[id]; {
+		case n == 0:
+			c.missing++
+		default:
+			c.found++
+			c.dups += n - 1
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			c.unexpected++
+		}
+	}
+	return c
+}
+
+// row is one line of the summary table.
+type row struct {
+	name                     string
+	sent, acked, found, dups int
+	alertsWant, alertsFound  int
+	kills                    string
+	elapsed                  time.Duration
+	result                   string
+}
+
+var summary struct {
+	sync.Mutex
+	rows []row
+}
+
+func record(r row) {
+	summary.Lock()
+	defer summary.Unlock()
+	summary.rows = append(summary.rows, r)
+}
+
+func printSummary(code int) {
+	summary.Lock()
+	defer summary.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "| case | readings sent | acknowledged (202) | acknowledged found | duplicates | alerts expected | alerts found | kills | elapsed | result |\n")
+	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |\n")
+	for _, r := range summary.rows {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %.0fs | %s |\n",
+			r.name, r.sent, r.acked, r.found, r.dups, r.alertsWant, r.alertsFound, r.kills, r.elapsed.Seconds(), r.result)
+	}
+	status := "PASS"
+	if code != 0 {
+		status = "FAIL"
+	}
+	fmt.Fprintf(&b, "\nsuite: %s, %s, against 3 Apache Kafka 3.9.1 brokers (KRaft) on loopback\n", status, time.Now().UTC().Format(time.RFC3339))
+	fmt.Println("\n=== MonitorMe e2e summary ===")
+	fmt.Print(b.String())
+	_ = os.WriteFile(filepath.Join(".out", "summary.md"), []byte(b.String()), 0o644)
+}
+
+func result(t *testing.T) string {
+	if t.Failed() {
+		return "FAIL"
+	}
+	return "ok"
+}
