@@ -34,7 +34,9 @@ type IngestConfig struct {
 }
 
 // DefaultIngestConfig returns the defaults the flag help names.
-func DefaultIngestConfig() IngestConfig { return IngestConfig{BodyLimit: "4M", AckTimeout: 20 * time.Second} }
+func DefaultIngestConfig() IngestConfig {
+	return IngestConfig{BodyLimit: "4M", AckTimeout: 20 * time.Second}
+}
 
 // RegisterFlags binds c to flags.
 func (c *IngestConfig) RegisterFlags(fs *pflag.FlagSet) {
