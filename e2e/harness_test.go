@@ -71,25 +71,30 @@ func setup() (int, error) {
 	brokers = strings.Split(strings.TrimSpace(string(out)), ",")
 	// A node that says it started may not be registered with the
 	// controller yet; topics created before it is would get fewer replicas.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return 1, err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	// Each try uses a new client: a client's cached broker list is not
+	// refreshed by metadata requests that name no topic.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		meta, err := adm.BrokerMetadata(ctx)
-		cancel()
-		if err == nil && len(meta.Brokers) == 3 {
+		n, err := liveBrokers()
+		if err == nil && n == 3 {
 			return 0, nil
 		}
 		if time.Now().After(deadline) {
-			return 1, fmt.Errorf("cluster did not show 3 brokers within 60s (%v)", err)
+			return 1, fmt.Errorf("cluster shows %d of 3 brokers after 60s (%v)", n, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func liveBrokers() (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return kafka.LiveBrokers(ctx, kadm.NewClient(cl))
 }
 
 func need(t *testing.T) {

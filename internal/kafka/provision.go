@@ -30,6 +30,19 @@ func (c *Config) Specs() []TopicSpec {
 	}
 }
 
+// LiveBrokers asks a broker how many brokers the cluster has now. Plain
+// BrokerMetadata answers from the client's cache, which a request naming no
+// topic never refreshes, so a broker that registered after the first call
+// stayed invisible (measured in the e2e suite); asking for authorized
+// operations makes kadm send a request of its own.
+func LiveBrokers(ctx context.Context, adm *kadm.Client) (int, error) {
+	meta, err := adm.BrokerMetadata(kadm.WithAuthorizedOps(ctx))
+	if err != nil {
+		return 0, err
+	}
+	return len(meta.Brokers), nil
+}
+
 // ErrTopicMismatch is returned when an existing topic's settings would
 // break a delivery promise (for example a compacted vitals topic, which
 // would keep only the last reading per patient).
@@ -41,12 +54,12 @@ var ErrTopicMismatch = errors.New("existing topic has incompatible settings")
 func Provision(ctx context.Context, adm *kadm.Client, c *Config, specs []TopicSpec, log *slog.Logger) error {
 	rf := c.ReplicationFactor
 	if rf == 0 {
-		meta, err := adm.BrokerMetadata(ctx)
+		n, err := LiveBrokers(ctx, adm)
 		if err != nil {
 			return fmt.Errorf("provision topics: list brokers: %w", err)
 		}
 		rf = 1
-		if len(meta.Brokers) >= 3 {
+		if n >= 3 {
 			rf = 3
 		}
 	}
