@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -165,9 +166,10 @@ func waitISR(t *testing.T, topics ...string) {
 
 // proc is a monitorme process.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan error
+	name   string
+	cmd    *exec.Cmd
+	done   chan error
+	exited atomic.Bool
 }
 
 var procSeq struct {
@@ -193,14 +195,19 @@ func startRole(t *testing.T, name string, args ...string) *proc {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	go func() {
+		err := cmd.Wait()
+		p.exited.Store(true)
+		logf.Close()
+		p.done <- err
+	}()
 	t.Cleanup(func() { p.kill() })
 	return p
 }
 
 // kill SIGKILLs the process and waits for it.
 func (p *proc) kill() {
-	if p.cmd.ProcessState != nil {
+	if p.exited.Load() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
