@@ -69,6 +69,8 @@ var schedule = []struct {
 	{2 * time.Minute, []schemas.Kind{schemas.Glucose}, "glucometer"},
 	{2 * time.Minute, []schemas.Kind{schemas.Sleep}, "bed"},
 	{5 * time.Minute, []schemas.Kind{schemas.Temperature}, "thermometer"},
+	// Oxygen and consciousness are charted by the nurse, not a device.
+	{5 * time.Minute, []schemas.Kind{schemas.O2Supplement, schemas.Consciousness}, "obs"},
 	{time.Hour, []schemas.Kind{schemas.BPSystolic, schemas.BPDiastolic}, "bpcuff"},
 }
 
@@ -289,6 +291,16 @@ func (p *patient) reading(k schemas.Kind, device string, seq uint64, now time.Ti
 	switch k {
 	case schemas.Sleep:
 		if p.asleep {
+			v = 1
+		}
+	case schemas.O2Supplement:
+		// A desaturating patient is put on oxygen.
+		if p.episode != nil && p.episode.shift[schemas.SpO2] < 0 {
+			v = 1
+		}
+	case schemas.Consciousness:
+		// Hypoglycaemia brings new confusion.
+		if p.episode != nil && p.episode.shift[schemas.Glucose] < 0 {
 			v = 1
 		}
 	case schemas.ECG:

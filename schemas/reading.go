@@ -26,6 +26,12 @@ const (
 	Temperature Kind = "temperature"
 	// Sleep is the patient's sleep status: 1 asleep, 0 awake.
 	Sleep Kind = "sleep"
+	// O2Supplement says whether the patient breathes supplemental oxygen:
+	// 1 oxygen, 0 room air (a NEWS2 parameter).
+	O2Supplement Kind = "o2_supplement"
+	// Consciousness is the ACVPU level: 0 Alert, 1 new Confusion,
+	// 2 Voice, 3 Pain, 4 Unresponsive (a NEWS2 parameter).
+	Consciousness Kind = "consciousness"
 )
 
 // Spec is what a valid reading of one kind looks like: its UCUM unit and
@@ -51,6 +57,8 @@ var Specs = []Spec{
 	{Kind: ECG, Unit: "mV", Min: -10, Max: 10},
 	{Kind: Temperature, Unit: "Cel", Min: 10, Max: 46},
 	{Kind: Sleep, Unit: "1", Min: 0, Max: 1, Discrete: []float64{0, 1}},
+	{Kind: O2Supplement, Unit: "1", Min: 0, Max: 1, Discrete: []float64{0, 1}},
+	{Kind: Consciousness, Unit: "1", Min: 0, Max: 4, Discrete: []float64{0, 1, 2, 3, 4}},
 }
 
 // SpecFor returns the spec of kind k.
