@@ -1,0 +1,158 @@
+package processors
+
+import "github.com/monitorme/monitorme/schemas"
+
+// NEWS2 inputs and scoring follow the Royal College of Physicians' National
+// Early Warning Score 2 chart (2017). A parameter with no recent value is
+// missing: it scores nothing, and the score says which are missing. A
+// partial score is therefore a lower bound of the full one, so a band it
+// reaches is reached for certain; alerting on it is safe, and waiting for a
+// complete set would delay exactly the sick patients whose observations
+// are late.
+
+// NEWS2Input holds the latest value of each parameter; nil is missing.
+type NEWS2Input struct {
+	RespRate      *float64 // per minute
+	SpO2          *float64 // %
+	OnOxygen      *bool    // supplemental oxygen
+	SystolicBP    *float64 // mm[Hg]
+	Pulse         *float64 // per minute
+	Consciousness *int     // ACVPU: 0 Alert, 1–4 new Confusion, Voice, Pain, Unresponsive
+	Temperature   *float64 // Cel
+	// Hypercapnic patients (target SpO2 88–92 %, e.g. in COPD with
+	// hypercapnic respiratory failure) are scored on SpO2 scale 2.
+	Hypercapnic bool
+}
+
+// NEWS2 bands.
+const (
+	BandLow       = "low"
+	BandLowMedium = "low-medium"
+	BandMedium    = "medium"
+	BandHigh      = "high"
+)
+
+// NEWS2Score is a scored input.
+type NEWS2Score struct {
+	Total      int            `json:"score"`
+	Components map[string]int `json:"components"`
+	Missing    []string       `json:"missing,omitempty"`
+	// Band is the clinical risk: high (7+), medium (5–6), low-medium (a
+	// single parameter scoring 3), else low.
+	Band string `json:"band"`
+}
+
+// Priority maps the band to an alarm priority; low raises no alarm.
+func (s NEWS2Score) Priority() (schemas.Priority, bool) {
+	switch s.Band {
+	case BandHigh:
+		return schemas.High, true
+	case BandMedium:
+		return schemas.Medium, true
+	case BandLowMedium:
+		return schemas.Low, true
+	}
+	return "", false
+}
+
+// ScoreNEWS2 scores in.
+func ScoreNEWS2(in NEWS2Input) NEWS2Score {
+	s := NEWS2Score{Components: map[string]int{}}
+	red := false
+	add := func(name string, points int) {
+		s.Components[name] = points
+		s.Total += points
+		if points == 3 {
+			red = true
+		}
+	}
+	score := func(name string, v *float64, f func(float64) int) {
+		if v == nil {
+			s.Missing = append(s.Missing, name)
+			return
+		}
+		add(name, f(*v))
+	}
+	score("resp_rate", in.RespRate, respRatePoints)
+	switch {
+	case in.SpO2 == nil:
+		s.Missing = append(s.Missing, "spo2")
+	case in.Hypercapnic:
+		// Scale 2 scores high saturations only on oxygen; without
+		// knowing the oxygen, score as on air (the lower bound).
+		add("spo2", spo2Scale2Points(*in.SpO2, in.OnOxygen != nil && *in.OnOxygen))
+	default:
+		add("spo2", spo2Scale1Points(*in.SpO2))
+	}
+	if in.OnOxygen == nil {
+		s.Missing = append(s.Missing, "o2_supplement")
+	} else if *in.OnOxygen {
+		add("o2_supplement", 2)
+	} else {
+		add("o2_supplement", 0)
+	}
+	score("bp_systolic", in.SystolicBP, systolicPoints)
+	score("heart_rate", in.Pulse, pulsePoints)
+	if in.Consciousness == nil {
+		s.Missing = append(s.Missing, "consciousness")
+	} else if *in.Consciousness > 0 {
+		add("consciousness", 3)
+	} else {
+		add("consciousness", 0)
+	}
+	score("temperature", in.Temperature, temperaturePoints)
+	switch {
+	case s.Total >= 7:
+		s.Band = BandHigh
+	case s.Total >= 5:
+		s.Band = BandMedium
+	case red:
+		s.Band = BandLowMedium
+	default:
+		s.Band = BandLow
+	}
+	return s
+}
+
+// Each chart row is a list of upper bounds, inclusive, with the points
+// for values up to that bound; values above the last bound score last.
+type band struct {
+	upTo   float64
+	points int
+}
+
+func points(v float64, bands []band, above int) int {
+	for _, b := range bands {
+		if v <= b.upTo {
+			return b.points
+		}
+	}
+	return above
+}
+
+func respRatePoints(v float64) int {
+	return points(v, []band{{8, 3}, {11, 1}, {20, 0}, {24, 2}}, 3)
+}
+
+func spo2Scale1Points(v float64) int {
+	return points(v, []band{{91, 3}, {93, 2}, {95, 1}}, 0)
+}
+
+func spo2Scale2Points(v float64, onOxygen bool) int {
+	if v <= 92 || !onOxygen {
+		return points(v, []band{{83, 3}, {85, 2}, {87, 1}}, 0)
+	}
+	return points(v, []band{{94, 1}, {96, 2}}, 3)
+}
+
+func systolicPoints(v float64) int {
+	return points(v, []band{{90, 3}, {100, 2}, {110, 1}, {219, 0}}, 3)
+}
+
+func pulsePoints(v float64) int {
+	return points(v, []band{{40, 3}, {50, 1}, {90, 0}, {110, 1}, {130, 2}}, 3)
+}
+
+func temperaturePoints(v float64) int {
+	return points(v, []band{{35.0, 3}, {36.0, 1}, {38.0, 0}, {39.0, 1}}, 2)
+}
