@@ -51,7 +51,12 @@ func TestNEWS2Bands(t *testing.T) {
 		{"single red score is low-medium", func(in *NEWS2Input) { in.Consciousness = i(1) }, 3, BandLowMedium},
 		{"aggregate 5 is medium", func(in *NEWS2Input) { in.OnOxygen = b(true); in.SpO2 = f(93); in.Temperature = f(38.5) }, 5, BandMedium},
 		{"aggregate 6 is medium", func(in *NEWS2Input) { in.OnOxygen = b(true); in.SpO2 = f(93); in.Pulse = f(115) }, 6, BandMedium},
-		{"aggregate 7 is high", func(in *NEWS2Input) { in.OnOxygen = b(true); in.SpO2 = f(93); in.Pulse = f(115); in.Temperature = f(38.5) }, 7, BandHigh},
+		{"aggregate 7 is high", func(in *NEWS2Input) {
+			in.OnOxygen = b(true)
+			in.SpO2 = f(93)
+			in.Pulse = f(115)
+			in.Temperature = f(38.5)
+		}, 7, BandHigh},
 		{"red plus aggregate 5 is medium", func(in *NEWS2Input) { in.SystolicBP = f(85); in.RespRate = f(22) }, 5, BandMedium},
 		{"hypercapnic 89% on air scores 0", func(in *NEWS2Input) { in.Hypercapnic = true; in.SpO2 = f(89) }, 0, BandLow},
 		{"same 89% on scale 1 scores 3", func(in *NEWS2Input) { in.SpO2 = f(89) }, 3, BandLowMedium},
