@@ -253,8 +253,8 @@ func waitReady(t *testing.T, addr string, timeout time.Duration) {
 
 // topicFlags gives a case its own topics and group.
 func topicFlags(prefix string) (kafka.Topics, []string) {
-	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", VitalsDLQ: prefix + ".dlq"}
-	return tp, []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--replication-factor", "3"}
+	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", VitalsDLQ: prefix + ".dlq", State: prefix + ".state"}
+	return tp, []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--topic-state", tp.State, "--replication-factor", "3"}
 }
 
 // readings returns n readings numbered from seq; every tenth is a heart

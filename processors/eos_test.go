@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 // records, says so on stdout, and then hangs there until killed.
 func runHelper(brokers string) {
 	p := newTestProcessor(strings.Split(brokers, ","))
+	if os.Getenv("MONITORME_TEST_HANDLER") == "clinical" {
+		p = newClinicalProcessor(strings.Split(brokers, ","))
+	}
 	p.beforeEnd = func() {
 		fmt.Println("TXN-OPEN")
 		select {}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -29,6 +30,23 @@ import (
 // topic, in the same transaction, instead of stopping the partition.
 type Handler interface {
 	Handle(rec *kgo.Record) ([]*kgo.Record, error)
+}
+
+// Stateful is a Handler that keeps per-patient state. The processor calls
+// Restore for newly assigned vitals partitions before any of their records
+// is fetched, Forget for partitions it loses, and brackets every
+// transaction: Begin before the first record, Flush after the last (its
+// records, the state changelog, are produced in the same transaction), then
+// Committed or Aborted. State changed by an aborted transaction must be
+// dropped: its records will be processed again.
+type Stateful interface {
+	Handler
+	Restore(ctx context.Context, partitions []int32) error
+	Forget(partitions []int32)
+	Begin()
+	Flush() ([]*kgo.Record, error)
+	Committed()
+	Aborted()
 }
 
 // Config configures a processor.
@@ -102,11 +120,14 @@ type Processor struct {
 	alertLatency metric.Float64Histogram
 	records      metric.Int64Counter
 
-	// beforeEnd, if set, runs after a transaction's records are produced
-	// and before it ends: tests use it to crash mid-transaction.
+	// beforeEnd, if set, runs once a transaction's records are on the
+	// broker and before it ends: tests use it to crash mid-transaction.
 	beforeEnd func()
 	// extraOpts are appended to the client options (tests).
 	extraOpts []kgo.Opt
+	// restoreErr is set when restoring state failed: the session must be
+	// restarted before any record of the partition is processed.
+	restoreErr atomic.Pointer[error]
 }
 
 // New validates cfg and returns a processor; it does no I/O.
@@ -163,6 +184,21 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		kgo.ProducerLinger(0),
 		p.tel.KafkaHooks(p.tracer),
 	)
+	if st, ok := p.h.(Stateful); ok {
+		opts = append(opts,
+			kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+				if err := st.Restore(ctx, assigned[p.kcfg.Topics.Vitals]); err != nil {
+					p.restoreErr.Store(&err)
+				}
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+				st.Forget(revoked[p.kcfg.Topics.Vitals])
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+				st.Forget(lost[p.kcfg.Topics.Vitals])
+			}),
+		)
+	}
 	opts = append(opts, p.extraOpts...)
 	s, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -188,7 +224,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		fetches.EachError(func(topic string, part int32, err error) {
 			p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
 		})
-		if fetches.NumRecords() == 0 {
+		if fetches.NumRecords() == 0 && p.restoreErr.Load() == nil {
 			continue
 		}
 		if err := p.transact(sess, fetches); err != nil {
@@ -221,8 +257,15 @@ type output struct {
 // the caller's ctx for producing and ending: a shutdown must finish the
 // transaction it began, not fail it halfway.
 func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+	if errp := p.restoreErr.Swap(nil); errp != nil {
+		return fmt.Errorf("restore state: %w", *errp)
+	}
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
+	}
+	st, stateful := p.h.(Stateful)
+	if stateful {
+		st.Begin()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.TransactionTimeout)
 	defer cancel()
@@ -259,17 +302,35 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 		}
 		span.End()
 	})
-	if p.beforeEnd != nil {
-		p.beforeEnd()
+	if stateful {
+		out, err := st.Flush()
+		if err != nil {
+			mu.Lock()
+			produceErr = errors.Join(produceErr, fmt.Errorf("state changelog: %w", err))
+			mu.Unlock()
+		}
+		for _, o := range out {
+			sess.Produce(ctx, o, promise)
+		}
 	}
 	start := time.Now()
 	// Flush so every promise has run before deciding to commit.
 	flushErr := sess.Client().Flush(ctx)
+	if p.beforeEnd != nil {
+		p.beforeEnd()
+	}
 	mu.Lock()
 	ok := produceErr == nil && flushErr == nil
 	mu.Unlock()
 	committed, err := sess.End(ctx, kgo.TransactionEndTry(ok))
 	done := time.Now()
+	if stateful {
+		if committed && err == nil {
+			st.Committed()
+		} else {
+			st.Aborted()
+		}
+	}
 	outcome := "committed"
 	if !committed {
 		outcome = "aborted"

@@ -44,6 +44,10 @@ type Alert struct {
 	Limit   float64 `json:"limit"`
 	Message string  `json:"message"`
 	Reading Reading `json:"reading"`
+	// Score and Components are set on "news2" alerts: the aggregate
+	// NEWS2 and the points of each parameter.
+	Score      *int           `json:"score,omitempty"`
+	Components map[string]int `json:"components,omitempty"`
 }
 
 // AlertID derives an alert's id from its condition and the identity of the

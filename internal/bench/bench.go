@@ -140,6 +140,7 @@ func (e *env) topics() error {
 		Vitals:    fmt.Sprintf("bench%d.vitals", e.tick),
 		Alerts:    fmt.Sprintf("bench%d.alerts", e.tick),
 		VitalsDLQ: fmt.Sprintf("bench%d.dlq", e.tick),
+		State:     fmt.Sprintf("bench%d.state", e.tick),
 	}
 	return kafka.Provision(context.Background(), e.adm, &e.kc, e.kc.Specs(), e.log)
 }

@@ -152,7 +152,7 @@ func (p *platform) withLive(f *roleFlags) error {
 
 // run serves HTTP and runs the components until ctx ends.
 func (p *platform) run(ctx context.Context) error {
-	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Vitals, p.kc.Topics.Alerts, p.kc.Topics.VitalsDLQ))
+	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Vitals, p.kc.Topics.Alerts, p.kc.Topics.VitalsDLQ, p.kc.Topics.State))
 	var tasks []task
 	if p.sim != nil {
 		tasks = append(tasks, task{"simulator", p.sim.Run})

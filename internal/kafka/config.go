@@ -15,6 +15,9 @@ type Topics struct {
 	Vitals    string
 	Alerts    string
 	VitalsDLQ string
+	// State is the compacted changelog of the alert processors'
+	// per-patient state, co-partitioned with Vitals.
+	State string
 }
 
 // Config is how a role reaches the brokers and which topics it uses.
@@ -42,6 +45,7 @@ func DefaultConfig() Config {
 			Vitals:    "vitals.v1",
 			Alerts:    "alerts.v1",
 			VitalsDLQ: "vitals.v1.dlq",
+			State:     "alerting.state.v1",
 		},
 		Partitions:  12,
 		DialTimeout: 5 * time.Second,
@@ -56,6 +60,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Topics.Vitals, "topic-vitals", c.Topics.Vitals, "topic of vital readings")
 	fs.StringVar(&c.Topics.Alerts, "topic-alerts", c.Topics.Alerts, "topic of alert events")
 	fs.StringVar(&c.Topics.VitalsDLQ, "topic-vitals-dlq", c.Topics.VitalsDLQ, "dead-letter topic for vitals records no processor can read")
+	fs.StringVar(&c.Topics.State, "topic-state", c.Topics.State, "compacted changelog of the alert processors' per-patient state")
 	fs.Int32Var(&c.Partitions, "partitions", c.Partitions, "partitions of topics this process creates")
 	fs.Int16Var(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics this process creates (0: 3 if the cluster has 3+ brokers, else 1)")
 }
@@ -71,7 +76,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
 		}
 	}
-	for name, t := range map[string]string{"topic-vitals": c.Topics.Vitals, "topic-alerts": c.Topics.Alerts, "topic-vitals-dlq": c.Topics.VitalsDLQ} {
+	for name, t := range map[string]string{"topic-vitals": c.Topics.Vitals, "topic-alerts": c.Topics.Alerts, "topic-vitals-dlq": c.Topics.VitalsDLQ, "topic-state": c.Topics.State} {
 		if t == "" {
 			errs = append(errs, fmt.Errorf("%s: must not be empty", name))
 		}

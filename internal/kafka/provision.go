@@ -27,6 +27,7 @@ func (c *Config) Specs() []TopicSpec {
 		{Name: c.Topics.Vitals, Retention: 7 * day},
 		{Name: c.Topics.Alerts, Retention: 30 * day},
 		{Name: c.Topics.VitalsDLQ, Retention: 30 * day},
+		{Name: c.Topics.State, Compact: true},
 	}
 }
 

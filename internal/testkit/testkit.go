@@ -4,7 +4,10 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,7 +70,8 @@ func Context(tb testing.TB) context.Context {
 }
 
 // ReadAll returns every record of topic visible at the given isolation
-// level, in partition order. It first appends a fence record to each
+// level, in partition order, leaving out fence records (its own and
+// earlier calls'). It first appends a fence record to each
 // partition and then reads until it has seen every fence: under
 // read_committed a fence only becomes visible once every transaction before
 // it has ended, so nothing committed earlier can be missed and no count is
@@ -84,8 +88,11 @@ func ReadAllFrom(tb testing.TB, seeds []string, topic string, isolation kgo.Isol
 	defer cancel()
 	fence := SeedClient(tb, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	parts := partitions(ctx, tb, fence, topic)
+	// Each call's fences carry their own token: an earlier call's fence
+	// proves nothing about what was written after it.
+	token := []byte(strconv.FormatInt(time.Now().UnixNano(), 10) + "-" + strconv.FormatInt(fenceSeq.Add(1), 10))
 	for p := range parts {
-		r := &kgo.Record{Topic: topic, Partition: p, Headers: []kgo.RecordHeader{{Key: fenceHeader}}}
+		r := &kgo.Record{Topic: topic, Partition: p, Headers: []kgo.RecordHeader{{Key: fenceHeader, Value: token}}}
 		if err := fence.ProduceSync(ctx, r).FirstErr(); err != nil {
 			tb.Fatalf("fence %s/%d: %v", topic, p, err)
 		}
@@ -100,8 +107,10 @@ func ReadAllFrom(tb testing.TB, seeds []string, topic string, isolation kgo.Isol
 			tb.Fatalf("read %s: fences seen on %d of %d partitions after %d records: %v", topic, fenced, parts, len(out), err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if len(r.Headers) > 0 && r.Headers[0].Key == fenceHeader {
-				fenced++
+			if IsFence(r) {
+				if bytes.Equal(r.Headers[0].Value, token) {
+					fenced++
+				}
 				return
 			}
 			out = append(out, r)
@@ -111,6 +120,8 @@ func ReadAllFrom(tb testing.TB, seeds []string, topic string, isolation kgo.Isol
 }
 
 const fenceHeader = "monitorme-test-fence"
+
+var fenceSeq atomic.Int64
 
 func partitions(ctx context.Context, tb testing.TB, cl *kgo.Client, topic string) int32 {
 	tb.Helper()

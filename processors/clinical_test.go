@@ -1,0 +1,162 @@
+package processors
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/producers"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+func testClinicalConfig() ClinicalConfig {
+	return ClinicalConfig{Rules: []ConditionRule{spo2Rule()}, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}
+}
+
+func newClinicalProcessor(brokers []string) *Processor {
+	p := newTestProcessor(brokers)
+	p.h = NewClinical(testClinicalConfig(), p.kcfg.Topics.Alerts, p.kcfg.Topics.State, kgo.SeedBrokers(brokers...))
+	return p
+}
+
+// desat returns SpO2 readings of 85 % for patient P01, one a second, for
+// seconds [from, to).
+func desat(from, to int) []schemas.Reading {
+	var rs []schemas.Reading
+	for s := from; s < to; s++ {
+		rs = append(rs, schemas.Reading{PatientID: "P01", DeviceID: "ox1", Kind: schemas.SpO2, Value: 85, Unit: "%", TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)})
+	}
+	return rs
+}
+
+func produceReadings(t *testing.T, seeds []string, topic string, rs []schemas.Reading) {
+	t.Helper()
+	cl := testkit.SeedClient(t, seeds, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	for i := range rs {
+		rec, _ := producers.ReadingRecord(topic, &rs[i])
+		if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A desaturation that began before a handover (a clean stop, then a crash
+// mid-transaction) raises exactly one alert, at the reading 15 s after the
+// first low one: the state before the handover came back from the
+// changelog, and the crashed transaction's state did not.
+func TestClinicalStateSurvivesRestartAndCrash(t *testing.T) {
+	c, kc := testCluster(t)
+	seeds := c.ListenAddrs()
+
+	// Processor A sees seconds 0–9 and stops cleanly: no alert yet.
+	produceReadings(t, seeds, kc.Topics.Vitals, desat(0, 10))
+	stop := runProcessor(t, newClinicalProcessor(seeds))
+	waitCaughtUp(t, c, kc, 30*time.Second)
+	stop()
+	if n := len(testkit.ReadAll(t, c, kc.Topics.Alerts, kgo.ReadCommitted())); n != 0 {
+		t.Fatalf("%d alerts after 10 s of desaturation, want 0", n)
+	}
+
+	// Processor B, a child process, takes seconds 10–20 into a
+	// transaction and is SIGKILLed before committing it.
+	produceReadings(t, seeds, kc.Topics.Vitals, desat(10, 21))
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), helperEnv+"="+strings.Join(seeds, ","), "MONITORME_TEST_HANDLER=clinical")
+	child.Stderr = os.Stderr
+	out, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	open := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "TXN-OPEN" {
+				close(open)
+			}
+		}
+	}()
+	select {
+	case <-open:
+	case <-time.After(60 * time.Second):
+		t.Fatal("child never opened a transaction")
+	}
+	_ = child.Process.Kill()
+	_ = child.Wait()
+
+	// Processor C restores A's state and finishes the job.
+	stop = runProcessor(t, newClinicalProcessor(seeds))
+	waitCaughtUp(t, c, kc, 60*time.Second)
+	stop()
+	alerts := testkit.ReadAll(t, c, kc.Topics.Alerts, kgo.ReadCommitted())
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts, want exactly 1", len(alerts))
+	}
+	a, _ := schemas.DecodeAlert("", alerts[0].Value)
+	at15 := desat(15, 16)[0]
+	if a.AlertID != schemas.AlertID("spo2_low", &at15) || a.State != schemas.Raised {
+		t.Fatalf("alert %+v, want spo2_low raised at the 15 s reading", a)
+	}
+	if all := testkit.ReadAll(t, c, kc.Topics.Alerts, kgo.ReadUncommitted()); len(all) < 2 {
+		t.Fatalf("read_uncommitted sees %d alerts: the child died before producing its own", len(all))
+	}
+}
+
+// Without restoring, the same handover would alert late or never: the
+// test above can fail.
+func TestClinicalWithoutRestoreStartsOver(t *testing.T) {
+	h := NewClinical(testClinicalConfig(), "alerts", "state")
+	st := (&PatientState{}).clone()
+	var n int
+	for _, rd := range desat(10, 21) { // a fresh state sees only 10–20
+		n += len(h.apply(st, &rd))
+	}
+	if n != 0 {
+		t.Fatalf("a fresh state raised %d alerts within 11 s", n)
+	}
+}
+
+func TestClinicalNEWS2(t *testing.T) {
+	h := NewClinical(ClinicalConfig{NEWS2: true, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}, "alerts", "state")
+	st := (&PatientState{}).clone()
+	obs := func(s int, k schemas.Kind, v float64) []schemas.Alert {
+		spec, _ := schemas.SpecFor(k)
+		rd := schemas.Reading{PatientID: "P01", DeviceID: "obs", Kind: k, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
+		return h.apply(st, &rd)
+	}
+	// Normal observations: nothing.
+	for i, o := range []struct {
+		k schemas.Kind
+		v float64
+	}{{schemas.RespRate, 16}, {schemas.SpO2, 97}, {schemas.O2Supplement, 0}, {schemas.BPSystolic, 120}, {schemas.HeartRate, 70}, {schemas.Consciousness, 0}, {schemas.Temperature, 37}} {
+		if a := obs(i, o.k, o.v); len(a) != 0 {
+			t.Fatalf("normal observations raised %+v", a)
+		}
+	}
+	// Resp 26 (3) + pulse 135 (3) + new confusion (3) = 9: high.
+	obs(10, schemas.RespRate, 26)
+	obs(11, schemas.HeartRate, 135)
+	a := obs(12, schemas.Consciousness, 1)
+	if len(a) != 1 || a[0].Condition != "news2" || a[0].Priority != schemas.High || a[0].Score == nil || *a[0].Score != 9 || a[0].Components["consciousness"] != 3 {
+		t.Fatalf("news2 alert: %+v", a)
+	}
+	id := a[0].AlertID
+	// Still high: no repeat.
+	if a := obs(13, schemas.HeartRate, 140); len(a) != 0 {
+		t.Fatalf("repeated: %+v", a)
+	}
+	// Back to normal for a minute: resolved, same id.
+	obs(20, schemas.RespRate, 16)
+	obs(21, schemas.HeartRate, 70)
+	obs(22, schemas.Consciousness, 0)
+	if a := obs(82, schemas.Temperature, 37); len(a) != 1 || a[0].State != schemas.Resolved || a[0].AlertID != id {
+		t.Fatalf("resolve: %+v", a)
+	}
+}
