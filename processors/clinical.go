@@ -163,11 +163,22 @@ func (c *Clinical) news2(st *PatientState, rd *schemas.Reading) []schemas.Alert 
 		a := news2Alert(rd, score, prio, schemas.AlertID("news2", rd), schemas.Raised)
 		st.NEWS2 = ConditionState{Open: &a}
 		return []schemas.Alert{a}
-	case alarm && open.Priority != prio:
-		// The band changed: the one open alert is updated in place.
+	case alarm && rank(prio) > rank(open.Priority):
+		// Worse: the one open alert is updated in place at once.
 		a := news2Alert(rd, score, prio, open.AlertID, schemas.Raised)
 		st.NEWS2 = ConditionState{Open: &a}
 		return []schemas.Alert{a}
+	case alarm && rank(prio) < rank(open.Priority):
+		// Better, but a score wobbling across a band boundary must not
+		// flap the alarm: lower it only after it stayed lower a while.
+		if st.NEWS2.InRangeSince.IsZero() {
+			st.NEWS2.InRangeSince = rd.TS
+		}
+		if rd.TS.Sub(st.NEWS2.InRangeSince) >= c.cfg.NEWS2ResolveAfter {
+			a := news2Alert(rd, score, prio, open.AlertID, schemas.Raised)
+			st.NEWS2 = ConditionState{Open: &a}
+			return []schemas.Alert{a}
+		}
 	case alarm:
 		st.NEWS2.InRangeSince = time.Time{}
 	case open != nil:
@@ -181,6 +192,18 @@ func (c *Clinical) news2(st *PatientState, rd *schemas.Reading) []schemas.Alert 
 		}
 	}
 	return nil
+}
+
+func rank(p schemas.Priority) int {
+	switch p {
+	case schemas.High:
+		return 3
+	case schemas.Medium:
+		return 2
+	case schemas.Low:
+		return 1
+	}
+	return 0
 }
 
 func news2Alert(rd *schemas.Reading, s NEWS2Score, prio schemas.Priority, id string, state schemas.State) schemas.Alert {
@@ -326,4 +349,35 @@ func restored(at, want map[int32]int64) bool {
 		}
 	}
 	return true
+}
+
+func limit(v float64) *float64 { return &v }
+
+// DefaultClinicalConfig is the adult ward rule set: persistence delays on
+// the fast vitals (a brief artefact raises nothing), critical limits with
+// no delay, lower heart rate and respiration limits in sleep, and NEWS2.
+// Slowly sampled vitals (blood pressure hourly, temperature, glucose)
+// alarm on the reading itself and resolve on the next one in range.
+func DefaultClinicalConfig() ClinicalConfig {
+	const resolve = 30 * time.Second
+	return ClinicalConfig{
+		Rules: []ConditionRule{
+			{Condition: "spo2_low", Kind: schemas.SpO2, Below: true, Limit: 90, Priority: schemas.High, Delay: 15 * time.Second, ResolveAfter: resolve},
+			{Condition: "spo2_critical", Kind: schemas.SpO2, Below: true, Limit: 80, Priority: schemas.High, ResolveAfter: resolve},
+			{Condition: "heart_rate_high", Kind: schemas.HeartRate, Limit: 120, Priority: schemas.Medium, Delay: 10 * time.Second, ResolveAfter: resolve},
+			{Condition: "heart_rate_low", Kind: schemas.HeartRate, Below: true, Limit: 50, AsleepLimit: limit(40), Priority: schemas.Medium, Delay: 10 * time.Second, ResolveAfter: resolve},
+			{Condition: "heart_rate_critical", Kind: schemas.HeartRate, Below: true, Limit: 30, Priority: schemas.High, ResolveAfter: resolve},
+			{Condition: "resp_rate_low", Kind: schemas.RespRate, Below: true, Limit: 8, AsleepLimit: limit(6), Priority: schemas.High, Delay: 15 * time.Second, ResolveAfter: resolve},
+			{Condition: "resp_rate_high", Kind: schemas.RespRate, Limit: 25, Priority: schemas.Medium, Delay: 30 * time.Second, ResolveAfter: resolve},
+			{Condition: "bp_systolic_low", Kind: schemas.BPSystolic, Below: true, Limit: 90, AsleepLimit: limit(85), Priority: schemas.High},
+			{Condition: "bp_systolic_high", Kind: schemas.BPSystolic, Limit: 180, Priority: schemas.Medium},
+			{Condition: "temperature_low", Kind: schemas.Temperature, Below: true, Limit: 35, Priority: schemas.Medium},
+			{Condition: "temperature_high", Kind: schemas.Temperature, Limit: 39, Priority: schemas.Medium},
+			{Condition: "glucose_low", Kind: schemas.Glucose, Below: true, Limit: 70, Priority: schemas.High},
+			{Condition: "glucose_high", Kind: schemas.Glucose, Limit: 250, Priority: schemas.Medium},
+		},
+		NEWS2:             true,
+		NEWS2MaxAge:       90 * time.Minute,
+		NEWS2ResolveAfter: 5 * time.Minute,
+	}
 }

@@ -67,6 +67,13 @@ type Config struct {
 	FetchMaxWait   time.Duration
 	SessionTimeout time.Duration
 	MaxPollRecords int
+	// Rules picks the handler: "threshold" raises an alert for every
+	// reading beyond a limit; "clinical" is the stateful engine
+	// (persistence delays, hysteresis, sleep-aware limits, NEWS2) whose
+	// state lives in the state changelog. Threshold stays the default
+	// until the clinical engine is complete (escalation, technical
+	// alarms, per-ward configuration).
+	Rules string
 }
 
 // DefaultConfig returns the defaults the flag help names.
@@ -77,6 +84,7 @@ func DefaultConfig() Config {
 		FetchMaxWait:       500 * time.Millisecond,
 		SessionTimeout:     10 * time.Second,
 		MaxPollRecords:     10_000,
+		Rules:              "threshold",
 	}
 }
 
@@ -88,6 +96,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", c.FetchMaxWait, "longest wait of an empty fetch")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	fs.IntVar(&c.MaxPollRecords, "max-poll-records", c.MaxPollRecords, "records per transaction at most")
+	fs.StringVar(&c.Rules, "rules", c.Rules, `alert rules: "threshold" (an alert per reading beyond a limit) or "clinical" (stateful: persistence, hysteresis, sleep-aware limits, NEWS2)`)
 }
 
 // Validate refuses settings the processor cannot honor.
@@ -103,6 +112,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("session-timeout: %v, want at least 100ms", c.SessionTimeout)
 	case c.MaxPollRecords < 1:
 		return fmt.Errorf("max-poll-records: %d, want at least 1", c.MaxPollRecords)
+	case c.Rules != "threshold" && c.Rules != "clinical":
+		return fmt.Errorf("rules: %q, want threshold or clinical", c.Rules)
 	}
 	return nil
 }

@@ -139,8 +139,11 @@ func (p *platform) withIngest(f *roleFlags) error {
 
 func (p *platform) withProcessor(f *roleFlags) error {
 	var err error
-	p.proc, err = processors.New(f.prc, p.kc, &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: p.kc.Topics.Alerts},
-		p.log.With("component", "processor"), p.tel)
+	var h processors.Handler = &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: p.kc.Topics.Alerts}
+	if f.prc.Rules == "clinical" {
+		h = processors.NewClinical(processors.DefaultClinicalConfig(), p.kc.Topics.Alerts, p.kc.Topics.State, p.kc.ClientOpts("restore")...)
+	}
+	p.proc, err = processors.New(f.prc, p.kc, h, p.log.With("component", "processor"), p.tel)
 	return usage(err)
 }
 
@@ -187,7 +190,7 @@ of the embedded one. Ctrl-C ends the open transaction, flushes the producer
 and exits 0; a restart on the same data dir keeps every reading and alert.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := errors.Join(bc.Validate(), f.sc.Validate()); err != nil {
+			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.prc.Validate(), f.pc.Validate(), f.lc.Validate()); err != nil {
 				return usage(err)
 			}
 			log, err := g.logger()
