@@ -1,10 +1,6 @@
 package processors
 
 import (
-	"bufio"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -66,28 +62,7 @@ func TestClinicalStateSurvivesRestartAndCrash(t *testing.T) {
 	// Processor B, a child process, takes seconds 10–20 into a
 	// transaction and is SIGKILLed before committing it.
 	produceReadings(t, seeds, kc.Topics.Vitals, desat(10, 21))
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), helperEnv+"="+strings.Join(seeds, ","), "MONITORME_TEST_HANDLER=clinical")
-	child.Stderr = os.Stderr
-	out, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	open := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == "TXN-OPEN" {
-				close(open)
-			}
-		}
-	}()
-	select {
-	case <-open:
-	case <-time.After(60 * time.Second):
-		t.Fatal("child never opened a transaction")
-	}
+	child := startChildInTransaction(t, seeds, "MONITORME_TEST_HANDLER=clinical")
 	_ = child.Process.Kill()
 	_ = child.Wait()
 

@@ -53,6 +53,40 @@ func runHelper(brokers string) {
 	}
 }
 
+// startChildInTransaction starts this test binary as a processor child
+// process (env adds settings such as the handler) and returns once the
+// child has a transaction open with its records on the broker; the child
+// then hangs until killed.
+func startChildInTransaction(t *testing.T, seeds []string, env ...string) *exec.Cmd {
+	t.Helper()
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(append(os.Environ(), helperEnv+"="+strings.Join(seeds, ",")), env...)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	open := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "TXN-OPEN" {
+				close(open)
+			}
+		}
+	}()
+	select {
+	case <-open:
+	case <-time.After(60 * time.Second):
+		t.Fatal("child processor never opened a transaction")
+	}
+	return child
+}
+
 func testKafkaConfig(brokers []string) kafka.Config {
 	kc := kafka.DefaultConfig()
 	kc.Brokers = brokers
@@ -200,36 +234,11 @@ func TestProcessorExactlyOnceWhenAMemberIsKilledMidTransaction(t *testing.T) {
 
 	// Member B: a real process that opens a transaction, produces its
 	// alerts and is SIGKILLed before ending it.
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), helperEnv+"="+strings.Join(c.ListenAddrs(), ","))
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	open := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == "TXN-OPEN" {
-				close(open)
-			}
-		}
-	}()
-	select {
-	case <-open:
-	case <-time.After(60 * time.Second):
-		t.Fatal("child processor never opened a transaction")
-	}
+	child := startChildInTransaction(t, c.ListenAddrs())
 
 	// Member A joins while B's transaction is open; then B dies.
 	stopA := runProcessor(t, newTestProcessor(c.ListenAddrs()))
-	_, err = c.WaitGroupStable(testkit.Context(t), "alerting", 2)
-	if err != nil {
+	if _, err := c.WaitGroupStable(testkit.Context(t), "alerting", 2); err != nil {
 		t.Fatalf("group never had two members: %v", err)
 	}
 	if err := child.Process.Kill(); err != nil {
