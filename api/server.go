@@ -76,9 +76,8 @@ func (s *Server) latest(c echo.Context) error {
 }
 
 func (s *Server) noHistory(c echo.Context) error {
-	p := web.NewProblem(http.StatusNotImplemented,
+	return web.NewProblem(http.StatusNotImplemented,
 		"history is served from ClickHouse, which this deployment does not run yet; live data: GET /v1/patients/{id}/vitals/latest, GET /v1/alerts, GET /v1/stream")
-	return p
 }
 
 // MaxAlertsLimit bounds GET /v1/alerts?limit=.

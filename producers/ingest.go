@@ -44,6 +44,17 @@ func (c *IngestConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.AckTimeout, "ingest-ack-timeout", c.AckTimeout, "longest wait for broker acknowledgement before answering 503")
 }
 
+// Validate refuses settings ingest cannot honor.
+func (c *IngestConfig) Validate() error {
+	if c.BodyLimit == "" {
+		return errors.New("ingest-body-limit: must be set")
+	}
+	if c.AckTimeout < time.Second {
+		return fmt.Errorf("ingest-ack-timeout: %v, want at least 1s", c.AckTimeout)
+	}
+	return nil
+}
+
 // Writer is what ingest needs of a producer.
 type Writer interface {
 	Produce(ctx context.Context, rs []schemas.Reading) error
@@ -60,11 +71,8 @@ type Ingest struct {
 
 // NewIngest returns the ingest handler writing to w.
 func NewIngest(cfg IngestConfig, w Writer, log *slog.Logger, mp metric.MeterProvider) (*Ingest, error) {
-	if cfg.BodyLimit == "" {
-		return nil, errors.New("ingest-body-limit: must be set")
-	}
-	if cfg.AckTimeout < time.Second {
-		return nil, fmt.Errorf("ingest-ack-timeout: %v, want at least 1s", cfg.AckTimeout)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	readings, err := mp.Meter("monitorme/producers").Int64Counter("monitorme.ingest.readings",
 		metric.WithDescription("Readings received by POST /v1/vitals by outcome: accepted, unavailable (refused with 503); invalid counts rejected requests"))

@@ -31,6 +31,11 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"dev", "--log-level", "loud"}, want: "log-level"},
 		{args: []string{"simulate"}, env: map[string]string{"MONITORME_PATIENTS": "many"}, want: "MONITORME_PATIENTS"},
 		{args: []string{"dev", "extra"}, want: "unknown command"},
+		// Settings are checked before any broker is dialed: none listens
+		// on port 1, and the answer is still the usage error.
+		{args: []string{"ingest", "--brokers", "127.0.0.1:1", "--producer-compression", "brotli"}, want: "producer-compression"},
+		{args: []string{"process", "--brokers", "127.0.0.1:1", "--rules", "fuzzy"}, want: "rules"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--live-max-alerts", "0"}, want: "live-max"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -72,12 +72,18 @@ func (f *roleFlags) common(cmd *cobra.Command) {
 }
 
 // start connects what every role needs: telemetry, topics, the listener.
-func (f *roleFlags) start(ctx context.Context, g *globals, service string) (*platform, error) {
+// validate are the settings of the components the role runs: they are
+// checked first, so a bad flag never reaches the brokers.
+func (f *roleFlags) start(ctx context.Context, g *globals, service string, validate ...func() error) (*platform, error) {
 	log, err := g.logger()
 	if err != nil {
 		return nil, err
 	}
-	if err := f.kc.Validate(); err != nil {
+	errs := []error{f.kc.Validate()}
+	for _, v := range validate {
+		errs = append(errs, v())
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, usage(err)
 	}
 	p := &platform{log: log, kc: f.kc}
@@ -115,9 +121,6 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string) (*pla
 }
 
 func (p *platform) withIngest(f *roleFlags) error {
-	if err := errors.Join(f.pc.Validate()); err != nil {
-		return usage(err)
-	}
 	cl, prod, err := newProducer(&p.kc, &f.pc, p.tel)
 	if err != nil {
 		return err
@@ -190,7 +193,9 @@ of the embedded one. Ctrl-C ends the open transaction, flushes the producer
 and exits 0; a restart on the same data dir keeps every reading and alert.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.prc.Validate(), f.pc.Validate(), f.lc.Validate()); err != nil {
+			// The broker starts before start() runs, so its settings and
+			// everything else are checked here first.
+			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate()); err != nil {
 				return usage(err)
 			}
 			log, err := g.logger()
@@ -261,7 +266,7 @@ func ingestCmd(g *globals) *cobra.Command {
 		Short: "Serve POST /v1/vitals, producing readings with acks=all and idempotence",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-ingest")
+			p, err := f.start(cmd.Context(), g, "monitorme-ingest", f.pc.Validate, f.ic.Validate)
 			if err != nil {
 				return err
 			}
@@ -286,7 +291,7 @@ func processCmd(g *globals) *cobra.Command {
 		Short: "Compute alerts from vitals exactly once (consumer group + transactions)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-process")
+			p, err := f.start(cmd.Context(), g, "monitorme-process", f.prc.Validate)
 			if err != nil {
 				return err
 			}
@@ -310,7 +315,7 @@ func apiCmd(g *globals) *cobra.Command {
 		Short: "Serve the query API: patients, latest vitals, alerts, live stream",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-api")
+			p, err := f.start(cmd.Context(), g, "monitorme-api", f.lc.Validate)
 			if err != nil {
 				return err
 			}
