@@ -299,3 +299,31 @@ func (l *Live) Alerts(patient string, since time.Time, limit int) []schemas.Aler
 	}
 	return out
 }
+
+// Alert returns the latest event of the alert with id, and whether the view
+// has it.
+func (l *Live) Alert(id string) (schemas.Alert, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n := len(l.alerts)
+	// Newest first: the ring's newest entry is just before head.
+	for i := 1; i <= n; i++ {
+		if a := l.alerts[(l.head-i+n)%n]; a.AlertID == id {
+			return a, true
+		}
+	}
+	return schemas.Alert{}, false
+}
+
+// AlertEvents calls fn for every alert event in view with event time at or
+// after since, oldest first.
+func (l *Live) AlertEvents(since time.Time, fn func(*schemas.Alert)) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n := len(l.alerts)
+	for i := range n {
+		if a := &l.alerts[(l.head+i)%n]; !a.TS.Before(since) {
+			fn(a)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -24,14 +25,22 @@ func OpenAPI() []byte {
 
 // Server holds the query routes.
 type Server struct {
-	live *Live
+	live  *Live
+	acks  AckWriter
+	rules processors.ClinicalConfig
 	// heartbeat is how often an idle SSE stream gets a comment, so
 	// proxies do not close it.
 	heartbeat time.Duration
 }
 
 // NewServer returns the query API over live.
-func NewServer(live *Live) *Server { return &Server{live: live, heartbeat: 15 * time.Second} }
+func NewServer(live *Live, opts ...Option) *Server {
+	s := &Server{live: live, heartbeat: 15 * time.Second, rules: processors.DefaultClinicalConfig()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Register adds the query routes to e.
 func (s *Server) Register(e *echo.Echo) {
@@ -41,14 +50,17 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/v1/patients/:id/vitals/latest", s.latest)
 	e.GET("/v1/patients/:id/vitals", s.noHistory)
 	e.GET("/v1/patients/:id/alerts", s.noHistory)
+	e.GET("/v1/patients/:id/rules", s.patientRules)
 	e.GET("/v1/alerts", s.alerts)
+	e.POST("/v1/alerts/:id/ack", s.ack)
+	e.GET("/v1/alarms/summary", s.alarmSummary)
 	e.GET("/v1/stream", s.stream)
 }
 
 func (s *Server) schema(c echo.Context) error {
 	b, err := schemas.Files.ReadFile(c.Param("name"))
 	if err != nil {
-		return web.NewProblem(http.StatusNotFound, "no schema "+strconv.Quote(c.Param("name"))+"; try "+schemas.ReadingV1+".schema.json or "+schemas.AlertV1+".schema.json")
+		return web.NewProblem(http.StatusNotFound, "no schema "+strconv.Quote(c.Param("name"))+"; try "+schemas.ReadingV1+".schema.json, "+schemas.AlertV1+".schema.json or "+schemas.AckV1+".schema.json")
 	}
 	return c.Blob(http.StatusOK, "application/schema+json", b)
 }

@@ -193,7 +193,7 @@ func TestExactlyOnceUnderProcessorAndBrokerKills(t *testing.T) {
 	topics, flags := topicFlags("e2e-c")
 	procArgs := func() []string {
 		return append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", freeAddr(t),
-			"--group", "e2e-c", "--session-timeout", "6s", "--transaction-timeout", "5s"}, flags...)
+			"--group", "e2e-c", "--session-timeout", "6s", "--transaction-timeout", "5s"}, append(flags, thresholdRules...)...)
 	}
 	procs := make([]*proc, 3)
 	for i := range procs {
@@ -306,7 +306,7 @@ func TestKcatInterop(t *testing.T) {
 	}
 	topics, flags := topicFlags("e2e-d")
 	addr := freeAddr(t)
-	p := startRole(t, "process", append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", addr, "--group", "e2e-d"}, flags...)...)
+	p := startRole(t, "process", append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", addr, "--group", "e2e-d"}, append(flags, thresholdRules...)...)...)
 	waitReady(t, addr, 60*time.Second)
 
 	// A device gateway on librdkafka: murmur2 partitioning like ours, no

@@ -253,9 +253,18 @@ func waitReady(t *testing.T, addr string, timeout time.Duration) {
 
 // topicFlags gives a case its own topics and group.
 func topicFlags(prefix string) (kafka.Topics, []string) {
-	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", VitalsDLQ: prefix + ".dlq", State: prefix + ".state"}
-	return tp, []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--topic-state", tp.State, "--replication-factor", "3"}
+	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", VitalsDLQ: prefix + ".dlq", State: prefix + ".state", Acks: prefix + ".acks"}
+	return tp, []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--topic-state", tp.State,
+		"--topic-acks", tp.Acks, "--replication-factor", "3"}
 }
+
+// thresholdRules makes a processor raise one alert per reading beyond a
+// limit, with no state and no timers: the cases that count alerts against
+// the readings they sent need the expected set to be a function of the
+// input alone. The clinical engine's crash, restart and determinism are
+// tested in processors, on kfake, with a child processor SIGKILLed
+// mid-transaction.
+var thresholdRules = []string{"--rules", "threshold"}
 
 // readings returns n readings numbered from seq; every tenth is a heart
 // rate of 130 (one heart_rate_high alert each).

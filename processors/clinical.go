@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
+	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -18,12 +22,23 @@ import (
 type Sample struct {
 	Value float64   `json:"v"`
 	TS    time.Time `json:"ts"`
+	// At is when it arrived: the timestamp the ingest producer gave its
+	// record. Silence is measured in arrival time, not device time, so a
+	// device whose clock is off neither hides nor fakes a lost signal.
+	At time.Time `json:"at,omitzero"`
+	// Gap is the time between the last two arrivals: the cadence a
+	// signal-lost rule learns what "normally sends" means from.
+	Gap    time.Duration `json:"g,omitempty"`
+	Device string        `json:"d,omitempty"`
+	Seq    uint64        `json:"s,omitempty"`
 }
 
 // PatientState is everything the clinical rules remember of one patient;
 // it is what the changelog holds, one record per patient.
 type PatientState struct {
-	Latest     map[schemas.Kind]Sample   `json:"latest"`
+	Latest map[schemas.Kind]Sample `json:"latest"`
+	// Conditions holds the rules' state and the open technical alarms,
+	// by condition.
 	Conditions map[string]ConditionState `json:"conditions,omitempty"`
 	// NEWS2 is the open "news2" alert, if any, and when its band last
 	// dropped back to low.
@@ -41,67 +56,119 @@ func (s *PatientState) clone() *PatientState {
 	return c
 }
 
-// ClinicalConfig is the rule set of the clinical handler.
-type ClinicalConfig struct {
-	Rules []ConditionRule
-	// NEWS2 enables the early warning score alert.
-	NEWS2 bool
-	// NEWS2MaxAge is how old a parameter may be, relative to the reading
-	// being processed, and still count; older is missing.
-	NEWS2MaxAge time.Duration
-	// NEWS2ResolveAfter is how long the score must stay in the low band
-	// before an open news2 alert resolves.
-	NEWS2ResolveAfter time.Duration
-	// Hypercapnic patients are scored on SpO2 scale 2.
-	Hypercapnic map[string]bool
-}
-
 // Clinical is the stateful Handler of the clinical alerting engine: per
-// patient, the latest value of each vital, the condition rules' state and
-// the NEWS2 alert, mirrored to the compacted state changelog in the same
-// transaction as the alerts and offsets.
+// patient, the latest value of each vital, the condition rules' state, the
+// NEWS2 alert and the open alerts' escalation timers, mirrored to the
+// compacted state changelog in the same transaction as the alerts and
+// offsets. It reads the acknowledgements topic too (co-partitioned with the
+// vitals), so an acknowledgement and the alert it stops meet in one place.
+//
+// Two clocks drive it. Condition rules and NEWS2 run on event time, the
+// readings' own ts. Silence (signal lost) and escalation run on the
+// processor clock: the arrival time of records (their timestamps, set by
+// the ingest producer and stored in the log) as they are consumed, and the
+// wall clock only once a partition is caught up. A replay therefore fires
+// the same timers with the same content, and a live processor still
+// notices a device that went quiet when nothing else arrives.
 type Clinical struct {
-	cfg       ClinicalConfig
-	alerts    string
-	changelog string
-	// seeds reach the brokers for restoring state.
+	cfg    ClinicalConfig
+	topics kafka.Topics
+	// restoreOpts reach the brokers for restoring state.
 	restoreOpts []kgo.Opt
 
 	mu        sync.Mutex
 	committed map[string]*PatientState // by patient
-	partition map[string]int32         // patient -> vitals partition, for Forget
+	partition map[string]int32         // patient -> vitals partition
 	dirty     map[string]*PatientState // changed in the open transaction
+
+	// pending are the alert events of the open transaction, counted in
+	// alarms once it commits.
+	pending []schemas.Alert
+	alarms  metric.Int64Counter
+}
+
+// Instrument counts committed alert events in monitorme.alarms, by
+// priority, condition, state and ward: the alarm burden, per patient per
+// day once divided by monitorme.alerting.patients.
+func (c *Clinical) Instrument(mp metric.MeterProvider) error {
+	m := mp.Meter("monitorme/processors")
+	var err error
+	c.alarms, err = m.Int64Counter("monitorme.alarms",
+		metric.WithDescription("Alert events committed, by priority, condition, state (raised, escalated, acknowledged, resolved) and ward"))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableGauge("monitorme.alerting.patients",
+		metric.WithDescription("Patients whose state this processor holds"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			c.mu.Lock()
+			n := len(c.committed)
+			c.mu.Unlock()
+			o.Observe(int64(n))
+			return nil
+		}))
+	return err
 }
 
 // NewClinical returns the handler; restoreOpts are the client options
 // (seeds, TLS) of the client that reads the changelog back.
-func NewClinical(cfg ClinicalConfig, alertsTopic, changelogTopic string, restoreOpts ...kgo.Opt) *Clinical {
-	return &Clinical{cfg: cfg, alerts: alertsTopic, changelog: changelogTopic, restoreOpts: restoreOpts,
+func NewClinical(cfg ClinicalConfig, topics kafka.Topics, restoreOpts ...kgo.Opt) *Clinical {
+	return &Clinical{cfg: cfg, topics: topics, restoreOpts: restoreOpts,
 		committed: map[string]*PatientState{}, partition: map[string]int32{}, dirty: map[string]*PatientState{}}
 }
 
-// Handle applies one reading.
+// Inputs names the topics the handler reads: the vitals and, co-partitioned
+// with them, the acknowledgements.
+func (c *Clinical) Inputs() []string { return []string{c.topics.Vitals, c.topics.Acks} }
+
+// state returns the patient's state for the open transaction, creating it
+// if create is set; nil if the patient is unknown and create is not set.
+func (c *Clinical) state(patient string, partition int32, create bool) *PatientState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.dirty[patient]; st != nil {
+		return st
+	}
+	cur := c.committed[patient]
+	if cur == nil && !create {
+		return nil
+	}
+	if cur == nil {
+		cur = &PatientState{}
+	}
+	st := cur.clone()
+	c.dirty[patient] = st
+	c.partition[patient] = partition
+	return st
+}
+
+// Handle applies one reading or acknowledgement. The patient's timers that
+// are due by the record's arrival time fire first, so the outcome does not
+// depend on how records were batched.
 func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
+	if r.Topic == c.topics.Acks {
+		return c.handleAck(r)
+	}
 	rd, err := DecodeReading(r)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	st := c.dirty[rd.PatientID]
-	if st == nil {
-		if cur := c.committed[rd.PatientID]; cur != nil {
-			st = cur.clone()
-		} else {
-			st = (&PatientState{}).clone()
-		}
-		c.dirty[rd.PatientID] = st
-		c.partition[rd.PatientID] = r.Partition
+	st := c.state(rd.PatientID, r.Partition, true)
+	rs := c.cfg.For(rd.PatientID)
+	alerts := timers(st, rs, rd.PatientID, r.Timestamp)
+	alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
+	return c.records(alerts)
+}
+
+func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
+	if c.alarms != nil && len(alerts) > 0 {
+		c.mu.Lock()
+		c.pending = append(c.pending, alerts...)
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
-	alerts := c.apply(st, &rd)
 	out := make([]*kgo.Record, 0, len(alerts))
 	for i := range alerts {
-		rec, err := AlertRecord(c.alerts, &alerts[i])
+		rec, err := AlertRecord(c.topics.Alerts, &alerts[i])
 		if err != nil {
 			return nil, err
 		}
@@ -110,29 +177,98 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 	return out, nil
 }
 
-// apply is the pure part: state and reading in, state and alerts out.
-func (c *Clinical) apply(st *PatientState, rd *schemas.Reading) []schemas.Alert {
-	if cur, ok := st.Latest[rd.Kind]; !ok || !rd.TS.Before(cur.TS) {
-		st.Latest[rd.Kind] = Sample{Value: rd.Value, TS: rd.TS}
+// handleAck marks an open alert acknowledged, which stops its escalation.
+// An acknowledgement of an alert that is no longer open (resolved since,
+// or on another processor's patient before a rebalance moved it) changes
+// nothing: it is stale, not poison.
+func (c *Clinical) handleAck(r *kgo.Record) ([]*kgo.Record, error) {
+	ack, err := schemas.DecodeAck(Header(r, schemas.HeaderSchema), r.Value)
+	if err != nil {
+		return nil, fmt.Errorf("decode acknowledgement: %w", err)
+	}
+	if string(r.Key) != ack.PatientID {
+		return nil, fmt.Errorf("record key %q is not the acknowledgement's patient_id %q", r.Key, ack.PatientID)
+	}
+	st := c.state(ack.PatientID, r.Partition, false)
+	if st == nil {
+		return nil, nil
+	}
+	alerts := timers(st, c.cfg.For(ack.PatientID), ack.PatientID, r.Timestamp)
+	acknowledge := func(cs *ConditionState) bool {
+		if cs.Open == nil || cs.Open.AlertID != ack.AlertID || cs.Open.State == schemas.Acknowledged {
+			return false
+		}
+		a := *cs.Open
+		a.State, a.TS, a.AckedBy = schemas.Acknowledged, ack.TS, ack.By
+		cs.Open = &a
+		alerts = append(alerts, a)
+		return true
+	}
+	if !acknowledge(&st.NEWS2) {
+		for cond, cs := range st.Conditions {
+			if acknowledge(&cs) {
+				st.Conditions[cond] = cs
+				break
+			}
+		}
+	}
+	return c.records(alerts)
+}
+
+// SignalLostCondition is the condition of the technical alarm raised when
+// a vital of kind stops arriving.
+func SignalLostCondition(kind schemas.Kind) string { return string(kind) + "_signal_lost" }
+
+// apply is the pure part: state and reading in, state and alerts out. at is
+// the reading's arrival time on the processor clock.
+func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at time.Time) []schemas.Alert {
+	cur, ok := st.Latest[rd.Kind]
+	var gap time.Duration
+	if ok && at.After(cur.At) {
+		gap = at.Sub(cur.At)
+	}
+	switch {
+	case !ok || !rd.TS.Before(cur.TS):
+		st.Latest[rd.Kind] = Sample{Value: rd.Value, TS: rd.TS, At: at, Gap: gap, Device: rd.DeviceID, Seq: rd.Seq}
+	case gap > 0:
+		// A late reading is no newer a value, but the signal is there.
+		cur.At, cur.Gap = at, gap
+		st.Latest[rd.Kind] = cur
+	}
+	var out []schemas.Alert
+	if cond := SignalLostCondition(rd.Kind); st.Conditions[cond].Open != nil {
+		a := *st.Conditions[cond].Open
+		a.State, a.TS, a.Reading = schemas.Resolved, rd.TS, *rd
+		a.Message = string(rd.Kind) + " signal back from device " + rd.DeviceID
+		delete(st.Conditions, cond)
+		out = append(out, a)
 	}
 	asleep := st.Latest[schemas.Sleep].Value == 1
-	var out []schemas.Alert
-	for i := range c.cfg.Rules {
-		rule := &c.cfg.Rules[i]
+	for i := range rs.Conditions {
+		rule := &rs.Conditions[i]
 		if rule.Kind != rd.Kind {
 			continue
 		}
 		cs, evs := rule.Step(st.Conditions[rule.Condition], rd, asleep)
-		st.Conditions[rule.Condition] = cs
+		for _, e := range evs {
+			if e.State == schemas.Raised {
+				cs.RaisedAt = at
+			}
+		}
+		if cs.isZero() {
+			delete(st.Conditions, rule.Condition)
+		} else {
+			st.Conditions[rule.Condition] = cs
+		}
 		out = append(out, evs...)
 	}
-	if c.cfg.NEWS2 {
-		out = append(out, c.news2(st, rd)...)
+	if rs.NEWS2 {
+		out = append(out, c.news2(st, rs, rd, at)...)
 	}
 	return out
 }
 
-func (c *Clinical) news2(st *PatientState, rd *schemas.Reading) []schemas.Alert {
+func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, at time.Time) []schemas.Alert {
 	fresh := func(k schemas.Kind) (float64, bool) {
 		s, ok := st.Latest[k]
 		if !ok || rd.TS.Sub(s.TS) > c.cfg.NEWS2MaxAge {
@@ -140,7 +276,7 @@ func (c *Clinical) news2(st *PatientState, rd *schemas.Reading) []schemas.Alert 
 		}
 		return s.Value, true
 	}
-	in := NEWS2Input{Hypercapnic: c.cfg.Hypercapnic[rd.PatientID]}
+	in := NEWS2Input{Hypercapnic: rs.Hypercapnic}
 	for k, dst := range map[schemas.Kind]**float64{schemas.RespRate: &in.RespRate, schemas.SpO2: &in.SpO2,
 		schemas.BPSystolic: &in.SystolicBP, schemas.HeartRate: &in.Pulse, schemas.Temperature: &in.Temperature} {
 		if v, ok := fresh(k); ok {
@@ -161,12 +297,14 @@ func (c *Clinical) news2(st *PatientState, rd *schemas.Reading) []schemas.Alert 
 	switch {
 	case alarm && open == nil:
 		a := news2Alert(rd, score, prio, schemas.AlertID("news2", rd), schemas.Raised)
-		st.NEWS2 = ConditionState{Open: &a}
+		st.NEWS2 = ConditionState{Open: &a, RaisedAt: at}
 		return []schemas.Alert{a}
 	case alarm && rank(prio) > rank(open.Priority):
-		// Worse: the one open alert is updated in place at once.
+		// Worse: the one open alert is updated in place at once, and is
+		// raised again: an acknowledgement of the lower band does not
+		// cover this one.
 		a := news2Alert(rd, score, prio, open.AlertID, schemas.Raised)
-		st.NEWS2 = ConditionState{Open: &a}
+		st.NEWS2 = ConditionState{Open: &a, RaisedAt: at}
 		return []schemas.Alert{a}
 	case alarm && rank(prio) < rank(open.Priority):
 		// Better, but a score wobbling across a band boundary must not
@@ -175,8 +313,11 @@ func (c *Clinical) news2(st *PatientState, rd *schemas.Reading) []schemas.Alert 
 			st.NEWS2.InRangeSince = rd.TS
 		}
 		if rd.TS.Sub(st.NEWS2.InRangeSince) >= c.cfg.NEWS2ResolveAfter {
-			a := news2Alert(rd, score, prio, open.AlertID, schemas.Raised)
-			st.NEWS2 = ConditionState{Open: &a}
+			// Keeps its state: an acknowledged alert that improves needs
+			// no second acknowledgement.
+			a := news2Alert(rd, score, prio, open.AlertID, open.State)
+			a.AckedBy = open.AckedBy
+			st.NEWS2 = ConditionState{Open: &a, RaisedAt: st.NEWS2.RaisedAt}
 			return []schemas.Alert{a}
 		}
 	case alarm:
@@ -187,11 +328,141 @@ func (c *Clinical) news2(st *PatientState, rd *schemas.Reading) []schemas.Alert 
 		}
 		if rd.TS.Sub(st.NEWS2.InRangeSince) >= c.cfg.NEWS2ResolveAfter {
 			a := news2Alert(rd, score, open.Priority, open.AlertID, schemas.Resolved)
+			a.AckedBy = open.AckedBy
 			st.NEWS2 = ConditionState{}
 			return []schemas.Alert{a}
 		}
 	}
 	return nil
+}
+
+// deadline is the earliest time on the processor clock at which one of the
+// patient's timers fires; zero if none is pending.
+func deadline(st *PatientState, rs *RuleSet) time.Time {
+	var first time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	for i := range rs.SignalLost {
+		sl := &rs.SignalLost[i]
+		if s, ok := st.Latest[sl.Kind]; ok && sl.armed(s) && st.Conditions[SignalLostCondition(sl.Kind)].Open == nil {
+			at(s.At.Add(sl.After))
+		}
+	}
+	for _, cs := range st.Conditions {
+		at(escalationDue(&cs, rs))
+	}
+	at(escalationDue(&st.NEWS2, rs))
+	return first
+}
+
+// armed says whether silence of s's kind would be a lost signal: the
+// patient sends it more often than the rule's After (the last two readings
+// arrived closer together). A vital charted every few minutes by a nurse
+// is never "lost" by a 15 s rule, nor is one sent only once.
+func (sl *SignalLostRule) armed(s Sample) bool {
+	return !s.At.IsZero() && s.Gap > 0 && s.Gap < sl.After
+}
+
+func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
+	if cs.Open == nil || cs.Open.State != schemas.Raised || cs.RaisedAt.IsZero() {
+		return time.Time{}
+	}
+	after := rs.Escalation[cs.Open.Priority]
+	if after <= 0 {
+		return time.Time{}
+	}
+	return cs.RaisedAt.Add(after)
+}
+
+// timers fires the patient's timers due by now: signal lost for a vital
+// that stopped arriving, escalation of an alert nobody acknowledged. Each
+// event carries the deadline that passed as its ts, not the moment it was
+// noticed, so a replay that notices it at another moment emits the same
+// event.
+func timers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
+	if d := deadline(st, rs); d.IsZero() || now.Before(d) {
+		return nil
+	}
+	var out []schemas.Alert
+	for i := range rs.SignalLost {
+		sl := &rs.SignalLost[i]
+		cond := SignalLostCondition(sl.Kind)
+		s, ok := st.Latest[sl.Kind]
+		if !ok || !sl.armed(s) || st.Conditions[cond].Open != nil || now.Before(s.At.Add(sl.After)) {
+			continue
+		}
+		last := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: sl.Kind, Value: s.Value,
+			Unit: unitOf(sl.Kind), TS: s.TS, Seq: s.Seq}
+		due := s.At.Add(sl.After)
+		a := schemas.Alert{AlertID: schemas.AlertID(cond, &last), PatientID: patient, Condition: cond,
+			Priority: sl.Priority, State: schemas.Raised, TS: due, Limit: sl.After.Seconds(),
+			Message: "no " + string(sl.Kind) + " from device " + s.Device + " for " + sl.After.String(), Reading: last}
+		st.Conditions[cond] = ConditionState{Open: &a, RaisedAt: due}
+		out = append(out, a)
+	}
+	escalate := func(cs *ConditionState) {
+		due := escalationDue(cs, rs)
+		if due.IsZero() || now.Before(due) {
+			return
+		}
+		a := *cs.Open
+		a.State, a.TS = schemas.Escalated, due
+		a.Message = "not acknowledged within " + rs.Escalation[a.Priority].String() + ": " + a.Message
+		cs.Open = &a
+		out = append(out, a)
+	}
+	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
+		cs := st.Conditions[cond]
+		escalate(&cs)
+		st.Conditions[cond] = cs
+	}
+	escalate(&st.NEWS2)
+	return out
+}
+
+// Due reports whether a patient's timer is due by clock(partition).
+func (c *Clinical) Due(clock func(partition int32) time.Time) bool {
+	return len(c.due(clock)) > 0
+}
+
+func (c *Clinical) due(clock func(partition int32) time.Time) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	check := func(id string, st *PatientState) {
+		if d := deadline(st, c.cfg.For(id)); !d.IsZero() && !clock(c.partition[id]).Before(d) {
+			ids = append(ids, id)
+		}
+	}
+	for id, st := range c.dirty {
+		check(id, st)
+	}
+	for id, st := range c.committed {
+		if c.dirty[id] == nil {
+			check(id, st)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Tick fires every timer due by clock(partition) of the patient's
+// partition, for the patients no record has touched lately: a device that
+// went quiet, an alert nobody acknowledged. It runs inside a transaction,
+// like Handle.
+func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, error) {
+	var alerts []schemas.Alert
+	for _, id := range c.due(clock) {
+		c.mu.Lock()
+		p := c.partition[id]
+		c.mu.Unlock()
+		st := c.state(id, p, false)
+		alerts = append(alerts, timers(st, c.cfg.For(id), id, clock(p))...)
+	}
+	return c.records(alerts)
 }
 
 func rank(p schemas.Priority) int {
@@ -221,6 +492,7 @@ func (c *Clinical) Begin() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.dirty)
+	c.pending = c.pending[:0]
 }
 
 // Flush returns the changelog records of the patients changed in this
@@ -234,7 +506,7 @@ func (c *Clinical) Flush() ([]*kgo.Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode state of a patient: %w", err)
 		}
-		out = append(out, &kgo.Record{Topic: c.changelog, Key: []byte(id), Value: v})
+		out = append(out, &kgo.Record{Topic: c.topics.State, Key: []byte(id), Value: v})
 	}
 	return out, nil
 }
@@ -245,6 +517,13 @@ func (c *Clinical) Committed() {
 	defer c.mu.Unlock()
 	maps.Copy(c.committed, c.dirty)
 	clear(c.dirty)
+	for i := range c.pending {
+		a := &c.pending[i]
+		c.alarms.Add(context.Background(), 1, metric.WithAttributes(attribute.String("priority", string(a.Priority)),
+			attribute.String("condition", a.Condition), attribute.String("state", string(a.State)),
+			attribute.String("ward", c.cfg.For(a.PatientID).Ward)))
+	}
+	c.pending = c.pending[:0]
 }
 
 // Aborted drops the transaction's state: its records come again.
@@ -252,6 +531,7 @@ func (c *Clinical) Aborted() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.dirty)
+	c.pending = c.pending[:0]
 }
 
 // Forget drops the state of patients on partitions this processor lost.
@@ -279,14 +559,14 @@ func (c *Clinical) Restore(ctx context.Context, partitions []int32) error {
 		return err
 	}
 	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, c.changelog)
+	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, c.topics.State)
 	if err != nil {
 		return fmt.Errorf("list changelog offsets: %w", err)
 	}
 	assign := map[int32]kgo.Offset{}
 	want := map[int32]int64{}
 	for _, p := range partitions {
-		if o, ok := ends.Lookup(c.changelog, p); ok && o.Err == nil && o.Offset > 0 {
+		if o, ok := ends.Lookup(c.topics.State, p); ok && o.Err == nil && o.Offset > 0 {
 			assign[p] = kgo.NewOffset().AtStart()
 			want[p] = o.Offset
 		}
@@ -295,7 +575,7 @@ func (c *Clinical) Restore(ctx context.Context, partitions []int32) error {
 	owner := map[string]int32{}
 	if len(assign) > 0 {
 		cl, err := kgo.NewClient(append(c.restoreOpts,
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.changelog: assign}),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topics.State: assign}),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			// Control records count towards the end: a partition whose
 			// last record is a commit marker is otherwise never "done".
@@ -351,33 +631,7 @@ func restored(at, want map[int32]int64) bool {
 	return true
 }
 
-func limit(v float64) *float64 { return &v }
-
-// DefaultClinicalConfig is the adult ward rule set: persistence delays on
-// the fast vitals (a brief artefact raises nothing), critical limits with
-// no delay, lower heart rate and respiration limits in sleep, and NEWS2.
-// Slowly sampled vitals (blood pressure hourly, temperature, glucose)
-// alarm on the reading itself and resolve on the next one in range.
-func DefaultClinicalConfig() ClinicalConfig {
-	const resolve = 30 * time.Second
-	return ClinicalConfig{
-		Rules: []ConditionRule{
-			{Condition: "spo2_low", Kind: schemas.SpO2, Below: true, Limit: 90, Priority: schemas.High, Delay: 15 * time.Second, ResolveAfter: resolve},
-			{Condition: "spo2_critical", Kind: schemas.SpO2, Below: true, Limit: 80, Priority: schemas.High, ResolveAfter: resolve},
-			{Condition: "heart_rate_high", Kind: schemas.HeartRate, Limit: 120, Priority: schemas.Medium, Delay: 10 * time.Second, ResolveAfter: resolve},
-			{Condition: "heart_rate_low", Kind: schemas.HeartRate, Below: true, Limit: 50, AsleepLimit: limit(40), Priority: schemas.Medium, Delay: 10 * time.Second, ResolveAfter: resolve},
-			{Condition: "heart_rate_critical", Kind: schemas.HeartRate, Below: true, Limit: 30, Priority: schemas.High, ResolveAfter: resolve},
-			{Condition: "resp_rate_low", Kind: schemas.RespRate, Below: true, Limit: 8, AsleepLimit: limit(6), Priority: schemas.High, Delay: 15 * time.Second, ResolveAfter: resolve},
-			{Condition: "resp_rate_high", Kind: schemas.RespRate, Limit: 25, Priority: schemas.Medium, Delay: 30 * time.Second, ResolveAfter: resolve},
-			{Condition: "bp_systolic_low", Kind: schemas.BPSystolic, Below: true, Limit: 90, AsleepLimit: limit(85), Priority: schemas.High},
-			{Condition: "bp_systolic_high", Kind: schemas.BPSystolic, Limit: 180, Priority: schemas.Medium},
-			{Condition: "temperature_low", Kind: schemas.Temperature, Below: true, Limit: 35, Priority: schemas.Medium},
-			{Condition: "temperature_high", Kind: schemas.Temperature, Limit: 39, Priority: schemas.Medium},
-			{Condition: "glucose_low", Kind: schemas.Glucose, Below: true, Limit: 70, Priority: schemas.High},
-			{Condition: "glucose_high", Kind: schemas.Glucose, Limit: 250, Priority: schemas.Medium},
-		},
-		NEWS2:             true,
-		NEWS2MaxAge:       90 * time.Minute,
-		NEWS2ResolveAfter: 5 * time.Minute,
-	}
+func unitOf(k schemas.Kind) string {
+	spec, _ := schemas.SpecFor(k)
+	return spec.Unit
 }

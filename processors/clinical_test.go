@@ -6,18 +6,27 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
 func testClinicalConfig() ClinicalConfig {
-	return ClinicalConfig{Rules: []ConditionRule{spo2Rule()}, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}
+	return ClinicalConfig{Default: RuleSet{Conditions: []ConditionRule{spo2Rule()}}, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}
+}
+
+// topics are the default topic names; unit tests feed records by hand.
+var topics = kafka.DefaultConfig().Topics
+
+// applyNow runs the pure step for a reading that arrives at its own ts.
+func applyNow(h *Clinical, st *PatientState, rd *schemas.Reading) []schemas.Alert {
+	return h.apply(st, h.cfg.For(rd.PatientID), rd, rd.TS)
 }
 
 func newClinicalProcessor(brokers []string) *Processor {
 	p := newTestProcessor(brokers)
-	p.h = NewClinical(testClinicalConfig(), p.kcfg.Topics.Alerts, p.kcfg.Topics.State, kgo.SeedBrokers(brokers...))
+	p.h = NewClinical(testClinicalConfig(), p.kcfg.Topics, kgo.SeedBrokers(brokers...))
 	return p
 }
 
@@ -87,11 +96,11 @@ func TestClinicalStateSurvivesRestartAndCrash(t *testing.T) {
 // Without restoring, the same handover would alert late or never: the
 // test above can fail.
 func TestClinicalWithoutRestoreStartsOver(t *testing.T) {
-	h := NewClinical(testClinicalConfig(), "alerts", "state")
+	h := NewClinical(testClinicalConfig(), topics)
 	st := (&PatientState{}).clone()
 	var n int
 	for _, rd := range desat(10, 21) { // a fresh state sees only 10–20
-		n += len(h.apply(st, &rd))
+		n += len(applyNow(h, st, &rd))
 	}
 	if n != 0 {
 		t.Fatalf("a fresh state raised %d alerts within 11 s", n)
@@ -99,12 +108,12 @@ func TestClinicalWithoutRestoreStartsOver(t *testing.T) {
 }
 
 func TestClinicalNEWS2(t *testing.T) {
-	h := NewClinical(ClinicalConfig{NEWS2: true, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}, "alerts", "state")
+	h := NewClinical(ClinicalConfig{Default: RuleSet{NEWS2: true}, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}, topics)
 	st := (&PatientState{}).clone()
 	obs := func(s int, k schemas.Kind, v float64) []schemas.Alert {
 		spec, _ := schemas.SpecFor(k)
 		rd := schemas.Reading{PatientID: "P01", DeviceID: "obs", Kind: k, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
-		return h.apply(st, &rd)
+		return applyNow(h, st, &rd)
 	}
 	// Normal observations: nothing.
 	for i, o := range []struct {
@@ -154,7 +163,7 @@ func TestClinicalIsDeterministic(t *testing.T) {
 		rs = append(rs, schemas.Reading{PatientID: "P01", DeviceID: "d", Kind: k, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)})
 	}
 	run := func(batch int) []string {
-		h := NewClinical(DefaultClinicalConfig(), "alerts", "state")
+		h := NewClinical(DefaultClinicalConfig(), topics)
 		var out []string
 		for i := 0; i < len(rs); i += batch {
 			h.Begin()
@@ -192,7 +201,7 @@ func TestClinicalIsDeterministic(t *testing.T) {
 // An aborted transaction's state is dropped: processing its records again
 // does not count them twice.
 func TestClinicalAbortDropsState(t *testing.T) {
-	h := NewClinical(testClinicalConfig(), "alerts", "state")
+	h := NewClinical(testClinicalConfig(), topics)
 	feed := func(rs []schemas.Reading) (n int) {
 		h.Begin()
 		for i := range rs {
@@ -218,7 +227,7 @@ func TestClinicalAbortDropsState(t *testing.T) {
 }
 
 func BenchmarkClinicalHandle(b *testing.B) {
-	h := NewClinical(DefaultClinicalConfig(), "alerts", "state")
+	h := NewClinical(DefaultClinicalConfig(), topics)
 	var recs []*kgo.Record
 	for s := range 100 {
 		rd := schemas.Reading{PatientID: "P01", DeviceID: "d", Kind: schemas.HeartRate, Value: 80, Unit: "/min", TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}

@@ -36,6 +36,14 @@ type ConditionState struct {
 	Open *schemas.Alert `json:"open,omitempty"`
 	// InRangeSince is when an open alert's value came back in range.
 	InRangeSince time.Time `json:"in_range_since,omitzero"`
+	// RaisedAt is the processor-clock time the open alert was raised (or
+	// re-raised at a higher priority): escalation counts from it. The
+	// rule itself never reads it.
+	RaisedAt time.Time `json:"raised_at,omitzero"`
+}
+
+func (s *ConditionState) isZero() bool {
+	return s.Open == nil && s.BeyondSince.IsZero() && s.InRangeSince.IsZero()
 }
 
 // limit returns the limit in force.
@@ -87,8 +95,7 @@ func (r *ConditionRule) Step(st ConditionState, rd *schemas.Reading, asleep bool
 	resolved.TS = rd.TS
 	resolved.Message = r.Condition + " resolved: " + string(rd.Kind) + " back in range since " + st.InRangeSince.UTC().Format(time.RFC3339)
 	resolved.Reading = *rd
-	st.Open, st.InRangeSince = nil, time.Time{}
-	return st, []schemas.Alert{resolved}
+	return ConditionState{}, []schemas.Alert{resolved}
 }
 
 func (r *ConditionRule) alert(rd *schemas.Reading, asleep bool) schemas.Alert {

@@ -49,6 +49,24 @@ type Stateful interface {
 	Aborted()
 }
 
+// Timed is a Stateful handler with timers on the processor clock (silence,
+// escalation). Due says whether any would fire by clock; Tick fires them,
+// inside a transaction like Handle. clock gives the processor clock of a
+// vitals partition: see Processor.
+type Timed interface {
+	Stateful
+	Due(clock func(partition int32) time.Time) bool
+	Tick(clock func(partition int32) time.Time) ([]*kgo.Record, error)
+}
+
+// Inputs, when a handler implements it, names the topics it consumes in
+// place of the vitals topic alone. They must be co-partitioned with the
+// vitals topic (provisioning checks it): the processor assigns them with
+// the range balancer, which gives one member partition p of every topic.
+type Inputs interface {
+	Inputs() []string
+}
+
 // Config configures a processor.
 type Config struct {
 	Group string
@@ -67,13 +85,19 @@ type Config struct {
 	FetchMaxWait   time.Duration
 	SessionTimeout time.Duration
 	MaxPollRecords int
-	// Rules picks the handler: "threshold" raises an alert for every
-	// reading beyond a limit; "clinical" is the stateful engine
-	// (persistence delays, hysteresis, sleep-aware limits, NEWS2) whose
-	// state lives in the state changelog. Threshold stays the default
-	// until the clinical engine is complete (escalation, technical
-	// alarms, per-ward configuration).
+	// Rules picks the handler: "clinical" (the default) is the stateful
+	// engine (persistence delays, hysteresis, sleep-aware limits, NEWS2,
+	// signal lost, escalation) whose state lives in the state changelog;
+	// "threshold" raises an alert for every reading beyond a limit, with
+	// no state (the e2e suite counts alerts against readings with it).
 	Rules string
+	// TickInterval is how often timers are checked while no record
+	// arrives: the delay, beyond their deadline, of a signal-lost or
+	// escalation event on a quiet partition.
+	TickInterval time.Duration
+	// RulesFile is the YAML file of per-ward and per-patient rules of the
+	// clinical engine ("" for the built-in defaults).
+	RulesFile string
 }
 
 // DefaultConfig returns the defaults the flag help names.
@@ -84,7 +108,8 @@ func DefaultConfig() Config {
 		FetchMaxWait:       500 * time.Millisecond,
 		SessionTimeout:     10 * time.Second,
 		MaxPollRecords:     10_000,
-		Rules:              "threshold",
+		Rules:              "clinical",
+		TickInterval:       500 * time.Millisecond,
 	}
 }
 
@@ -96,7 +121,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", c.FetchMaxWait, "longest wait of an empty fetch")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	fs.IntVar(&c.MaxPollRecords, "max-poll-records", c.MaxPollRecords, "records per transaction at most")
-	fs.StringVar(&c.Rules, "rules", c.Rules, `alert rules: "threshold" (an alert per reading beyond a limit) or "clinical" (stateful: persistence, hysteresis, sleep-aware limits, NEWS2)`)
+	fs.StringVar(&c.Rules, "rules", c.Rules, `alert rules: "clinical" (stateful: persistence, hysteresis, sleep-aware limits, NEWS2, signal lost, escalation) or "threshold" (an alert per reading beyond a limit)`)
+	fs.DurationVar(&c.TickInterval, "tick", c.TickInterval, "how often timers (signal lost, escalation) are checked while no record arrives")
+	fs.StringVar(&c.RulesFile, "rules-file", c.RulesFile, "YAML file of per-ward and per-patient clinical rules (docs/rules.md); empty: built-in defaults")
 }
 
 // Validate refuses settings the processor cannot honor.
@@ -113,7 +140,11 @@ func (c *Config) Validate() error {
 	case c.MaxPollRecords < 1:
 		return fmt.Errorf("max-poll-records: %d, want at least 1", c.MaxPollRecords)
 	case c.Rules != "threshold" && c.Rules != "clinical":
-		return fmt.Errorf("rules: %q, want threshold or clinical", c.Rules)
+		return fmt.Errorf("rules: %q, want clinical or threshold", c.Rules)
+	case c.TickInterval < 10*time.Millisecond || c.TickInterval > 10*time.Second:
+		return fmt.Errorf("tick: %v, want 10ms to 10s", c.TickInterval)
+	case c.RulesFile != "" && c.Rules != "clinical":
+		return fmt.Errorf("rules-file: only the clinical rules read it (rules is %q)", c.Rules)
 	}
 	return nil
 }
@@ -139,6 +170,7 @@ type Processor struct {
 	// restoreErr is set when restoring state failed: the session must be
 	// restarted before any record of the partition is processed.
 	restoreErr atomic.Pointer[error]
+	clock      procClock
 }
 
 // New validates cfg and returns a processor; it does no I/O.
@@ -179,9 +211,13 @@ func (p *Processor) transactionalID() string {
 }
 
 func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
+	topics := []string{p.kcfg.Topics.Vitals}
+	if in, ok := p.h.(Inputs); ok {
+		topics = in.Inputs()
+	}
 	opts := append(p.kcfg.ClientOpts("processor"),
 		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.kcfg.Topics.Vitals),
+		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
@@ -195,6 +231,12 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		kgo.ProducerLinger(0),
 		p.tel.KafkaHooks(p.tracer),
 	)
+	if len(topics) > 1 {
+		// Co-partitioned inputs need partition p of each on one member:
+		// the range balancer does that, the cooperative-sticky default
+		// does not.
+		opts = append(opts, kgo.Balancers(kgo.RangeBalancer()))
+	}
 	if st, ok := p.h.(Stateful); ok {
 		opts = append(opts,
 			kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -227,15 +269,31 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	defer func() { sess.Close() }()
 	backoff := 100 * time.Millisecond
+	timed, _ := p.h.(Timed)
+	p.clock.init(p.kcfg.Topics.Vitals)
 	for {
-		fetches := sess.PollRecords(ctx, p.cfg.MaxPollRecords)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if timed != nil {
+			// Wake up to check timers even when nothing arrives.
+			pctx, cancel = context.WithTimeout(ctx, p.cfg.TickInterval)
+		}
+		fetches := sess.PollRecords(pctx, p.cfg.MaxPollRecords)
+		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(topic string, part int32, err error) {
-			p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
+			}
 		})
-		if fetches.NumRecords() == 0 && p.restoreErr.Load() == nil {
+		due := false
+		if timed != nil {
+			p.clock.observe(fetches)
+			p.clock.refresh(sess.Client(), p.cfg.TickInterval)
+			due = timed.Due(p.clock.at)
+		}
+		if fetches.NumRecords() == 0 && !due && p.restoreErr.Load() == nil {
 			continue
 		}
 		if err := p.transact(sess, fetches); err != nil {
@@ -313,6 +371,18 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 		}
 		span.End()
 	})
+	if timed, ok := p.h.(Timed); ok {
+		out, err := timed.Tick(p.clock.at)
+		if err != nil {
+			mu.Lock()
+			produceErr = errors.Join(produceErr, fmt.Errorf("timers: %w", err))
+			mu.Unlock()
+		}
+		for _, o := range out {
+			outs = append(outs, output{rec: o, from: time.Now()})
+			sess.Produce(ctx, o, promise)
+		}
+	}
 	if stateful {
 		out, err := st.Flush()
 		if err != nil {

@@ -196,3 +196,24 @@ func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, first)
 	}
 }
+
+// AckWriter writes acknowledgement events (alert-ack.v1) to the acks topic
+// through a Producer's client: acks=all, idempotent, like readings.
+type AckWriter struct {
+	P     *Producer
+	Topic string
+}
+
+// WriteAck returns once the broker acknowledged a, or with ErrUnavailable.
+func (w AckWriter) WriteAck(ctx context.Context, a schemas.Ack) error {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode acknowledgement: %w", err)
+	}
+	rec := &kgo.Record{Topic: w.Topic, Key: []byte(a.PatientID), Value: v,
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}}
+	if err := w.P.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}

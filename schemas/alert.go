@@ -48,6 +48,9 @@ type Alert struct {
 	// NEWS2 and the points of each parameter.
 	Score      *int           `json:"score,omitempty"`
 	Components map[string]int `json:"components,omitempty"`
+	// AckedBy is set from the acknowledgement on "acknowledged" events
+	// (and on the resolved event of an acknowledged alert).
+	AckedBy string `json:"acked_by,omitempty"`
 }
 
 // AlertID derives an alert's id from its condition and the identity of the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,27 @@ func TestAlertValidatesAgainstSchema(t *testing.T) {
 	doc.(map[string]any)["priority"] = "urgent"
 	if s.Validate(doc) == nil {
 		t.Fatal("schema accepted priority urgent")
+	}
+}
+
+func TestAckSchemaAgreesWithGo(t *testing.T) {
+	s := compile(t, AckV1+".schema.json")
+	good := `{"alert_id":"0123456789abcdef0123456789abcdef","patient_id":"P1","by":"nurse-7","ts":"2026-11-22T09:00:00Z"}`
+	cases := []string{good,
+		strings.Replace(good, "0123456789abcdef0", "X123456789abcdef0", 1),
+		strings.Replace(good, `"nurse-7"`, `""`, 1),
+		strings.Replace(good, `"P1"`, `"P 1"`, 1),
+		strings.Replace(good, `,"ts":"2026-11-22T09:00:00Z"`, ``, 1),
+	}
+	for i, c := range cases {
+		_, goErr := DecodeAck(AckV1, []byte(c))
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(c)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemaErr := s.Validate(doc)
+		if (goErr == nil) != (schemaErr == nil) || (i == 0) != (goErr == nil) {
+			t.Errorf("%s\n  Go: %v\n  JSON Schema: %v", c, goErr, schemaErr)
+		}
 	}
 }

@@ -100,10 +100,10 @@ const MaxIDLen = 64
 func (r *Reading) Check(now time.Time) []FieldError {
 	var errs []FieldError
 	add := func(field, reason string) { errs = append(errs, FieldError{Field: field, Reason: reason}) }
-	if reason := checkID(r.PatientID); reason != "" {
+	if reason := CheckID(r.PatientID); reason != "" {
 		add("patient_id", reason)
 	}
-	if reason := checkID(r.DeviceID); reason != "" {
+	if reason := CheckID(r.DeviceID); reason != "" {
 		add("device_id", reason)
 	}
 	spec, ok := SpecFor(r.Kind)
@@ -133,7 +133,8 @@ func (r *Reading) Check(now time.Time) []FieldError {
 	return errs
 }
 
-func checkID(id string) string {
+// CheckID returns what is wrong with a patient or device id, "" if nothing.
+func CheckID(id string) string {
 	switch {
 	case id == "":
 		return "is required"

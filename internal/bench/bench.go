@@ -124,6 +124,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		}
 		add(r)
 	}
+	pair, err := e.clinicalVsCopy(ctx)
+	for _, r := range pair {
+		add(r)
+	}
+	if err != nil {
+		return results, err
+	}
 	p50, p99, n, err := e.latency(ctx)
 	if err != nil {
 		return results, err
@@ -141,6 +148,7 @@ func (e *env) topics() error {
 		Alerts:    fmt.Sprintf("bench%d.alerts", e.tick),
 		VitalsDLQ: fmt.Sprintf("bench%d.dlq", e.tick),
 		State:     fmt.Sprintf("bench%d.state", e.tick),
+		Acks:      fmt.Sprintf("bench%d.acks", e.tick),
 	}
 	return kafka.Provision(context.Background(), e.adm, &e.kc, e.kc.Specs(), e.log)
 }
@@ -303,9 +311,13 @@ func (e *env) httpIngest(ctx context.Context) (Result, error) {
 }
 
 func (e *env) startProcessor(ctx context.Context) (stop func(), err error) {
+	return e.startHandler(ctx, "bench-"+e.kc.Topics.Vitals, &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: e.kc.Topics.Alerts})
+}
+
+func (e *env) startHandler(ctx context.Context, group string, h processors.Handler) (stop func(), err error) {
 	pc := processors.DefaultConfig()
-	pc.Group = "bench-" + e.kc.Topics.Vitals
-	p, err := processors.New(pc, e.kc, &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: e.kc.Topics.Alerts}, e.log, e.tel)
+	pc.Group = group
+	p, err := processors.New(pc, e.kc, h, e.log, e.tel)
 	if err != nil {
 		return nil, err
 	}
@@ -313,6 +325,87 @@ func (e *env) startProcessor(ctx context.Context) (stop func(), err error) {
 	done := make(chan struct{})
 	go func() { _ = p.Run(pctx); close(done) }()
 	return func() { cancel(); <-done }, nil
+}
+
+// clinicalVsCopy measures, on one pre-loaded topic, a plain at-least-once
+// copy (consume, produce the same records, commit after the flush) and then
+// the clinical processor (rules, per-patient state, changelog, all in
+// transactions): what exactly-once and state cost over moving the bytes.
+func (e *env) clinicalVsCopy(ctx context.Context) ([]Result, error) {
+	if err := e.topics(); err != nil {
+		return nil, err
+	}
+	cl, p, err := e.producer()
+	if err != nil {
+		return nil, err
+	}
+	rs := e.readings(e.cfg.Readings, time.Now().UTC())
+	err = e.fanOut(ctx, rs, p.Produce)
+	cl.Close()
+	if err != nil {
+		return nil, err
+	}
+	copyGroup := "copy-" + e.kc.Topics.Vitals
+	start := time.Now()
+	stop, err := e.startCopy(ctx, copyGroup, e.kc.Topics.Vitals+".copy")
+	if err != nil {
+		return nil, err
+	}
+	err = e.waitCaughtUp(ctx, copyGroup)
+	stop()
+	cp := Result{Name: "copy: at-least-once consume -> produce", Count: len(rs), Took: time.Since(start),
+		Note: "same topic, commit after flush; the baseline"}
+	if err != nil {
+		return []Result{cp}, err
+	}
+	group := "clinical-" + e.kc.Topics.Vitals
+	start = time.Now()
+	h := processors.NewClinical(processors.DefaultClinicalConfig(), e.kc.Topics, e.kc.ClientOpts("restore")...)
+	stop, err = e.startHandler(ctx, group, h)
+	if err != nil {
+		return []Result{cp}, err
+	}
+	err = e.waitCaughtUp(ctx, group)
+	stop()
+	cr := Result{Name: "processor: clinical EOS + state changelog", Count: len(rs), Took: time.Since(start)}
+	cr.Note = fmt.Sprintf("%.2fx the copy (target >= 0.7)", cr.Rate()/cp.Rate())
+	return []Result{cp, cr}, err
+}
+
+// startCopy copies the vitals topic to dst at least once.
+func (e *env) startCopy(ctx context.Context, group, dst string) (stop func(), err error) {
+	if _, err := e.adm.CreateTopic(ctx, e.cfg.Partitions, 1, nil, dst); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.kc.Topics.Vitals),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(500*time.Millisecond), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		// One join round, like the clinical processor's range balancer:
+		// the cooperative default's second round held the first commit
+		// back for seconds on kfake.
+		kgo.Balancers(kgo.RangeBalancer()))
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			fs := cl.PollRecords(cctx, 10_000)
+			if cctx.Err() != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				cl.Produce(cctx, &kgo.Record{Topic: dst, Key: r.Key, Value: r.Value, Headers: r.Headers}, nil)
+			})
+			if cl.Flush(cctx) != nil || cl.CommitUncommittedOffsets(cctx) != nil {
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done; cl.Close() }, nil
 }
 
 // waitCaughtUp returns when group has committed up to the end of the

@@ -26,7 +26,7 @@ func TestRunProducesEveryRow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if len(res) != 4 {
+	if len(res) != 6 {
 		t.Fatalf("%d rows", len(res))
 	}
 	for _, r := range res {

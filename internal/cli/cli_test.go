@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +18,11 @@ import (
 )
 
 func TestUsageErrorsExitTwo(t *testing.T) {
+	// A rules file with a limit no SpO2 can reach, on line 4.
+	badRules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(badRules, []byte("wards:\n  icu:\n    conditions:\n      spo2_low: {limit: 150}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		env  map[string]string
@@ -36,6 +43,10 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"ingest", "--brokers", "127.0.0.1:1", "--producer-compression", "brotli"}, want: "producer-compression"},
 		{args: []string{"process", "--brokers", "127.0.0.1:1", "--rules", "fuzzy"}, want: "rules"},
 		{args: []string{"api", "--brokers", "127.0.0.1:1", "--live-max-alerts", "0"}, want: "live-max"},
+		{args: []string{"process", "--brokers", "127.0.0.1:1", "--rules-file", badRules}, want: badRules + ":4: wards.icu.conditions.spo2_low.limit: 150 is outside"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--rules-file", badRules}, want: badRules + ":4:"},
+		{args: []string{"dev", "--rules-file", "no-such-rules.yaml"}, want: "no-such-rules.yaml"},
+		{args: []string{"process", "--brokers", "127.0.0.1:1", "--rules", "threshold", "--rules-file", "x.yaml"}, want: "only the clinical rules"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

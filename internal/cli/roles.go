@@ -35,6 +35,7 @@ type platform struct {
 	live     *api.Live
 	sim      *producers.Simulator
 	ln       net.Listener
+	apiOpts  []api.Option
 
 	closers []func()
 }
@@ -55,6 +56,25 @@ type roleFlags struct {
 	sc        producers.SimConfig
 	httpAddr  string
 	provision bool
+	// rules is the clinical configuration: the built-in defaults, or
+	// the rules file once loadRules read it.
+	rules processors.ClinicalConfig
+}
+
+// loadRules reads --rules-file; it runs with the other settings checks, so
+// a bad file stops the role before it touches a broker, with the file's
+// line and the reason.
+func (f *roleFlags) loadRules() error {
+	f.rules = processors.DefaultClinicalConfig()
+	if f.prc.RulesFile == "" {
+		return nil
+	}
+	cfg, err := processors.LoadRulesFile(f.prc.RulesFile)
+	if err != nil {
+		return err
+	}
+	f.rules = cfg
+	return nil
 }
 
 func defaultRoleFlags(httpAddr string) *roleFlags {
@@ -120,7 +140,11 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 	return p, nil
 }
 
-func (p *platform) withIngest(f *roleFlags) error {
+// withProducer starts the producer ingest and acknowledgements share.
+func (p *platform) withProducer(f *roleFlags) error {
+	if p.producer != nil {
+		return nil
+	}
 	cl, prod, err := newProducer(&p.kc, &f.pc, p.tel)
 	if err != nil {
 		return err
@@ -136,7 +160,15 @@ func (p *platform) withIngest(f *roleFlags) error {
 		cl.Close()
 	})
 	p.producer = prod
-	p.ingest, err = producers.NewIngest(f.ic, prod, p.log.With("component", "ingest"), p.tel.MeterProvider)
+	return nil
+}
+
+func (p *platform) withIngest(f *roleFlags) error {
+	if err := p.withProducer(f); err != nil {
+		return err
+	}
+	var err error
+	p.ingest, err = producers.NewIngest(f.ic, p.producer, p.log.With("component", "ingest"), p.tel.MeterProvider)
 	return usage(err)
 }
 
@@ -144,21 +176,29 @@ func (p *platform) withProcessor(f *roleFlags) error {
 	var err error
 	var h processors.Handler = &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: p.kc.Topics.Alerts}
 	if f.prc.Rules == "clinical" {
-		h = processors.NewClinical(processors.DefaultClinicalConfig(), p.kc.Topics.Alerts, p.kc.Topics.State, p.kc.ClientOpts("restore")...)
+		c := processors.NewClinical(f.rules, p.kc.Topics, p.kc.ClientOpts("restore")...)
+		if err := c.Instrument(p.tel.MeterProvider); err != nil {
+			return err
+		}
+		h = c
 	}
 	p.proc, err = processors.New(f.prc, p.kc, h, p.log.With("component", "processor"), p.tel)
 	return usage(err)
 }
 
 func (p *platform) withLive(f *roleFlags) error {
+	if err := p.withProducer(f); err != nil {
+		return err
+	}
 	var err error
 	p.live, err = api.NewLive(f.lc, p.kc, p.log.With("component", "live"), p.tel)
+	p.apiOpts = []api.Option{api.WithRules(f.rules), api.WithAcks(producers.AckWriter{P: p.producer, Topic: p.kc.Topics.Acks})}
 	return usage(err)
 }
 
 // run serves HTTP and runs the components until ctx ends.
 func (p *platform) run(ctx context.Context) error {
-	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Vitals, p.kc.Topics.Alerts, p.kc.Topics.VitalsDLQ, p.kc.Topics.State))
+	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Vitals, p.kc.Topics.Alerts, p.kc.Topics.VitalsDLQ, p.kc.Topics.State, p.kc.Topics.Acks))
 	var tasks []task
 	if p.sim != nil {
 		tasks = append(tasks, task{"simulator", p.sim.Run})
@@ -167,7 +207,7 @@ func (p *platform) run(ctx context.Context) error {
 		p.ingest.Register(e)
 	}
 	if p.live != nil {
-		api.NewServer(p.live).Register(e)
+		api.NewServer(p.live, p.apiOpts...).Register(e)
 	}
 	tasks = append(tasks, task{"http", func(ctx context.Context) error { return web.Serve(ctx, e, p.ln) }})
 	if p.proc != nil {
@@ -195,7 +235,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The broker starts before start() runs, so its settings and
 			// everything else are checked here first.
-			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate()); err != nil {
+			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(), f.loadRules()); err != nil {
 				return usage(err)
 			}
 			log, err := g.logger()
@@ -291,7 +331,7 @@ func processCmd(g *globals) *cobra.Command {
 		Short: "Compute alerts from vitals exactly once (consumer group + transactions)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-process", f.prc.Validate)
+			p, err := f.start(cmd.Context(), g, "monitorme-process", f.prc.Validate, f.loadRules)
 			if err != nil {
 				return err
 			}
@@ -312,10 +352,10 @@ func apiCmd(g *globals) *cobra.Command {
 	f := defaultRoleFlags("127.0.0.1:8082")
 	cmd := &cobra.Command{
 		Use:   "api",
-		Short: "Serve the query API: patients, latest vitals, alerts, live stream",
+		Short: "Serve the query API: patients, latest vitals, alerts, acknowledgements, rules, alarm burden, live stream",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-api", f.lc.Validate)
+			p, err := f.start(cmd.Context(), g, "monitorme-api", f.lc.Validate, f.pc.Validate, f.loadRules)
 			if err != nil {
 				return err
 			}
@@ -329,6 +369,8 @@ func apiCmd(g *globals) *cobra.Command {
 	}
 	f.common(cmd)
 	f.lc.RegisterFlags(cmd.Flags())
+	f.pc.RegisterFlags(cmd.Flags())
+	cmd.Flags().StringVar(&f.prc.RulesFile, "rules-file", f.prc.RulesFile, "YAML file of per-ward and per-patient clinical rules, for GET /v1/patients/{id}/rules and the wards of the alarm summary")
 	return cmd
 }
 

@@ -18,6 +18,9 @@ type Topics struct {
 	// State is the compacted changelog of the alert processors'
 	// per-patient state, co-partitioned with Vitals.
 	State string
+	// Acks carries alert acknowledgements, co-partitioned with Vitals:
+	// the processor that owns a patient reads both.
+	Acks string
 }
 
 // Config is how a role reaches the brokers and which topics it uses.
@@ -46,6 +49,7 @@ func DefaultConfig() Config {
 			Alerts:    "alerts.v1",
 			VitalsDLQ: "vitals.v1.dlq",
 			State:     "alerting.state.v1",
+			Acks:      "alerting.acks.v1",
 		},
 		Partitions:  12,
 		DialTimeout: 5 * time.Second,
@@ -61,6 +65,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Topics.Alerts, "topic-alerts", c.Topics.Alerts, "topic of alert events")
 	fs.StringVar(&c.Topics.VitalsDLQ, "topic-vitals-dlq", c.Topics.VitalsDLQ, "dead-letter topic for vitals records no processor can read")
 	fs.StringVar(&c.Topics.State, "topic-state", c.Topics.State, "compacted changelog of the alert processors' per-patient state")
+	fs.StringVar(&c.Topics.Acks, "topic-acks", c.Topics.Acks, "topic of alert acknowledgements, co-partitioned with the vitals topic")
 	fs.Int32Var(&c.Partitions, "partitions", c.Partitions, "partitions of topics this process creates")
 	fs.Int16Var(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics this process creates (0: 3 if the cluster has 3+ brokers, else 1)")
 }
@@ -76,7 +81,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
 		}
 	}
-	for name, t := range map[string]string{"topic-vitals": c.Topics.Vitals, "topic-alerts": c.Topics.Alerts, "topic-vitals-dlq": c.Topics.VitalsDLQ, "topic-state": c.Topics.State} {
+	for name, t := range map[string]string{"topic-vitals": c.Topics.Vitals, "topic-alerts": c.Topics.Alerts, "topic-vitals-dlq": c.Topics.VitalsDLQ, "topic-state": c.Topics.State, "topic-acks": c.Topics.Acks} {
 		if t == "" {
 			errs = append(errs, fmt.Errorf("%s: must not be empty", name))
 		}

@@ -18,6 +18,10 @@ type TopicSpec struct {
 	Compact bool
 	// Retention is how long records are kept; 0 keeps them forever.
 	Retention time.Duration
+	// CoPartitioned topics must have as many partitions as the vitals
+	// topic: the processor owning vitals partition p reads partition p of
+	// these too (its state changelog, the acknowledgements).
+	CoPartitioned bool
 }
 
 // Specs returns the topics of c with the retention DESIGN.md sets.
@@ -27,7 +31,8 @@ func (c *Config) Specs() []TopicSpec {
 		{Name: c.Topics.Vitals, Retention: 7 * day},
 		{Name: c.Topics.Alerts, Retention: 30 * day},
 		{Name: c.Topics.VitalsDLQ, Retention: 30 * day},
-		{Name: c.Topics.State, Compact: true},
+		{Name: c.Topics.State, Compact: true, CoPartitioned: true},
+		{Name: c.Topics.Acks, Retention: 30 * day, CoPartitioned: true},
 	}
 }
 
@@ -64,7 +69,27 @@ func Provision(ctx context.Context, adm *kadm.Client, c *Config, specs []TopicSp
 			rf = 3
 		}
 	}
+	// The vitals topic may predate this process with another partition
+	// count; co-partitioned topics follow it, not the flag. It is asked
+	// for once it exists (it comes first in specs): asking about a topic
+	// before creating it leaves "unknown topic" in the client's metadata
+	// cache, which failed offset lookups on it for 5 s.
+	coParts := int32(0)
 	for _, s := range specs {
+		parts := c.Partitions
+		if s.CoPartitioned {
+			if coParts == 0 {
+				n, err := partitionCount(ctx, adm, c.Topics.Vitals)
+				if err != nil {
+					return fmt.Errorf("provision topics: %w", err)
+				}
+				coParts = n
+				if n == 0 {
+					coParts = c.Partitions
+				}
+			}
+			parts = coParts
+		}
 		configs := map[string]*string{"cleanup.policy": kadm.StringPtr(s.cleanupPolicy())}
 		if s.Retention > 0 {
 			configs["retention.ms"] = kadm.StringPtr(strconv.FormatInt(s.Retention.Milliseconds(), 10))
@@ -75,17 +100,21 @@ func Provision(ctx context.Context, adm *kadm.Client, c *Config, specs []TopicSp
 			// acks=all is only as strong as the in-sync set it waits for.
 			configs["min.insync.replicas"] = kadm.StringPtr("2")
 		}
-		resp, err := adm.CreateTopic(ctx, c.Partitions, rf, configs, s.Name)
+		resp, err := adm.CreateTopic(ctx, parts, rf, configs, s.Name)
 		switch {
 		case err == nil && resp.Err == nil:
-			log.Info("created topic", "topic", s.Name, "partitions", c.Partitions, "replication_factor", rf)
+			log.Info("created topic", "topic", s.Name, "partitions", parts, "replication_factor", rf)
 			continue
 		case err != nil && !errors.Is(err, kerr.TopicAlreadyExists):
 			return fmt.Errorf("provision topic %s: %w", s.Name, err)
 		case resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists):
 			return fmt.Errorf("provision topic %s: %w", s.Name, resp.Err)
 		}
-		if err := check(ctx, adm, s, rf, log); err != nil {
+		want := int32(0)
+		if s.CoPartitioned {
+			want = coParts
+		}
+		if err := check(ctx, adm, s, rf, want, log); err != nil {
 			return err
 		}
 	}
@@ -103,7 +132,7 @@ func (s TopicSpec) cleanupPolicy() string {
 // compacted vitals topic keeps one reading per patient, and on a cluster
 // that can replicate, fewer than rf replicas or min.insync.replicas below 2
 // make acks=all a single-disk promise.
-func check(ctx context.Context, adm *kadm.Client, s TopicSpec, rf int16, log *slog.Logger) error {
+func check(ctx context.Context, adm *kadm.Client, s TopicSpec, rf int16, partitions int32, log *slog.Logger) error {
 	td, err := adm.ListTopics(ctx, s.Name)
 	if err != nil {
 		return fmt.Errorf("check topic %s: %w", s.Name, err)
@@ -111,6 +140,9 @@ func check(ctx context.Context, adm *kadm.Client, s TopicSpec, rf int16, log *sl
 	d, ok := td[s.Name]
 	if !ok || d.Err != nil {
 		return fmt.Errorf("check topic %s: %v", s.Name, d.Err)
+	}
+	if partitions > 0 && int32(len(d.Partitions)) != partitions {
+		return fmt.Errorf("%w: topic %s has %d partitions, the vitals topic %d: they must match, so that one processor owns a patient's readings, state and acknowledgements", ErrTopicMismatch, s.Name, len(d.Partitions), partitions)
 	}
 	for _, p := range d.Partitions {
 		if len(p.Replicas) < int(rf) {
@@ -145,6 +177,25 @@ func check(ctx context.Context, adm *kadm.Client, s TopicSpec, rf int16, log *sl
 	}
 	log.Debug("topic exists", "topic", s.Name)
 	return nil
+}
+
+// partitionCount returns how many partitions topic has, 0 if it does not
+// exist.
+func partitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
+	// Uncached (see LiveBrokers): a cached "unknown topic" would outlive
+	// the topic's creation a moment later and fail the check after it.
+	td, err := adm.ListTopics(kadm.WithAuthorizedOps(ctx), topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	d, ok := td[topic]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return 0, nil
+	}
+	if d.Err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, d.Err)
+	}
+	return int32(len(d.Partitions)), nil
 }
 
 // ReadyCheck returns a readiness check: the brokers answer and every topic

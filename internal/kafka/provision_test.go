@@ -82,3 +82,39 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 }
+
+// The state changelog and the acknowledgements follow the vitals topic's
+// partition count, whatever the flag says, and a mismatch is refused: a
+// patient's readings, state and acks must reach the same processor.
+func TestProvisionCoPartitions(t *testing.T) {
+	c := testkit.Cluster(t)
+	adm := kadm.NewClient(testkit.Client(t, c))
+	ctx := context.Background()
+	kc := DefaultConfig()
+	kc.Brokers = c.ListenAddrs()
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, kc.Topics.Vitals); err != nil {
+		t.Fatal(err)
+	}
+	kc.Partitions = 5
+	log := slog.New(slog.DiscardHandler)
+	if err := Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
+		t.Fatal(err)
+	}
+	td, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{kc.Topics.State: 2, kc.Topics.Acks: 2, kc.Topics.Alerts: 5} {
+		if got := len(td[name].Partitions); got != want {
+			t.Errorf("%s: %d partitions, want %d", name, got, want)
+		}
+	}
+	kc.Topics.Acks = "acks-wrong"
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, kc.Topics.Acks); err != nil {
+		t.Fatal(err)
+	}
+	err = Provision(ctx, adm, &kc, kc.Specs(), log)
+	if !errors.Is(err, ErrTopicMismatch) || !strings.Contains(err.Error(), "acks-wrong has 3 partitions") {
+		t.Fatalf("mismatched acks topic: %v", err)
+	}
+}

@@ -1,0 +1,225 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// AckWriter records an acknowledgement as an event on the acks topic and
+// returns once the broker has it.
+type AckWriter interface {
+	WriteAck(ctx context.Context, a schemas.Ack) error
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithAcks enables POST /v1/alerts/{id}/ack.
+func WithAcks(w AckWriter) Option { return func(s *Server) { s.acks = w } }
+
+// WithRules sets the clinical rules GET /v1/patients/{id}/rules shows and
+// the wards the alarm summary groups by; the built-in defaults otherwise.
+func WithRules(cfg processors.ClinicalConfig) Option { return func(s *Server) { s.rules = cfg } }
+
+// AckRequest is the body of POST /v1/alerts/{id}/ack.
+type AckRequest struct {
+	By string `json:"by"`
+}
+
+func (s *Server) ack(c echo.Context) error {
+	id := c.Param("id")
+	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+		return badQuery([]schemas.FieldError{{Field: "id", Reason: "is not an alert id (32 lowercase hex digits): " + strconv.Quote(id)}})
+	}
+	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return web.NewProblem(http.StatusUnsupportedMediaType, "send the acknowledgement as application/json, e.g. {\"by\":\"nurse-7\"}")
+	}
+	var req AckRequest
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 4096))
+	if err != nil {
+		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		return badQuery([]schemas.FieldError{{Field: "body", Reason: err.Error()}})
+	}
+	if msg := schemas.CheckID(req.By); msg != "" {
+		return badQuery([]schemas.FieldError{{Field: "by", Reason: msg + " (who acknowledges: a user or station id)"}})
+	}
+	a, ok := s.live.Alert(id)
+	if !ok {
+		return web.NewProblem(http.StatusNotFound, "no alert "+id+" in the live view (alerts of the last "+s.live.cfg.AlertsLookback.String()+")")
+	}
+	switch a.State {
+	case schemas.Resolved:
+		return web.NewProblem(http.StatusConflict, "alert "+id+" is resolved; there is nothing to acknowledge")
+	case schemas.Acknowledged:
+		return c.JSON(http.StatusOK, map[string]any{"alert": a, "note": "already acknowledged"})
+	}
+	if s.acks == nil {
+		return web.NewProblem(http.StatusNotImplemented, "this server does not write acknowledgements")
+	}
+	ack := schemas.Ack{AlertID: id, PatientID: a.PatientID, By: req.By, TS: time.Now().UTC()}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
+	defer cancel()
+	if err := s.acks.WriteAck(ctx, ack); err != nil {
+		c.Response().Header().Set("Retry-After", "1")
+		return web.NewProblem(http.StatusServiceUnavailable, "the acknowledgement was not stored (brokers unavailable); retry")
+	}
+	// 202: the processor turns it into an "acknowledged" alert event,
+	// which GET /v1/alerts and the stream then show.
+	return c.JSON(http.StatusAccepted, map[string]any{"ack": ack})
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := jsonDecoder(b)
+	if err := dec.Decode(v); err != nil {
+		return errors.New("is not the JSON object {\"by\": \"<user or station id>\"}: " + err.Error())
+	}
+	return nil
+}
+
+// PatientRules is the body of GET /v1/patients/{id}/rules.
+type PatientRules struct {
+	PatientID string `json:"patient_id"`
+	// Source is "patient" when the rules file names the patient (with
+	// its ward's rules under it, if any), else "defaults".
+	Source string                 `json:"source"`
+	Rules  processors.RuleSetView `json:"rules"`
+}
+
+func (s *Server) patientRules(c echo.Context) error {
+	id, err := patientParam(c.Param("id"), "id")
+	if err != nil {
+		return err
+	}
+	src := "defaults"
+	if s.rules.Patients[id] != nil {
+		src = "patient"
+	}
+	return c.JSON(http.StatusOK, PatientRules{PatientID: id, Source: src, Rules: s.rules.For(id).View()})
+}
+
+// AlarmSummary is the body of GET /v1/alarms/summary: the alarm burden.
+type AlarmSummary struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+	// Alarms counts distinct alerts raised in the window (an alert
+	// raised again at a higher priority counts once, at its highest).
+	Alarms int `json:"alarms"`
+	// Patients counts the patients in view: with a reading or an alert.
+	Patients int `json:"patients"`
+	// PerPatientPerDay is Alarms / Patients / days of the window.
+	PerPatientPerDay float64        `json:"per_patient_per_day"`
+	ByPriority       map[string]int `json:"by_priority"`
+	ByCondition      map[string]int `json:"by_condition"`
+	ByWard           map[string]int `json:"by_ward"`
+	// Escalated, Acknowledged and Resolved count alerts of the window
+	// that reached that state.
+	Escalated    int             `json:"escalated"`
+	Acknowledged int             `json:"acknowledged"`
+	Resolved     int             `json:"resolved"`
+	ByPatient    []PatientBurden `json:"by_patient"`
+}
+
+// PatientBurden is one patient's row of the alarm summary.
+type PatientBurden struct {
+	PatientID   string         `json:"patient_id"`
+	Ward        string         `json:"ward,omitempty"`
+	Alarms      int            `json:"alarms"`
+	PerDay      float64        `json:"per_day"`
+	ByPriority  map[string]int `json:"by_priority"`
+	ByCondition map[string]int `json:"by_condition"`
+}
+
+func (s *Server) alarmSummary(c echo.Context) error {
+	window := 24 * time.Hour
+	if v := c.QueryParam("window"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute || d > s.live.cfg.AlertsLookback {
+			return badQuery([]schemas.FieldError{{Field: "window", Reason: "must be a duration from 1m to " + s.live.cfg.AlertsLookback.String() + " (the live view's alert lookback), got " + strconv.Quote(v)}})
+		}
+		window = d
+	}
+	until := time.Now().UTC()
+	since := until.Add(-window)
+	type alarm struct {
+		patient, condition string
+		priority           schemas.Priority
+		states             map[schemas.State]bool
+	}
+	alarms := map[string]*alarm{}
+	s.live.AlertEvents(since, func(a *schemas.Alert) {
+		al := alarms[a.AlertID]
+		if al == nil {
+			al = &alarm{patient: a.PatientID, condition: a.Condition, priority: a.Priority, states: map[schemas.State]bool{}}
+			alarms[a.AlertID] = al
+		}
+		if rankOf(a.Priority) > rankOf(al.priority) {
+			al.priority = a.Priority
+		}
+		al.states[a.State] = true
+	})
+	days := window.Hours() / 24
+	sum := AlarmSummary{Since: since, Until: until, Patients: len(s.live.Patients()),
+		ByPriority: map[string]int{}, ByCondition: map[string]int{}, ByWard: map[string]int{}, ByPatient: []PatientBurden{}}
+	per := map[string]*PatientBurden{}
+	for _, al := range alarms {
+		if !al.states[schemas.Raised] {
+			continue // raised before the window
+		}
+		ward := s.rules.For(al.patient).Ward
+		sum.Alarms++
+		sum.ByPriority[string(al.priority)]++
+		sum.ByCondition[al.condition]++
+		sum.ByWard[ward]++
+		for st, n := range map[schemas.State]*int{schemas.Escalated: &sum.Escalated, schemas.Acknowledged: &sum.Acknowledged, schemas.Resolved: &sum.Resolved} {
+			if al.states[st] {
+				*n++
+			}
+		}
+		pb := per[al.patient]
+		if pb == nil {
+			pb = &PatientBurden{PatientID: al.patient, Ward: ward, ByPriority: map[string]int{}, ByCondition: map[string]int{}}
+			per[al.patient] = pb
+		}
+		pb.Alarms++
+		pb.ByPriority[string(al.priority)]++
+		pb.ByCondition[al.condition]++
+	}
+	for _, id := range slices.Sorted(maps.Keys(per)) {
+		pb := per[id]
+		pb.PerDay = round2(float64(pb.Alarms) / days)
+		sum.ByPatient = append(sum.ByPatient, *pb)
+	}
+	if sum.Patients > 0 {
+		sum.PerPatientPerDay = round2(float64(sum.Alarms) / float64(sum.Patients) / days)
+	}
+	return c.JSON(http.StatusOK, sum)
+}
+
+func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
+
+func rankOf(p schemas.Priority) int {
+	return map[schemas.Priority]int{schemas.Low: 1, schemas.Medium: 2, schemas.High: 3}[p]
+}
+
+func jsonDecoder(b []byte) *json.Decoder {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec
+}

@@ -1,0 +1,90 @@
+package processors
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// procClock is the processor clock of each vitals partition, which drives
+// the timers (signal lost, escalation). While a partition has a backlog
+// it is the partition's stream time, the newest record timestamp
+// consumed from it: a replay, or a restart after downtime, then fires each
+// timer where the live run did, between the same records, instead of
+// firing every timer at once because the wall clock has moved on. Once
+// the partition is caught up the wall clock drives it too, so a patient
+// whose devices all went quiet still gets a signal-lost alarm.
+type procClock struct {
+	topic    string
+	stream   map[int32]time.Time
+	caughtUp map[int32]bool
+	checked  time.Time
+	now      func() time.Time
+}
+
+func (c *procClock) init(vitals string) {
+	c.topic = vitals
+	c.stream = map[int32]time.Time{}
+	c.caughtUp = map[int32]bool{}
+	if c.now == nil {
+		c.now = time.Now
+	}
+}
+
+// at is the clock of partition p.
+func (c *procClock) at(p int32) time.Time {
+	t := c.stream[p]
+	if c.caughtUp[p] {
+		if now := c.now(); now.After(t) {
+			t = now
+		}
+	}
+	return t
+}
+
+// observe advances stream time over records about to be processed.
+// Records of co-partitioned inputs (acknowledgements) count for their
+// partition number too.
+func (c *procClock) observe(fs kgo.Fetches) {
+	fs.EachRecord(func(r *kgo.Record) {
+		if r.Timestamp.After(c.stream[r.Partition]) {
+			c.stream[r.Partition] = r.Timestamp
+		}
+		if r.Topic == c.topic {
+			// Not caught up until the next end-offset check says so.
+			c.caughtUp[r.Partition] = false
+		}
+	})
+}
+
+// refresh asks the brokers, at most once per interval, for the last stable
+// offset of every vitals partition and marks the partitions whose consumed
+// position reached it. It fails safe: a partition not known to be caught
+// up keeps stream time, which delays timers but never fires one early.
+func (c *procClock) refresh(cl *kgo.Client, interval time.Duration) {
+	now := c.now()
+	if now.Sub(c.checked) < interval {
+		return
+	}
+	c.checked = now
+	ctx, cancel := context.WithTimeout(context.Background(), max(interval, time.Second))
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, c.topic)
+	if err != nil {
+		return
+	}
+	pos := map[int32]int64{}
+	for _, offs := range []map[string]map[int32]kgo.EpochOffset{cl.CommittedOffsets(), cl.UncommittedOffsets()} {
+		for p, o := range offs[c.topic] {
+			pos[p] = max(pos[p], o.Offset)
+		}
+	}
+	clear(c.caughtUp)
+	ends.Each(func(o kadm.ListedOffset) {
+		if at, ok := pos[o.Partition]; ok && o.Err == nil && at >= o.Offset {
+			c.caughtUp[o.Partition] = true
+		}
+	})
+}

@@ -1,0 +1,218 @@
+package processors
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/producers"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// clinicalProcessor runs the clinical handler with cfg on kc's topics,
+// in group.
+func clinicalProcessor(t *testing.T, c *kfake.Cluster, kc kafka.Config, group string, cfg ClinicalConfig, maxPoll int) *Processor {
+	t.Helper()
+	adm := kadm.NewClient(testkit.Client(t, c))
+	if err := kafka.Provision(testkit.Context(t), adm, &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	p := newTestProcessor(c.ListenAddrs())
+	p.kcfg = kc
+	p.cfg.Group = group
+	p.cfg.TickInterval = 100 * time.Millisecond
+	p.cfg.MaxPollRecords = maxPoll
+	p.h = NewClinical(cfg, kc.Topics, kgo.SeedBrokers(c.ListenAddrs()...))
+	return p
+}
+
+func alertEvents(t *testing.T, c *kfake.Cluster, topic string) []schemas.Alert {
+	t.Helper()
+	return decodeAlerts(t, testkit.ReadAll(t, c, topic, kgo.ReadCommitted()))
+}
+
+// On a live, quiet partition the wall clock drives the timers: a heart
+// rate that stops arriving raises signal lost, an alert nobody
+// acknowledges escalates, and one acknowledged through the acks topic
+// does not.
+func TestProcessorTimersOnTheWallClock(t *testing.T) {
+	c, kc := testCluster(t)
+	cfg := timerConfig()
+	cfg.Default.SignalLost[0].After = 2 * time.Second
+	cfg.Default.Escalation[schemas.High] = 4 * time.Second
+	p := clinicalProcessor(t, c, kc, "alerting", cfg, 500)
+	runProcessor(t, p)
+
+	now := time.Now().UTC()
+	var rs []schemas.Reading
+	for i := range 3 {
+		rs = append(rs, schemas.Reading{PatientID: "P01", DeviceID: "mon1", Kind: schemas.HeartRate, Value: 80, Unit: "/min", TS: now.Add(time.Duration(i-3) * time.Second), Seq: uint64(i)})
+	}
+	rs = append(rs,
+		schemas.Reading{PatientID: "P02", DeviceID: "ox2", Kind: schemas.SpO2, Value: 75, Unit: "%", TS: now, Seq: 1},
+		schemas.Reading{PatientID: "P03", DeviceID: "ox3", Kind: schemas.SpO2, Value: 72, Unit: "%", TS: now, Seq: 1})
+	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	for i := range rs {
+		rec, _ := producers.ReadingRecord(kc.Topics.Vitals, &rs[i])
+		rec.Timestamp = rs[i].TS // P01's heart rate arrived once a second
+		if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var p03 schemas.Alert
+	testkit.Eventually(t, 30*time.Second, "P03's critical alert", func() bool {
+		for _, a := range alertEvents(t, c, kc.Topics.Alerts) {
+			if a.PatientID == "P03" {
+				p03 = a
+				return true
+			}
+		}
+		return false
+	})
+	w := producers.AckWriter{P: producers.NewProducer(testkit.Client(t, c), kc.Topics.Vitals), Topic: kc.Topics.Acks}
+	if err := w.WriteAck(testkit.Context(t), schemas.Ack{AlertID: p03.AlertID, PatientID: "P03", By: "nurse-7", TS: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	seen := func(patient, condition string, state schemas.State) bool {
+		for _, a := range alertEvents(t, c, kc.Topics.Alerts) {
+			if a.PatientID == patient && a.Condition == condition && a.State == state {
+				return true
+			}
+		}
+		return false
+	}
+	testkit.Eventually(t, 30*time.Second, "P01 heart rate signal lost, P02 escalated, P03 acknowledged", func() bool {
+		return seen("P01", "heart_rate_signal_lost", schemas.Raised) && seen("P02", "spo2_critical", schemas.Escalated) &&
+			seen("P03", "spo2_critical", schemas.Acknowledged)
+	})
+	if seen("P03", "spo2_critical", schemas.Escalated) {
+		t.Fatal("P03's alert escalated although it was acknowledged within the timeout")
+	}
+}
+
+// deterministicInput is 30 minutes of a ward of 8 patients, in the past:
+// heart rate and SpO2 every 5 s with desaturations, critical values and
+// outages, and NEWS2 observations every 5 minutes. Records carry their
+// arrival time (a little after the event time), as ingest gives them.
+func deterministicInput(base time.Time) []*kgo.Record {
+	var recs []*kgo.Record
+	add := func(p int, k schemas.Kind, v float64, s int, seq *uint64) {
+		spec, _ := schemas.SpecFor(k)
+		*seq++
+		rd := schemas.Reading{PatientID: fmt.Sprintf("P%02d", p), DeviceID: fmt.Sprintf("mon%02d", p), Kind: k, Value: v, Unit: spec.Unit,
+			TS: base.Add(time.Duration(s) * time.Second), Seq: *seq}
+		rec, _ := producers.ReadingRecord("", &rd)
+		rec.Timestamp = rd.TS.Add(time.Duration(50+p*7) * time.Millisecond)
+		recs = append(recs, rec)
+	}
+	seqs := make([]uint64, 8)
+	for s := 0; s < 1800; s += 5 {
+		for p := range 8 {
+			outage := p%3 == 0 && s >= 600 && s < 660
+			if !outage {
+				add(p, schemas.HeartRate, 70+float64((s/5+p)%60), s, &seqs[p])
+			}
+			spo2 := 97.0
+			switch {
+			case p%2 == 1 && s%400 >= 100 && s%400 < 140:
+				spo2 = 86 // a 40 s desaturation
+			case p%2 == 1 && s >= 1200 && s < 1300:
+				spo2 = 87 // a 100 s one: escalates
+			case p == 4 && s >= 900 && s < 970:
+				spo2 = 75 // critical for 70 s
+			}
+			add(p, schemas.SpO2, spo2, s, &seqs[p])
+			if s%300 == 0 {
+				add(p, schemas.RespRate, 14+float64(p*2), s, &seqs[p])
+				add(p, schemas.BPSystolic, 125-float64(p*5), s, &seqs[p])
+				add(p, schemas.Temperature, 37+float64(p%3)*0.8, s, &seqs[p])
+				add(p, schemas.Consciousness, float64(p/6), s, &seqs[p])
+				add(p, schemas.O2Supplement, float64(p%2), s, &seqs[p])
+			}
+		}
+	}
+	return recs
+}
+
+// The processor run twice over the same vitals topic, in two groups with
+// different transaction sizes, writes identical alert events, ids
+// included, per patient: timers fire by stream time while a partition
+// has a backlog, and carry their deadline, not the moment they fired.
+func TestClinicalDeterministicOnATopic(t *testing.T) {
+	c, kc := testCluster(t)
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	recs := deterministicInput(base)
+	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	for _, r := range recs {
+		r.Topic = kc.Topics.Vitals
+	}
+	if err := cl.ProduceSync(testkit.Context(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, maxPoll int) map[string][]string {
+		k := kc
+		k.Topics.Alerts, k.Topics.State = "alerts-"+name, "state-"+name
+		p := clinicalProcessor(t, c, k, "group-"+name, DefaultClinicalConfig(), maxPoll)
+		stop := runProcessor(t, p)
+		// Once caught up the wall clock, two hours ahead, fires every
+		// patient's last outage, in one transaction with every other
+		// timer then due.
+		testkit.Eventually(t, 60*time.Second, name+": every patient's final signal lost", func() bool {
+			final := map[string]bool{}
+			for _, a := range alertEvents(t, c, k.Topics.Alerts) {
+				if a.Condition == "heart_rate_signal_lost" && a.State == schemas.Raised && a.TS.After(base.Add(1800*time.Second)) {
+					final[a.PatientID] = true
+				}
+			}
+			return len(final) == 8
+		})
+		stop()
+		out := map[string][]string{}
+		for _, r := range testkit.ReadAll(t, c, k.Topics.Alerts, kgo.ReadCommitted()) {
+			out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
+		}
+		return out
+	}
+	a, b := run("a", 500), run("b", 37)
+	if !maps.EqualFunc(a, b, slices.Equal) {
+		for _, p := range slices.Sorted(maps.Keys(a)) {
+			if !slices.Equal(a[p], b[p]) {
+				t.Errorf("patient %s: %d vs %d events\nfirst run: %v\nsecond run: %v", p, len(a[p]), len(b[p]), a[p], b[p])
+			}
+		}
+		t.FailNow()
+	}
+	// The input must exercise every kind of event, or equality proves
+	// little.
+	kinds := map[string]int{}
+	for _, evs := range a {
+		for _, v := range evs {
+			var al schemas.Alert
+			if err := json.Unmarshal([]byte(v), &al); err != nil {
+				t.Fatal(err)
+			}
+			kinds[al.Condition+" "+string(al.State)]++
+			if al.Condition == "heart_rate_signal_lost" && al.State == schemas.Raised && al.TS.Before(base.Add(700*time.Second)) {
+				kinds["mid-stream signal lost"]++
+			}
+		}
+	}
+	for _, want := range []string{"spo2_low raised", "spo2_low resolved", "spo2_critical raised", "spo2_critical escalated", "spo2_low escalated",
+		"heart_rate_signal_lost resolved", "mid-stream signal lost", "news2 raised"} {
+		if kinds[want] == 0 {
+			t.Errorf("no %q event; events: %v", want, kinds)
+		}
+	}
+	t.Logf("%d patients, identical events: %v", len(a), kinds)
+}

@@ -1,0 +1,262 @@
+package processors
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/producers"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// timerConfig raises signal lost after 10 s without a heart rate and
+// escalates high alerts after 60 s, medium after 5 min.
+func timerConfig() ClinicalConfig {
+	return ClinicalConfig{
+		Default: RuleSet{
+			Conditions: []ConditionRule{spo2Rule(), {Condition: "spo2_critical", Kind: schemas.SpO2, Below: true, Limit: 80, Priority: schemas.High, ResolveAfter: 30 * time.Second}},
+			SignalLost: []SignalLostRule{{Kind: schemas.HeartRate, After: 10 * time.Second, Priority: schemas.Medium}},
+			Escalation: map[schemas.Priority]time.Duration{schemas.High: time.Minute, schemas.Medium: 5 * time.Minute},
+		},
+		NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute,
+	}
+}
+
+// feed is a transaction's worth of records through h; it returns the alert
+// events.
+type feed struct {
+	t *testing.T
+	h *Clinical
+}
+
+func (f feed) reading(patient string, kind schemas.Kind, v float64, s int) []schemas.Alert {
+	spec, _ := schemas.SpecFor(kind)
+	rd := schemas.Reading{PatientID: patient, DeviceID: "dev-" + patient, Kind: kind, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
+	rec, _ := producers.ReadingRecord(topics.Vitals, &rd)
+	rec.Timestamp = rd.TS // arrives when it was measured
+	return f.handle(rec)
+}
+
+func (f feed) ack(a schemas.Alert, by string, s int) []schemas.Alert {
+	ack := schemas.Ack{AlertID: a.AlertID, PatientID: a.PatientID, By: by, TS: t0.Add(time.Duration(s) * time.Second)}
+	v, _ := json.Marshal(ack)
+	return f.handle(&kgo.Record{Topic: topics.Acks, Key: []byte(a.PatientID), Value: v, Timestamp: ack.TS,
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}})
+}
+
+func (f feed) handle(rec *kgo.Record) []schemas.Alert {
+	f.t.Helper()
+	f.h.Begin()
+	recs, err := f.h.Handle(rec)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.h.Committed()
+	return decodeAlerts(f.t, recs)
+}
+
+// tick fires the timers due at second s on every partition.
+func (f feed) tick(s int) []schemas.Alert {
+	f.t.Helper()
+	clock := func(int32) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	f.h.Begin()
+	due := f.h.Due(clock)
+	recs, err := f.h.Tick(clock)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if due != (len(recs) > 0) {
+		f.t.Fatalf("second %d: Due said %v, Tick produced %d records", s, due, len(recs))
+	}
+	f.h.Committed()
+	return decodeAlerts(f.t, recs)
+}
+
+func decodeAlerts(t *testing.T, recs []*kgo.Record) []schemas.Alert {
+	t.Helper()
+	var out []schemas.Alert
+	for _, r := range recs {
+		a, err := schemas.DecodeAlert(Header(r, schemas.HeaderSchema), r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func one(t *testing.T, what string, got []schemas.Alert, condition string, state schemas.State) schemas.Alert {
+	t.Helper()
+	if len(got) != 1 || got[0].Condition != condition || got[0].State != state {
+		t.Fatalf("%s: got %+v, want one %s %s", what, got, condition, state)
+	}
+	return got[0]
+}
+
+// A heart rate that stops arriving raises one signal-lost technical alarm
+// at the deadline, whoever notices it; a patient whose devices keep
+// sending is neither delayed nor touched; the signal coming back resolves
+// the alarm.
+func TestSignalLost(t *testing.T) {
+	f := feed{t, NewClinical(timerConfig(), topics)}
+	for s := range 21 {
+		f.reading("P01", schemas.HeartRate, 80, s)
+	}
+	if got := f.tick(29); len(got) != 0 {
+		t.Fatalf("9 s of silence raised %+v", got)
+	}
+	// P02's desaturation alerts at its 15 s reading while P01 is silent.
+	for s := 20; s < 36; s++ {
+		got := f.reading("P02", schemas.SpO2, 85, s)
+		f.reading("P02", schemas.HeartRate, 80, s)
+		if s < 35 && len(got) != 0 || s == 35 && len(got) != 1 {
+			t.Fatalf("P02 at %d s: %+v", s, got)
+		}
+	}
+	lost := one(t, "tick at 30 s", f.tick(30), "heart_rate_signal_lost", schemas.Raised)
+	if lost.PatientID != "P01" || !lost.TS.Equal(t0.Add(30*time.Second)) || lost.Priority != schemas.Medium || lost.Reading.DeviceID != "dev-P01" {
+		t.Fatalf("signal lost: %+v", lost)
+	}
+	if got := f.tick(40); len(got) != 0 {
+		t.Fatalf("repeated: %+v", got)
+	}
+	back := one(t, "heart rate back", f.reading("P01", schemas.HeartRate, 80, 45), "heart_rate_signal_lost", schemas.Resolved)
+	if back.AlertID != lost.AlertID {
+		t.Fatalf("resolved a different alert: %s vs %s", back.AlertID, lost.AlertID)
+	}
+	// A second outage is a second alarm, with its own id. (P02 went
+	// quiet at 35 s: its alarm is due too.)
+	f.reading("P01", schemas.HeartRate, 80, 46)
+	got := f.tick(56)
+	if len(got) != 2 || got[0].PatientID != "P01" || got[1].PatientID != "P02" {
+		t.Fatalf("tick at 55 s: %+v", got)
+	}
+	if again := one(t, "second outage", got[:1], "heart_rate_signal_lost", schemas.Raised); again.AlertID == lost.AlertID {
+		t.Fatal("the second outage reused the first alarm's id")
+	}
+}
+
+// A vital that arrives less often than the rule's silence (charted every
+// few minutes), or only once, is never "lost".
+func TestSignalLostNeedsACadence(t *testing.T) {
+	f := feed{t, NewClinical(timerConfig(), topics)}
+	f.reading("P01", schemas.HeartRate, 80, 0)
+	if got := f.tick(100); len(got) != 0 {
+		t.Fatalf("a single reading armed signal lost: %+v", got)
+	}
+	f.reading("P01", schemas.HeartRate, 80, 120)
+	if got := f.tick(1000); len(got) != 0 {
+		t.Fatalf("readings 2 minutes apart armed a 10 s rule: %+v", got)
+	}
+}
+
+// Noticed by the patient's own next record instead of a tick, the same
+// silence gives the same event, first.
+func TestSignalLostNoticedByRecord(t *testing.T) {
+	f := feed{t, NewClinical(timerConfig(), topics)}
+	f.reading("P01", schemas.HeartRate, 80, 0)
+	f.reading("P01", schemas.HeartRate, 80, 1)
+	f.reading("P01", schemas.SpO2, 97, 5)
+	got := f.reading("P01", schemas.SpO2, 97, 12)
+	lost := one(t, "record at 12 s", got, "heart_rate_signal_lost", schemas.Raised)
+	g := feed{t, NewClinical(timerConfig(), topics)}
+	g.reading("P01", schemas.HeartRate, 80, 0)
+	g.reading("P01", schemas.HeartRate, 80, 1)
+	g.reading("P01", schemas.SpO2, 97, 5)
+	ticked := one(t, "tick at 11 s", g.tick(11), "heart_rate_signal_lost", schemas.Raised)
+	a, _ := json.Marshal(lost)
+	b, _ := json.Marshal(ticked)
+	if string(a) != string(b) {
+		t.Fatalf("noticed by a record:\n%s\nby a tick:\n%s", a, b)
+	}
+}
+
+// An alert nobody acknowledges is re-emitted escalated once its
+// priority's timeout passed; an acknowledged one never escalates, and its
+// resolution says who acknowledged it.
+func TestEscalationAndAck(t *testing.T) {
+	f := feed{t, NewClinical(timerConfig(), topics)}
+	raised := one(t, "critical value", f.reading("P01", schemas.SpO2, 75, 0), "spo2_critical", schemas.Raised)
+	if raised.Priority != schemas.High {
+		t.Fatalf("critical SpO2 priority %s", raised.Priority)
+	}
+	if got := f.tick(59); len(got) != 0 {
+		t.Fatalf("escalated early: %+v", got)
+	}
+	esc := one(t, "tick at 60 s", f.tick(60), "spo2_critical", schemas.Escalated)
+	if esc.AlertID != raised.AlertID || !esc.TS.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("escalation: %+v", esc)
+	}
+	if got := f.tick(600); len(got) != 0 {
+		t.Fatalf("escalated twice: %+v", got)
+	}
+	acked := one(t, "ack", f.ack(raised, "nurse-7", 70), "spo2_critical", schemas.Acknowledged)
+	if acked.AckedBy != "nurse-7" || acked.AlertID != raised.AlertID {
+		t.Fatalf("ack: %+v", acked)
+	}
+	if got := f.ack(raised, "nurse-8", 71); len(got) != 0 {
+		t.Fatalf("a second ack emitted %+v", got)
+	}
+
+	// P02: acknowledged within the minute, never escalates.
+	r2 := one(t, "P02 critical", f.reading("P02", schemas.SpO2, 70, 100), "spo2_critical", schemas.Raised)
+	one(t, "P02 ack", f.ack(r2, "nurse-7", 130), "spo2_critical", schemas.Acknowledged)
+	if got := f.tick(1000); len(got) != 0 {
+		t.Fatalf("acknowledged alert escalated: %+v", got)
+	}
+	for s := 1001; s < 1031; s++ {
+		f.reading("P02", schemas.SpO2, 97, s)
+	}
+	res := one(t, "P02 back in range 30 s", f.reading("P02", schemas.SpO2, 97, 1031), "spo2_critical", schemas.Resolved)
+	if res.AckedBy != "nurse-7" {
+		t.Fatalf("resolved: %+v", res)
+	}
+	// Acknowledging a resolved alert, or one this processor never saw,
+	// changes nothing and is no error.
+	if got := f.ack(r2, "nurse-7", 1040); len(got) != 0 {
+		t.Fatalf("ack of a resolved alert: %+v", got)
+	}
+	if got := f.ack(schemas.Alert{AlertID: r2.AlertID, PatientID: "P99"}, "nurse-7", 1040); len(got) != 0 {
+		t.Fatalf("ack of an unknown patient: %+v", got)
+	}
+}
+
+// A malformed acknowledgement is poison: an error, which the processor
+// dead-letters.
+func TestBadAckIsAnError(t *testing.T) {
+	h := NewClinical(timerConfig(), topics)
+	for name, rec := range map[string]*kgo.Record{
+		"no header": {Topic: topics.Acks, Key: []byte("P01"), Value: []byte(`{}`)},
+		"bad json":  {Topic: topics.Acks, Key: []byte("P01"), Value: []byte(`{`), Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}},
+		"wrong key": {Topic: topics.Acks, Key: []byte("P02"), Value: []byte(`{"alert_id":"0123456789abcdef0123456789abcdef","patient_id":"P01","by":"n","ts":"2026-11-22T09:00:00Z"}`),
+			Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}},
+	} {
+		if _, err := h.Handle(rec); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// A news2 alert raised again at a higher band needs a new acknowledgement;
+// one that improves keeps its acknowledgement.
+func TestNEWS2AckAndUpgrade(t *testing.T) {
+	cfg := timerConfig()
+	cfg.Default.Conditions = nil
+	cfg.Default.SignalLost = nil
+	cfg.Default.NEWS2 = true
+	f := feed{t, NewClinical(cfg, topics)}
+	normal := map[schemas.Kind]float64{schemas.RespRate: 16, schemas.SpO2: 97, schemas.O2Supplement: 0, schemas.BPSystolic: 120, schemas.HeartRate: 70, schemas.Consciousness: 0, schemas.Temperature: 37}
+	for _, k := range []schemas.Kind{schemas.RespRate, schemas.SpO2, schemas.O2Supplement, schemas.BPSystolic, schemas.HeartRate, schemas.Consciousness, schemas.Temperature} {
+		f.reading("P01", k, normal[k], 0)
+	}
+	med := one(t, "resp 26", f.reading("P01", schemas.RespRate, 26, 1), "news2", schemas.Raised) // single 3: low-medium
+	one(t, "ack", f.ack(med, "nurse-7", 2), "news2", schemas.Acknowledged)
+	one(t, "pulse 135: 6, medium", f.reading("P01", schemas.HeartRate, 135, 3), "news2", schemas.Raised)
+	high := one(t, "and new confusion: 9, high", f.reading("P01", schemas.Consciousness, 1, 4), "news2", schemas.Raised)
+	if high.Priority != schemas.High || high.AlertID != med.AlertID {
+		t.Fatalf("upgrade: %+v", high)
+	}
+	one(t, "not acknowledged at high", f.tick(64), "news2", schemas.Escalated)
+}

@@ -1,0 +1,55 @@
+package schemas
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AckV1 is the schema of an acknowledgement event.
+const AckV1 = "alert-ack.v1"
+
+// Ack is an acknowledgement event (alert-ack.v1): a clinician has seen an
+// alert. It travels on the acks topic keyed by patient_id, co-partitioned
+// with the vitals topic, so the processor that owns the patient's open
+// alerts reads it.
+type Ack struct {
+	AlertID   string `json:"alert_id"`
+	PatientID string `json:"patient_id"`
+	// By identifies who acknowledged: a user or station id, never a
+	// patient value.
+	By string    `json:"by"`
+	TS time.Time `json:"ts"`
+}
+
+// Validate names the first field that is wrong.
+func (a *Ack) Validate() error {
+	var errs []error
+	if len(a.AlertID) != 32 || strings.Trim(a.AlertID, "0123456789abcdef") != "" {
+		errs = append(errs, fmt.Errorf("alert_id: %q is not 32 lowercase hex digits", a.AlertID))
+	}
+	if msg := CheckID(a.PatientID); msg != "" {
+		errs = append(errs, errors.New("patient_id: "+msg))
+	}
+	if msg := CheckID(a.By); msg != "" {
+		errs = append(errs, errors.New("by: "+msg))
+	}
+	if a.TS.IsZero() {
+		errs = append(errs, errors.New("ts: missing"))
+	}
+	return errors.Join(errs...)
+}
+
+// DecodeAck decodes and validates an alert-ack.v1 value.
+func DecodeAck(schema string, value []byte) (Ack, error) {
+	var a Ack
+	if schema != AckV1 {
+		return a, fmt.Errorf("%w: %q, want %s", ErrUnsupportedVersion, schema, AckV1)
+	}
+	if err := json.Unmarshal(value, &a); err != nil {
+		return a, fmt.Errorf("decode %s: %w", AckV1, err)
+	}
+	return a, a.Validate()
+}
