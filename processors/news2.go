@@ -56,11 +56,21 @@ func (s NEWS2Score) Priority() (schemas.Priority, bool) {
 }
 
 // ScoreNEWS2 scores in.
-func ScoreNEWS2(in NEWS2Input) NEWS2Score {
-	s := NEWS2Score{Components: map[string]int{}}
+func ScoreNEWS2(in NEWS2Input) NEWS2Score { return scoreNEWS2(in, true) }
+
+// scoreNEWS2 without detail leaves Components and Missing nil: the engine
+// scores every NEWS2 reading but needs the detail only for an alert, and
+// the map was most of the scoring's cost.
+func scoreNEWS2(in NEWS2Input, detail bool) NEWS2Score {
+	var s NEWS2Score
+	if detail {
+		s.Components = make(map[string]int, 7)
+	}
 	red := false
 	add := func(name string, points int) {
-		s.Components[name] = points
+		if detail {
+			s.Components[name] = points
+		}
 		s.Total += points
 		if points == 3 {
 			red = true
@@ -68,7 +78,9 @@ func ScoreNEWS2(in NEWS2Input) NEWS2Score {
 	}
 	score := func(name string, v *float64, f func(float64) int) {
 		if v == nil {
-			s.Missing = append(s.Missing, name)
+			if detail {
+				s.Missing = append(s.Missing, name)
+			}
 			return
 		}
 		add(name, f(*v))
@@ -76,7 +88,9 @@ func ScoreNEWS2(in NEWS2Input) NEWS2Score {
 	score("resp_rate", in.RespRate, respRatePoints)
 	switch {
 	case in.SpO2 == nil:
-		s.Missing = append(s.Missing, "spo2")
+		if detail {
+			s.Missing = append(s.Missing, "spo2")
+		}
 	case in.Hypercapnic:
 		// Scale 2 scores high saturations only on oxygen; without
 		// knowing the oxygen, score as on air (the lower bound).
@@ -85,7 +99,9 @@ func ScoreNEWS2(in NEWS2Input) NEWS2Score {
 		add("spo2", spo2Scale1Points(*in.SpO2))
 	}
 	if in.OnOxygen == nil {
-		s.Missing = append(s.Missing, "o2_supplement")
+		if detail {
+			s.Missing = append(s.Missing, "o2_supplement")
+		}
 	} else if *in.OnOxygen {
 		add("o2_supplement", 2)
 	} else {
@@ -94,7 +110,9 @@ func ScoreNEWS2(in NEWS2Input) NEWS2Score {
 	score("bp_systolic", in.SystolicBP, systolicPoints)
 	score("heart_rate", in.Pulse, pulsePoints)
 	if in.Consciousness == nil {
-		s.Missing = append(s.Missing, "consciousness")
+		if detail {
+			s.Missing = append(s.Missing, "consciousness")
+		}
 	} else if *in.Consciousness > 0 {
 		add("consciousness", 3)
 	} else {

@@ -81,6 +81,16 @@ func split(body []byte, ndjson bool) ([]json.RawMessage, error) {
 }
 
 func decodeItem(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
+	if decodeFast(raw, r) {
+		if errs := r.Check(now); errs == nil {
+			return nil
+		}
+	}
+	return decodeSlow(raw, r, now)
+}
+
+// decodeSlow is encoding/json with every error named by field.
+func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 	var w wireReading
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

@@ -339,7 +339,9 @@ func (e *env) clinicalVsCopy(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := e.readings(e.cfg.Readings, time.Now().UTC())
+	// Five times the other runs: both sides include a group join, which
+	// must not dominate the ratio.
+	rs := e.readings(5*e.cfg.Readings, time.Now().UTC())
 	err = e.fanOut(ctx, rs, p.Produce)
 	cl.Close()
 	if err != nil {

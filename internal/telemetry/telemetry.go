@@ -35,6 +35,9 @@ type Telemetry struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
+	// Exporting says spans go somewhere. When they do not, hot paths
+	// skip spans altogether and only pass the trace context on.
+	Exporting bool
 
 	shutdown []func(context.Context) error
 }
@@ -65,6 +68,7 @@ func Setup(ctx context.Context, service string) (*Telemetry, error) {
 			return nil, fmt.Errorf("trace exporter: %w", err)
 		}
 		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+		t.Exporting = true
 	} else {
 		// Nothing would read recorded spans: keep them non-recording.
 		// They still carry trace ids, so record headers still link

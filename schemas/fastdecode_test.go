@@ -1,0 +1,112 @@
+package schemas
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Whatever the fast path decides alone (it read the item and the reading
+// is valid), encoding/json decides the same: the fast path may only ever
+// be a shortcut, never a second opinion. (An item it reads but that is
+// invalid goes the slow way for its error messages anyway.)
+func checkFastAgrees(t *testing.T, raw string) (fast bool) {
+	var f, s Reading
+	if !decodeFast([]byte(raw), &f) || f.Check(farFuture) != nil {
+		return false
+	}
+	if errs := decodeSlow(json.RawMessage(raw), &s, farFuture); errs != nil {
+		t.Fatalf("fast path accepted what encoding/json refuses: %s\n%v", raw, errs)
+	}
+	if f != s {
+		t.Fatalf("%s\nfast %+v\nslow %+v", raw, f, s)
+	}
+	return true
+}
+
+func TestFastDecodeAgreesWithEncodingJSON(t *testing.T) {
+	good := `{"patient_id":"P1","device_id":"D1","kind":"heart_rate","value":72.5,"unit":"/min","ts":"2026-11-22T09:00:00.123Z","seq":3}`
+	if !checkFastAgrees(t, good) {
+		t.Fatal("the common case takes the slow path")
+	}
+	for _, c := range []string{
+		" {\n \"seq\": 0, \"ts\":\"2026-11-22T09:00:00+01:00\", \"unit\":\"%\", \"value\": 0.95e+2, \"kind\":\"spo2\", \"device_id\":\"d\", \"patient_id\":\"p\"} \n",
+		strings.Replace(good, `72.5`, `1.2E2`, 1),
+		strings.Replace(good, `72.5`, `0`, 1),
+	} {
+		if !checkFastAgrees(t, c) {
+			t.Errorf("slow path for %s", c)
+		}
+	}
+	// Each of these must fall back: the slow path decides (and names the
+	// error, or accepts what only it can read).
+	for _, c := range []string{
+		strings.Replace(good, `"P1"`, `"P\u0031"`, 1),            // escape
+		strings.Replace(good, `"patient_id"`, `"Patient_ID"`, 1), // encoding/json matches case-insensitively
+		strings.Replace(good, `72.5`, `+72.5`, 1), strings.Replace(good, `72.5`, `.5`, 1), strings.Replace(good, `72.5`, `05`, 1),
+		strings.Replace(good, `72.5`, `Inf`, 1), strings.Replace(good, `72.5`, `0x1p3`, 1), strings.Replace(good, `72.5`, `null`, 1),
+		strings.Replace(good, `72.5`, `"72.5"`, 1), strings.Replace(good, `72.5`, `1e400`, 1),
+		strings.Replace(good, `"seq":3`, `"seq":3.0`, 1), strings.Replace(good, `"seq":3`, `"seq":-3`, 1), strings.Replace(good, `"seq":3`, `"seq":1e2`, 1),
+		strings.Replace(good, `,"seq":3`, ``, 1), strings.Replace(good, `"seq":3`, `"seq":3,"seq":4`, 1), strings.Replace(good, `"seq":3`, `"seq":3,"x":1`, 1),
+		strings.Replace(good, `}`, `}x`, 1), strings.Replace(good, `}`, `,}`, 1), good[:len(good)-1], `[]`, ``,
+		strings.Replace(good, `2026-11-22T09:00:00.123Z`, `yesterday`, 1), strings.Replace(good, `"D1"`, `"Dé"`, 1),
+	} {
+		if checkFastAgrees(t, c) {
+			t.Errorf("fast path took %s", c)
+		}
+	}
+}
+
+// Random mutations of valid readings: the fast path never disagrees.
+func TestFastDecodeRandomMutations(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	r := Reading{PatientID: "P-01", DeviceID: "mon.1", Kind: SpO2, Value: 97, Unit: "%", TS: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), Seq: 42}
+	base, _ := json.Marshal(r)
+	alphabet := []byte(`{}[]",:.-+eE0123456789 \nabcnulltrue`)
+	fast := 0
+	for range 20000 {
+		b := []byte(string(base))
+		for range 1 + rng.IntN(3) {
+			i := rng.IntN(len(b))
+			switch rng.IntN(3) {
+			case 0:
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			case 1:
+				b = append(b[:i], b[i+1:]...)
+			default:
+				b = append(b[:i], append([]byte{alphabet[rng.IntN(len(alphabet))]}, b[i:]...)...)
+			}
+		}
+		if checkFastAgrees(t, string(b)) {
+			fast++
+		}
+	}
+	if fast == 0 {
+		t.Fatal("no mutation took the fast path; the test compared nothing")
+	}
+}
+
+func FuzzFastDecode(f *testing.F) {
+	f.Add(`{"patient_id":"P1","device_id":"D1","kind":"heart_rate","value":72.5,"unit":"/min","ts":"2026-11-22T09:00:00.123Z","seq":3}`)
+	f.Fuzz(func(t *testing.T, s string) { checkFastAgrees(t, s) })
+}
+
+func BenchmarkDecodeReading(b *testing.B) {
+	raw := []byte(`{"patient_id":"P001","device_id":"P001-monitor","kind":"heart_rate","value":72,"unit":"/min","ts":"2026-11-22T09:00:00.123Z","seq":12345}`)
+	for _, path := range []struct {
+		name string
+		fn   func(json.RawMessage, *Reading, time.Time) []FieldError
+	}{{"fast", decodeItem}, {"encoding_json", decodeSlow}} {
+		b.Run(path.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var r Reading
+			for b.Loop() {
+				if errs := path.fn(raw, &r, farFuture); errs != nil {
+					b.Fatal(errs)
+				}
+			}
+		})
+	}
+}
