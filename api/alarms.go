@@ -55,10 +55,10 @@ func (s *Server) ack(c echo.Context) error {
 		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
 	}
 	if err := decodeStrict(body, &req); err != nil {
-		return badQuery([]schemas.FieldError{{Field: "body", Reason: err.Error()}})
+		return badBody([]schemas.FieldError{{Field: "body", Reason: err.Error()}})
 	}
 	if msg := schemas.CheckID(req.By); msg != "" {
-		return badQuery([]schemas.FieldError{{Field: "by", Reason: msg + " (who acknowledges: a user or station id)"}})
+		return badBody([]schemas.FieldError{{Field: "by", Reason: msg + " (who acknowledges: a user or station id)"}})
 	}
 	a, ok := s.live.Alert(id)
 	if !ok {
@@ -83,6 +83,13 @@ func (s *Server) ack(c echo.Context) error {
 	// 202: the processor turns it into an "acknowledged" alert event,
 	// which GET /v1/alerts and the stream then show.
 	return c.JSON(http.StatusAccepted, map[string]any{"ack": ack})
+}
+
+func badBody(problems []schemas.FieldError) error {
+	p := web.NewProblem(http.StatusBadRequest, problems[0].Field+" "+problems[0].Reason)
+	p.Title = "Invalid acknowledgement"
+	p.Errors = problems
+	return p
 }
 
 func decodeStrict(b []byte, v any) error {
