@@ -45,8 +45,8 @@ type layer struct {
 }
 
 type patientDoc struct {
-	Ward  string `yaml:"ward"`
-	layer `yaml:",inline"`
+	Ward string
+	layer
 }
 
 type signalLostDoc struct {
@@ -95,28 +95,23 @@ func (l *layer) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// UnmarshalYAML takes "ward" and reads the rest as a layer.
 func (p *patientDoc) UnmarshalYAML(n *yaml.Node) error {
-	type plain struct {
-		Ward       string `yaml:"ward"`
-		plainLayer `yaml:",inline"`
+	rest := *n
+	rest.Content = nil
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "ward" {
+			if err := n.Content[i+1].Decode(&p.Ward); err != nil {
+				return err
+			}
+			continue
+		}
+		rest.Content = append(rest.Content, n.Content[i], n.Content[i+1])
 	}
-	var v plain
-	if err := decodeStrict(n, &v); err != nil {
-		return err
+	if n.Kind != yaml.MappingNode {
+		rest.Content = n.Content
 	}
-	p.Ward, p.layer = v.Ward, layer(v.plainLayer)
-	p.line = n.Line
-	return nil
-}
-
-// plainLayer is layer without its UnmarshalYAML, for inlining.
-type plainLayer struct {
-	NEWS2       *bool                    `yaml:"news2"`
-	Hypercapnic *bool                    `yaml:"hypercapnic"`
-	Escalation  map[string]duration      `yaml:"escalation"`
-	SignalLost  map[string]signalLostDoc `yaml:"signal_lost"`
-	Conditions  map[string]conditionDoc  `yaml:"conditions"`
-	line        int
+	return p.layer.UnmarshalYAML(&rest)
 }
 
 func (s *signalLostDoc) UnmarshalYAML(n *yaml.Node) error {
