@@ -55,10 +55,10 @@ func (s *Server) ack(c echo.Context) error {
 		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
 	}
 	if err := decodeStrict(body, &req); err != nil {
-		return badBody([]schemas.FieldError{{Field: "body", Reason: err.Error()}})
+		return fieldProblem("Invalid acknowledgement", []schemas.FieldError{{Field: "body", Reason: err.Error()}})
 	}
 	if msg := schemas.CheckID(req.By); msg != "" {
-		return badBody([]schemas.FieldError{{Field: "by", Reason: msg + " (who acknowledges: a user or station id)"}})
+		return fieldProblem("Invalid acknowledgement", []schemas.FieldError{{Field: "by", Reason: msg + " (who acknowledges: a user or station id)"}})
 	}
 	a, ok := s.live.Alert(id)
 	if !ok {
@@ -85,15 +85,9 @@ func (s *Server) ack(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, map[string]any{"ack": ack})
 }
 
-func badBody(problems []schemas.FieldError) error {
-	p := web.NewProblem(http.StatusBadRequest, problems[0].Field+" "+problems[0].Reason)
-	p.Title = "Invalid acknowledgement"
-	p.Errors = problems
-	return p
-}
-
 func decodeStrict(b []byte, v any) error {
-	dec := jsonDecoder(b)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errors.New("is not the JSON object {\"by\": \"<user or station id>\"}: " + err.Error())
 	}
@@ -176,7 +170,7 @@ func (s *Server) alarmSummary(c echo.Context) error {
 			al = &alarm{patient: a.PatientID, condition: a.Condition, priority: a.Priority, states: map[schemas.State]bool{}}
 			alarms[a.AlertID] = al
 		}
-		if rankOf(a.Priority) > rankOf(al.priority) {
+		if a.Priority.Rank() > al.priority.Rank() {
 			al.priority = a.Priority
 		}
 		al.states[a.State] = true
@@ -220,13 +214,3 @@ func (s *Server) alarmSummary(c echo.Context) error {
 }
 
 func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
-
-func rankOf(p schemas.Priority) int {
-	return map[schemas.Priority]int{schemas.Low: 1, schemas.Medium: 2, schemas.High: 3}[p]
-}
-
-func jsonDecoder(b []byte) *json.Decoder {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return dec
-}

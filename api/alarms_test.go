@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,9 +12,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/monitorme/monitorme/internal/kafka"
-	"github.com/monitorme/monitorme/internal/telemetry"
-	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -35,13 +31,8 @@ func (f *fakeAcks) WriteAck(_ context.Context, a schemas.Ack) error {
 
 func newAlarmServer(t *testing.T, rules processors.ClinicalConfig) (*Live, *echo.Echo, *fakeAcks) {
 	t.Helper()
-	live, err := NewLive(DefaultLiveConfig(), kafka.DefaultConfig(), slog.New(slog.DiscardHandler), telemetry.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	acks := &fakeAcks{}
-	e := web.New(slog.New(slog.DiscardHandler), telemetry.Nop())
-	NewServer(live, WithAcks(acks), WithRules(rules)).Register(e)
+	live, e := newTestServer(t, DefaultLiveConfig(), WithAcks(acks), WithRules(rules))
 	return live, e, acks
 }
 

@@ -126,8 +126,13 @@ func (s *Server) alerts(c echo.Context) error {
 }
 
 func badQuery(problems []schemas.FieldError) error {
+	return fieldProblem("Invalid query parameters", problems)
+}
+
+// fieldProblem is a 400 naming every bad field, the first in its detail.
+func fieldProblem(title string, problems []schemas.FieldError) error {
 	p := web.NewProblem(http.StatusBadRequest, problems[0].Field+" "+problems[0].Reason)
-	p.Title = "Invalid query parameters"
+	p.Title = title
 	p.Errors = problems
 	return p
 }

@@ -24,14 +24,14 @@ import (
 
 var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 
-func newTestServer(t *testing.T, cfg LiveConfig) (*Live, *echo.Echo) {
+func newTestServer(t *testing.T, cfg LiveConfig, opts ...Option) (*Live, *echo.Echo) {
 	t.Helper()
 	live, err := NewLive(cfg, kafka.DefaultConfig(), slog.New(slog.DiscardHandler), telemetry.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := web.New(slog.New(slog.DiscardHandler), telemetry.Nop())
-	NewServer(live).Register(e)
+	NewServer(live, opts...).Register(e)
 	return live, e
 }
 

@@ -57,7 +57,10 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 				res.add(b, status)
 			}
 		})
-		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond) // run a while, then crash
+		// Run until a random amount more was acknowledged (about 1.5–4 s
+		// at this machine's rate), then crash mid-load.
+		target := res.ackedCount() + 20_000 + 200*rng.IntN(150)
+		testkit.Eventually(t, 2*time.Minute, "readings acknowledged before the kill", func() bool { return res.ackedCount() >= target })
 		dev.kill()
 		close(stop)
 		wg.Wait()

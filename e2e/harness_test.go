@@ -74,17 +74,14 @@ func setup() (int, error) {
 	// controller yet; topics created before it is would get fewer replicas.
 	// Each try uses a new client: a client's cached broker list is not
 	// refreshed by metadata requests that name no topic.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		n, err := liveBrokers()
-		if err == nil && n == 3 {
-			return 0, nil
-		}
-		if time.Now().After(deadline) {
-			return 1, fmt.Errorf("cluster shows %d of 3 brokers after 60s (%v)", n, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var n int
+	if !testkit.Poll(60*time.Second, 200*time.Millisecond, func() bool {
+		n, err = liveBrokers()
+		return err == nil && n == 3
+	}) {
+		return 1, fmt.Errorf("cluster shows %d of 3 brokers after 60s (%v)", n, err)
 	}
+	return 0, nil
 }
 
 func liveBrokers() (int, error) {

@@ -372,14 +372,14 @@ func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 		a := news2Alert(rd, in, prio, schemas.AlertID("news2", rd), schemas.Raised)
 		st.NEWS2 = ConditionState{Open: &a, RaisedAt: at}
 		return []schemas.Alert{a}
-	case alarm && rank(prio) > rank(open.Priority):
+	case alarm && prio.Rank() > open.Priority.Rank():
 		// Worse: the one open alert is updated in place at once, and is
 		// raised again: an acknowledgement of the lower band does not
 		// cover this one.
 		a := news2Alert(rd, in, prio, open.AlertID, schemas.Raised)
 		st.NEWS2 = ConditionState{Open: &a, RaisedAt: at}
 		return []schemas.Alert{a}
-	case alarm && rank(prio) < rank(open.Priority):
+	case alarm && prio.Rank() < open.Priority.Rank():
 		// Better, but a score wobbling across a band boundary must not
 		// flap the alarm: lower it only after it stayed lower a while.
 		if st.NEWS2.InRangeSince.IsZero() {
@@ -536,18 +536,6 @@ func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, e
 		alerts = append(alerts, timers(st, c.cfg.For(id), id, clock(p))...)
 	}
 	return c.records(alerts)
-}
-
-func rank(p schemas.Priority) int {
-	switch p {
-	case schemas.High:
-		return 3
-	case schemas.Medium:
-		return 2
-	case schemas.Low:
-		return 1
-	}
-	return 0
 }
 
 func news2Alert(rd *schemas.Reading, in NEWS2Input, prio schemas.Priority, id string, state schemas.State) schemas.Alert {

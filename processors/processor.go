@@ -306,7 +306,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		if timed != nil {
 			p.clock.observe(fetches)
 			p.clock.refresh(sess.Client(), p.cfg.TickInterval)
-			due = timed.Due(p.clock.at)
+			// With records, the transaction's Tick scans the timers
+			// anyway; only an empty poll needs to ask first.
+			due = fetches.NumRecords() == 0 && timed.Due(p.clock.at)
 		}
 		if fetches.NumRecords() == 0 && !due && p.restoreErr.Load() == nil {
 			continue

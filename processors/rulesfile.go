@@ -138,19 +138,12 @@ func (c *conditionDoc) UnmarshalYAML(n *yaml.Node) error {
 func decodeStrict(n *yaml.Node, v any) error {
 	if n.Kind == yaml.MappingNode {
 		known := map[string]bool{}
-		var walk func(t reflect.Type)
-		walk = func(t reflect.Type) {
-			for i := range t.NumField() {
-				f := t.Field(i)
-				name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-				if opts == "inline" {
-					walk(f.Type)
-				} else if name != "" {
-					known[name] = true
-				}
+		t := reflect.TypeOf(v).Elem()
+		for i := range t.NumField() {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" {
+				known[name] = true
 			}
 		}
-		walk(reflect.TypeOf(v).Elem())
 		for i := 0; i < len(n.Content); i += 2 {
 			if k := n.Content[i]; !known[k.Value] {
 				return fmt.Errorf("line %d: field %s not found (known: %s)", k.Line, k.Value, strings.Join(slices.Sorted(maps.Keys(known)), ", "))

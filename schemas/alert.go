@@ -17,6 +17,19 @@ const (
 	Low    Priority = "low"
 )
 
+// Rank orders priorities: high 3, medium 2, low 1, anything else 0.
+func (p Priority) Rank() int {
+	switch p {
+	case High:
+		return 3
+	case Medium:
+		return 2
+	case Low:
+		return 1
+	}
+	return 0
+}
+
 // State is where an alert is in its life.
 type State string
 

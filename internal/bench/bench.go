@@ -332,18 +332,9 @@ func (e *env) startHandler(ctx context.Context, group string, h processors.Handl
 // the clinical processor (rules, per-patient state, changelog, all in
 // transactions): what exactly-once and state cost over moving the bytes.
 func (e *env) clinicalVsCopy(ctx context.Context) ([]Result, error) {
-	if err := e.topics(); err != nil {
-		return nil, err
-	}
-	cl, p, err := e.producer()
-	if err != nil {
-		return nil, err
-	}
 	// Five times the other runs: both sides include a group join, which
 	// must not dominate the ratio.
-	rs := e.readings(5*e.cfg.Readings, time.Now().UTC())
-	err = e.fanOut(ctx, rs, p.Produce)
-	cl.Close()
+	rs, err := e.preload(ctx, 5*e.cfg.Readings)
 	if err != nil {
 		return nil, err
 	}
@@ -425,17 +416,23 @@ func (e *env) waitCaughtUp(ctx context.Context, group string) error {
 	}
 }
 
-func (e *env) processor(ctx context.Context) (Result, error) {
+// preload gives the run fresh topics and writes n readings to the vitals
+// topic before anything consumes it.
+func (e *env) preload(ctx context.Context, n int) ([]schemas.Reading, error) {
 	if err := e.topics(); err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	cl, p, err := e.producer()
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	rs := e.readings(e.cfg.Readings, time.Now().UTC())
-	err = e.fanOut(ctx, rs, p.Produce)
-	cl.Close()
+	defer cl.Close()
+	rs := e.readings(n, time.Now().UTC())
+	return rs, e.fanOut(ctx, rs, p.Produce)
+}
+
+func (e *env) processor(ctx context.Context) (Result, error) {
+	rs, err := e.preload(ctx, e.cfg.Readings)
 	if err != nil {
 		return Result{}, err
 	}

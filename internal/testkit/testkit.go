@@ -53,13 +53,22 @@ func IsFence(r *kgo.Record) bool { return len(r.Headers) > 0 && r.Headers[0].Key
 // with msg if timeout passes first.
 func Eventually(tb testing.TB, timeout time.Duration, msg string, cond func() bool) {
 	tb.Helper()
+	if !Poll(timeout, 20*time.Millisecond, cond) {
+		tb.Fatalf("not within %v: %s", timeout, msg)
+	}
+}
+
+// Poll calls cond every interval until it holds (true) or timeout passed
+// (false), for waits outside a test, such as a TestMain's set-up.
+func Poll(timeout, interval time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %s", timeout, msg)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(interval)
 	}
+	return true
 }
 
 // Context returns a context canceled when the test ends.
