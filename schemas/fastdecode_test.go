@@ -110,3 +110,53 @@ func BenchmarkDecodeReading(b *testing.B) {
 		})
 	}
 }
+
+// parseUTC accepts only what time.Parse accepts, and reads it the same.
+func checkParseUTC(t *testing.T, s string) (fast bool) {
+	got, ok := parseUTC([]byte(s))
+	if !ok {
+		return false
+	}
+	want, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("parseUTC took %q, time.Parse refuses it: %v", s, err)
+	}
+	if got != want.UTC() {
+		t.Fatalf("%q: parseUTC %v, time.Parse %v", s, got, want.UTC())
+	}
+	return true
+}
+
+func TestParseUTCAgreesWithTimeParse(t *testing.T) {
+	for _, s := range []string{"2026-11-22T09:00:00Z", "2026-11-22T09:00:00.1Z", "2026-11-22T09:00:00.123456789Z",
+		"2024-02-29T23:59:59.5Z", "2000-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z"} {
+		if !checkParseUTC(t, s) {
+			t.Errorf("%q took the slow path", s)
+		}
+	}
+	for _, s := range []string{"1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z",
+		"2026-11-22T24:00:00Z", "2026-11-22T09:60:00Z", "2026-11-22T09:00:60Z", "2026-11-22T09:00:00.Z",
+		"2026-11-22T09:00:00.1234567890Z", "2026-11-22T09:00:00+00:00", "2026-11-22t09:00:00Z", "2026-11-22T09:00:00z",
+		"2026-11-22T09:00:00,5Z", "2026-1x-22T09:00:00Z", "+026-11-22T09:00:00Z", "2026-11-22T09:00:0Z"} {
+		if checkParseUTC(t, s) {
+			t.Errorf("%q took the fast path", s)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		tm := time.Unix(rng.Int64N(400*365*86400)-100*365*86400, rng.Int64N(1e9)).UTC()
+		for _, layout := range []string{time.RFC3339, time.RFC3339Nano, "2006-01-02T15:04:05.000Z07:00"} {
+			if s := tm.Format(layout); !checkParseUTC(t, s) {
+				t.Fatalf("%q took the slow path", s)
+			}
+		}
+		b := []byte(tm.Format(time.RFC3339Nano))
+		b[rng.IntN(len(b))] = "0123456789:-.TZ"[rng.IntN(15)]
+		checkParseUTC(t, string(b))
+	}
+}
+
+func FuzzParseUTC(f *testing.F) {
+	f.Add("2026-11-22T09:00:00.123Z")
+	f.Fuzz(func(t *testing.T, s string) { checkParseUTC(t, s) })
+}

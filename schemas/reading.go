@@ -61,6 +61,40 @@ var Specs = []Spec{
 	{Kind: Consciousness, Unit: "1", Min: 0, Max: 4, Discrete: []float64{0, 1, 2, 3, 4}},
 }
 
+// NumKinds is the number of kinds, the length of Specs.
+const NumKinds = 11
+
+// Index returns k's place in Specs, or -1 for an unknown kind. A switch,
+// not a map: stateful consumers index per-kind arrays with it several
+// times per reading.
+func (k Kind) Index() int {
+	switch k {
+	case HeartRate:
+		return 0
+	case BPSystolic:
+		return 1
+	case BPDiastolic:
+		return 2
+	case SpO2:
+		return 3
+	case Glucose:
+		return 4
+	case RespRate:
+		return 5
+	case ECG:
+		return 6
+	case Temperature:
+		return 7
+	case Sleep:
+		return 8
+	case O2Supplement:
+		return 9
+	case Consciousness:
+		return 10
+	}
+	return -1
+}
+
 // SpecFor returns the spec of kind k.
 func SpecFor(k Kind) (Spec, bool) {
 	for _, s := range Specs {
