@@ -1,6 +1,8 @@
 package processors
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,5 +244,47 @@ func BenchmarkClinicalHandle(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// The changelog held Latest as a map before it became an array: a snapshot
+// must encode byte for byte as the map did, and either decodes to the same
+// state.
+func TestVitalsEncodeAsTheMapDid(t *testing.T) {
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	old := map[schemas.Kind]Sample{
+		schemas.SpO2:          {Value: 88, TS: at, At: at.Add(time.Second), Gap: time.Second, Device: "D1", Seq: 7},
+		schemas.HeartRate:     {Value: 130, TS: at, Device: "D1", Seq: 8},
+		schemas.Consciousness: {Value: 0, TS: at.Add(-time.Minute)},
+	}
+	var v Vitals
+	for k, s := range old {
+		v.Set(k, s)
+	}
+	want, err := json.Marshal(struct {
+		Latest map[schemas.Kind]Sample `json:"latest"`
+	}{old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(&PatientState{Latest: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(got), string(want[:len(want)-1])) {
+		t.Fatalf("encoded\n%s\nthe map encoded\n%s", got, want)
+	}
+	var back PatientState
+	if err := json.Unmarshal(want, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Latest != v {
+		t.Fatalf("decoded %+v, want %+v", back.Latest, v)
+	}
+	if _, ok := back.Latest.Get(schemas.Glucose); ok {
+		t.Fatal("an absent kind is present")
+	}
+	if err := json.Unmarshal([]byte(`{"latest":{"pulse":{"v":1,"ts":"2026-11-22T09:00:00Z"}}}`), &back); err == nil {
+		t.Error("a sample of an unknown kind decoded")
 	}
 }
