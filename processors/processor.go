@@ -63,7 +63,9 @@ type Timed interface {
 // Predecoder is a Handler that can decode a transaction's records ahead of
 // Handle, on every core: decoding is a pure function of one record, while
 // Handle must apply the records in order. Handle is then called with the
-// same records, in the same order.
+// same records, in the same order. Predecode may return before it has
+// decoded them all, so that Handle overlaps with it; Handle then waits for
+// the record it is given.
 type Predecoder interface {
 	Predecode(recs []*kgo.Record)
 }
@@ -93,6 +95,12 @@ type Config struct {
 	// to stall partition takeovers on kfake for seconds.
 	FetchMaxWait   time.Duration
 	SessionTimeout time.Duration
+	// MaxPollRecords bounds the records of one transaction. A
+	// transaction's fixed cost (flush, offset commit, the commit markers,
+	// one changelog snapshot per patient it touched) is amortized over
+	// them: 30,000 processed the benchmark backlog about 15 % faster than
+	// 10,000, and is about 50 ms of work at full speed, well inside the
+	// one-second alert budget. A live processor's polls are far smaller.
 	MaxPollRecords int
 	// Rules picks the handler: "clinical" (the default) is the stateful
 	// engine (persistence delays, hysteresis, sleep-aware limits, NEWS2,
@@ -116,7 +124,7 @@ func DefaultConfig() Config {
 		TransactionTimeout: 10 * time.Second,
 		FetchMaxWait:       500 * time.Millisecond,
 		SessionTimeout:     10 * time.Second,
-		MaxPollRecords:     10_000,
+		MaxPollRecords:     30_000,
 		Rules:              "clinical",
 		TickInterval:       500 * time.Millisecond,
 	}
