@@ -258,9 +258,8 @@ func topicFlags(prefix string) (kafka.Topics, []string) {
 // thresholdRules makes a processor raise one alert per reading beyond a
 // limit, with no state and no timers: the cases that count alerts against
 // the readings they sent need the expected set to be a function of the
-// input alone. The clinical engine's crash, restart and determinism are
-// tested in processors, on kfake, with a child processor SIGKILLed
-// mid-transaction.
+// input alone. The clinical engine is compared with an unkilled run of
+// itself instead (case f).
 var thresholdRules = []string{"--rules", "threshold"}
 
 // readings returns n readings numbered from seq; every tenth is a heart

@@ -16,9 +16,19 @@ import (
 // firing every timer at once because the wall clock has moved on. Once
 // the partition is caught up the wall clock drives it too, so a patient
 // whose devices all went quiet still gets a signal-lost alarm.
+//
+// Stream time moves with the transactions: the records of the open one
+// count (their readings are applied in it), but only a commit makes them
+// the partition's clock. An aborted transaction's records are consumed
+// again, perhaps in other batches, and a clock left ahead of the applied
+// readings would fire a timer before the reading that stops it (a signal
+// lost before the heart rate that was on time).
 type procClock struct {
-	topic    string
+	topic string
+	// stream is each partition's stream time as of the last commit;
+	// pending, that of the open transaction's records.
 	stream   map[int32]time.Time
+	pending  map[int32]time.Time
 	caughtUp map[int32]bool
 	checked  time.Time
 	now      func() time.Time
@@ -27,6 +37,7 @@ type procClock struct {
 func (c *procClock) init(vitals string) {
 	c.topic = vitals
 	c.stream = map[int32]time.Time{}
+	c.pending = map[int32]time.Time{}
 	c.caughtUp = map[int32]bool{}
 	if c.now == nil {
 		c.now = time.Now
@@ -36,6 +47,9 @@ func (c *procClock) init(vitals string) {
 // at is the clock of partition p.
 func (c *procClock) at(p int32) time.Time {
 	t := c.stream[p]
+	if pt := c.pending[p]; pt.After(t) {
+		t = pt
+	}
 	if c.caughtUp[p] {
 		if now := c.now(); now.After(t) {
 			t = now
@@ -44,19 +58,37 @@ func (c *procClock) at(p int32) time.Time {
 	return t
 }
 
-// observe advances stream time over records about to be processed.
-// Records of co-partitioned inputs (acknowledgements) count for their
-// partition number too.
+// observe advances the open transaction's stream time over records about
+// to be processed in it. Records of co-partitioned inputs
+// (acknowledgements) count for their partition number too.
 func (c *procClock) observe(fs kgo.Fetches) {
 	fs.EachRecord(func(r *kgo.Record) {
-		if r.Timestamp.After(c.stream[r.Partition]) {
-			c.stream[r.Partition] = r.Timestamp
+		if r.Timestamp.After(c.pending[r.Partition]) {
+			c.pending[r.Partition] = r.Timestamp
 		}
 		if r.Topic == c.topic {
 			// Not caught up until the next end-offset check says so.
 			c.caughtUp[r.Partition] = false
 		}
 	})
+}
+
+// committed makes the open transaction's stream time the partitions'
+// clock.
+func (c *procClock) committed() {
+	for p, t := range c.pending {
+		if t.After(c.stream[p]) {
+			c.stream[p] = t
+		}
+	}
+	clear(c.pending)
+}
+
+// aborted forgets the open transaction's stream time, and which
+// partitions were caught up: the consumer is rewound to the last commit.
+func (c *procClock) aborted() {
+	clear(c.pending)
+	clear(c.caughtUp)
 }
 
 // refresh asks the brokers, at most once per interval, for the last stable

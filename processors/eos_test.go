@@ -43,7 +43,7 @@ func runHelper(brokers string) {
 	if os.Getenv("MONITORME_TEST_HANDLER") == "clinical" {
 		p = newClinicalProcessor(strings.Split(brokers, ","))
 	}
-	p.beforeEnd = func() {
+	p.beforeEnd = func() error {
 		fmt.Println("TXN-OPEN")
 		select {}
 	}

@@ -180,8 +180,9 @@ type Processor struct {
 	records      metric.Int64Counter
 
 	// beforeEnd, if set, runs once a transaction's records are on the
-	// broker and before it ends: tests use it to crash mid-transaction.
-	beforeEnd func()
+	// broker and before it ends: tests use it to crash mid-transaction,
+	// or to abort it by returning an error.
+	beforeEnd func() error
 	// extraOpts are appended to the client options (tests).
 	extraOpts []kgo.Opt
 	// restoreErr is set when restoring state failed: the session must be
@@ -323,7 +324,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		if err := p.transact(sess, fetches); err != nil {
 			// A session whose End failed may be in any state; only a
-			// new one is known to be clean.
+			// new one is known to be clean. It starts from the last
+			// commit, and so does the clock.
+			p.clock.aborted()
 			p.log.Warn("transaction failed; restarting the session", "err", err, "retry_in", backoff)
 			sess.Close()
 			select {
@@ -442,14 +445,19 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 	start := time.Now()
 	// Flush so every promise has run before deciding to commit.
 	flushErr := sess.Client().Flush(ctx)
-	if p.beforeEnd != nil {
-		p.beforeEnd()
-	}
 	mu.Lock()
+	if p.beforeEnd != nil {
+		produceErr = errors.Join(produceErr, p.beforeEnd())
+	}
 	ok := produceErr == nil && flushErr == nil
 	mu.Unlock()
 	committed, err := sess.End(ctx, kgo.TransactionEndTry(ok))
 	done := time.Now()
+	if committed && err == nil {
+		p.clock.committed()
+	} else {
+		p.clock.aborted()
+	}
 	if stateful {
 		if committed && err == nil {
 			st.Committed()

@@ -2,7 +2,7 @@ package processors
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/internal/testkit/ward"
 	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -101,50 +102,6 @@ func TestProcessorTimersOnTheWallClock(t *testing.T) {
 	}
 }
 
-// deterministicInput is 30 minutes of a ward of 8 patients, in the past:
-// heart rate and SpO2 every 5 s with desaturations, critical values and
-// outages, and NEWS2 observations every 5 minutes. Records carry their
-// arrival time (a little after the event time), as ingest gives them.
-func deterministicInput(base time.Time) []*kgo.Record {
-	var recs []*kgo.Record
-	add := func(p int, k schemas.Kind, v float64, s int, seq *uint64) {
-		spec, _ := schemas.SpecFor(k)
-		*seq++
-		rd := schemas.Reading{PatientID: fmt.Sprintf("P%02d", p), DeviceID: fmt.Sprintf("mon%02d", p), Kind: k, Value: v, Unit: spec.Unit,
-			TS: base.Add(time.Duration(s) * time.Second), Seq: *seq}
-		rec, _ := producers.ReadingRecord("", &rd)
-		rec.Timestamp = rd.TS.Add(time.Duration(50+p*7) * time.Millisecond)
-		recs = append(recs, rec)
-	}
-	seqs := make([]uint64, 8)
-	for s := 0; s < 1800; s += 5 {
-		for p := range 8 {
-			outage := p%3 == 0 && s >= 600 && s < 660
-			if !outage {
-				add(p, schemas.HeartRate, 70+float64((s/5+p)%60), s, &seqs[p])
-			}
-			spo2 := 97.0
-			switch {
-			case p%2 == 1 && s%400 >= 100 && s%400 < 140:
-				spo2 = 86 // a 40 s desaturation
-			case p%2 == 1 && s >= 1200 && s < 1300:
-				spo2 = 87 // a 100 s one: escalates
-			case p == 4 && s >= 900 && s < 970:
-				spo2 = 75 // critical for 70 s
-			}
-			add(p, schemas.SpO2, spo2, s, &seqs[p])
-			if s%300 == 0 {
-				add(p, schemas.RespRate, 14+float64(p*2), s, &seqs[p])
-				add(p, schemas.BPSystolic, 125-float64(p*5), s, &seqs[p])
-				add(p, schemas.Temperature, 37+float64(p%3)*0.8, s, &seqs[p])
-				add(p, schemas.Consciousness, float64(p/6), s, &seqs[p])
-				add(p, schemas.O2Supplement, float64(p%2), s, &seqs[p])
-			}
-		}
-	}
-	return recs
-}
-
 // The processor run twice over the same vitals topic, in two groups with
 // different transaction sizes, writes identical alert events, ids
 // included, per patient: timers fire by stream time while a partition
@@ -152,7 +109,7 @@ func deterministicInput(base time.Time) []*kgo.Record {
 func TestClinicalDeterministicOnATopic(t *testing.T) {
 	c, kc := testCluster(t)
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
-	recs := deterministicInput(base)
+	recs := ward.Input("P", base, 8)
 	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	for _, r := range recs {
 		r.Topic = kc.Topics.Vitals
@@ -160,10 +117,22 @@ func TestClinicalDeterministicOnATopic(t *testing.T) {
 	if err := cl.ProduceSync(testkit.Context(t), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	run := func(name string, maxPoll int) map[string][]string {
+	run := func(name string, maxPoll int, abortEvery int) map[string][]string {
 		k := kc
 		k.Topics.Alerts, k.Topics.State = "alerts-"+name, "state-"+name
 		p := clinicalProcessor(t, c, k, "group-"+name, DefaultClinicalConfig(), maxPoll)
+		if abortEvery > 0 {
+			// Aborted transactions are consumed again, perhaps in other
+			// batches: neither their state nor their records' time may
+			// outlive the abort.
+			n := 0
+			p.beforeEnd = func() error {
+				if n++; n%abortEvery == 0 {
+					return errors.New("aborted by the test")
+				}
+				return nil
+			}
+		}
 		stop := runProcessor(t, p)
 		// Once caught up the wall clock, two hours ahead, fires every
 		// patient's last outage, in one transaction with every other
@@ -184,14 +153,20 @@ func TestClinicalDeterministicOnATopic(t *testing.T) {
 		}
 		return out
 	}
-	a, b := run("a", 500), run("b", 37)
-	if !maps.EqualFunc(a, b, slices.Equal) {
-		for _, p := range slices.Sorted(maps.Keys(a)) {
-			if !slices.Equal(a[p], b[p]) {
-				t.Errorf("patient %s: %d vs %d events\nfirst run: %v\nsecond run: %v", p, len(a[p]), len(b[p]), a[p], b[p])
+	a := run("a", 500, 0)
+	for _, other := range []struct {
+		name                string
+		maxPoll, abortEvery int
+	}{{"b", 37, 0}, {"c", 23, 10}} {
+		b := run(other.name, other.maxPoll, other.abortEvery)
+		if !maps.EqualFunc(a, b, slices.Equal) {
+			for _, p := range slices.Sorted(maps.Keys(a)) {
+				if !slices.Equal(a[p], b[p]) {
+					t.Errorf("patient %s: %d vs %d events\nrun a: %v\nrun %s: %v", p, len(a[p]), len(b[p]), a[p], other.name, b[p])
+				}
 			}
+			t.FailNow()
 		}
-		t.FailNow()
 	}
 	// The input must exercise every kind of event, or equality proves
 	// little.

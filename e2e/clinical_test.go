@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/internal/testkit/ward"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// f. The clinical engine (per-patient state in the changelog, persistence
+// delays, hysteresis, NEWS2, signal lost, escalation) under SIGKILLs: three
+// processors, one killed every 1–3 s and restarted, write the same alert
+// events, per patient and in the same order, as one processor that was
+// never killed, reading the same vitals topic. A transaction aborted by a
+// kill or a rebalance is consumed again; this case found the processor
+// clock running ahead of the re-applied readings after such an abort.
+//
+// The input is two hours in the past and on the topic before either run
+// starts: while a partition has a backlog the timers run on the records'
+// arrival times, so both runs see the same clock, and once caught up the
+// wall clock fires every patient's last timers (their final signal lost,
+// and its escalation) with their deadlines, not the moment they fired.
+func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
+	need(t)
+	start := time.Now()
+	const patients = 96
+	killed, flags := topicFlags("e2e-f")
+	ref, refFlags := topicFlags("e2e-f-ref")
+	ref.Vitals = killed.Vitals
+	refFlags = withFlag(refFlags, "--topic-vitals", killed.Vitals)
+
+	kc := kafka.DefaultConfig()
+	kc.Brokers, kc.ReplicationFactor = brokers, 3
+	adm := kadm.NewClient(testkit.SeedClient(t, brokers))
+	for _, tp := range []kafka.Topics{killed, ref} {
+		kc.Topics = tp
+		if err := kafka.Provision(context.Background(), adm, &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatalf("provision %s: %v", tp.Alerts, err)
+		}
+	}
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	input := ward.Input("f-P", base, patients)
+	for _, r := range input {
+		r.Topic = killed.Vitals
+	}
+	prod := testkit.SeedClient(t, brokers, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := prod.ProduceSync(context.Background(), input...).FirstErr(); err != nil {
+		t.Fatalf("producing the input: %v", err)
+	}
+
+	// The reference run takes 500 records a transaction, the killed run
+	// 50: the events may not depend on the batching either.
+	args := func(group, maxPoll string, flags []string) []string {
+		return append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", freeAddr(t), "--group", group,
+			"--session-timeout", "6s", "--transaction-timeout", "5s", "--max-poll-records", maxPoll, "--tick", "200ms"}, flags...)
+	}
+	// finished: the group consumed everything and every patient's final
+	// heart-rate outage, at the end of the input, was raised: the last
+	// timers fired and committed.
+	finished := func(group, alerts string) bool {
+		if lag, err := kafka.GroupLag(context.Background(), adm, group, killed.Vitals); err != nil || lag != 0 {
+			return false
+		}
+		final := map[string]bool{}
+		for _, a := range decodeAll(t, alerts) {
+			if a.Condition == "heart_rate_signal_lost" && a.State == schemas.Raised && a.TS.After(base.Add(1800*time.Second)) {
+				final[a.PatientID] = true
+			}
+		}
+		return len(final) == patients
+	}
+
+	p := startRole(t, "process", args("e2e-f-ref", "500", refFlags)...)
+	testkit.Eventually(t, 5*time.Minute, "the reference run finished", func() bool { return finished("e2e-f-ref", ref.Alerts) })
+	if code := p.stop(t); code != 0 {
+		t.Errorf("reference processor exited %d on SIGTERM", code)
+	}
+
+	procs := make([]*proc, 3)
+	for i := range procs {
+		procs[i] = startRole(t, "process", args("e2e-f", "50", flags)...)
+	}
+	// A kill at each tenth of the input consumed, so kills land while
+	// transactions are open (50 records each), including restores of
+	// state another member wrote.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	kills := 0
+	for k := 1; k < 10; k++ {
+		testkit.Eventually(t, 5*time.Minute, fmt.Sprintf("%d/10 of the input consumed", k), func() bool {
+			lag, err := kafka.GroupLag(context.Background(), adm, "e2e-f", killed.Vitals)
+			return err == nil && lag <= int64(len(input)*(10-k)/10)
+		})
+		i := rng.IntN(len(procs))
+		procs[i].kill()
+		kills++
+		t.Logf("SIGKILLed processor %d (kill %d)", i, kills)
+		procs[i] = startRole(t, "process", args("e2e-f", "50", flags)...)
+	}
+	testkit.Eventually(t, 5*time.Minute, "the killed run finished", func() bool { return finished("e2e-f", killed.Alerts) })
+	for _, p := range procs {
+		if code := p.stop(t); code != 0 {
+			t.Errorf("processor exited %d on SIGTERM", code)
+		}
+	}
+
+	want, got := byPatient(t, ref.Alerts), byPatient(t, killed.Alerts)
+	events, found, dups := 0, 0, 0
+	for _, p := range slices.Sorted(maps.Keys(want)) {
+		events += len(want[p])
+		if !slices.Equal(want[p], got[p]) {
+			i := 0
+			for i < min(len(want[p]), len(got[p])) && want[p][i] == got[p][i] {
+				i++
+			}
+			at := func(evs []string) string {
+				if i < len(evs) {
+					return evs[i]
+				}
+				return "(none)"
+			}
+			t.Errorf("patient %s: %d events under kills, %d in the reference run; event %d differs\nkilled:    %s\nreference: %s",
+				p, len(got[p]), len(want[p]), i, at(got[p]), at(want[p]))
+		}
+	}
+	for p, evs := range got {
+		seen := map[string]bool{}
+		for _, v := range evs {
+			if seen[v] {
+				dups++
+			}
+			seen[v] = true
+			if slices.Contains(want[p], v) {
+				found++
+			}
+		}
+	}
+	kinds := map[string]bool{}
+	for _, a := range decodeAll(t, ref.Alerts) {
+		kinds[a.Condition+" "+string(a.State)] = true
+	}
+	for _, k := range []string{"spo2_low raised", "spo2_low resolved", "spo2_low escalated", "spo2_critical raised", "news2 raised",
+		"heart_rate_signal_lost raised", "heart_rate_signal_lost resolved"} {
+		if !kinds[k] {
+			t.Errorf("the reference run has no %q event: the comparison proves little (%v)", k, slices.Sorted(maps.Keys(kinds)))
+		}
+	}
+	if dlq := testkit.ReadAllFrom(t, brokers, killed.VitalsDLQ, kgo.ReadCommitted()); len(dlq) != 0 {
+		t.Errorf("%d dead letters from valid input", len(dlq))
+	}
+	record(row{name: fmt.Sprintf("f. clinical engine: same events as an unkilled run, %d patients, processors SIGKILLed", patients),
+		sent: len(input), acked: len(input), found: len(input), alertsWant: events, alertsFound: found, dups: dups,
+		kills: fmt.Sprintf("%d processor", kills), elapsed: time.Since(start), result: result(t)})
+}
+
+// withFlag returns flags with name's value replaced.
+func withFlag(flags []string, name, value string) []string {
+	out := slices.Clone(flags)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] == name {
+			out[i+1] = value
+		}
+	}
+	return out
+}
+
+// decodeAll reads topic's alert events with read_committed.
+func decodeAll(t *testing.T, topic string) []schemas.Alert {
+	t.Helper()
+	var out []schemas.Alert
+	for _, r := range testkit.ReadAllFrom(t, brokers, topic, kgo.ReadCommitted()) {
+		if testkit.IsFence(r) {
+			continue
+		}
+		a, err := schemas.DecodeAlert("", r.Value)
+		if err != nil {
+			t.Fatalf("undecodable alert at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// byPatient reads topic's alert events with read_committed, each
+// patient's in order, as their encoded values.
+func byPatient(t *testing.T, topic string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, r := range testkit.ReadAllFrom(t, brokers, topic, kgo.ReadCommitted()) {
+		if !testkit.IsFence(r) {
+			out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
+		}
+	}
+	return out
+}
