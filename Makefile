@@ -29,7 +29,7 @@ bench: build
 
 ## bench-go: micro-benchmarks of the hot paths
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./processors
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./processors ./sinks/clickhouse
 
 ## e2e: real-broker suite: 3 Apache Kafka brokers (jars from Maven Central), kcat, the real binary
 e2e:

@@ -1,0 +1,175 @@
+package clickhouse
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// Rows is one table's batch, held by column: the clickhouse-go batch
+// takes a column at a time, and appending a row is then a handful of
+// slice appends, no interface boxing per value.
+type Rows interface {
+	// Add decodes r and appends its row; an error means r is poison.
+	Add(r *kgo.Record) error
+	Len() int
+	// Columns are the batch's columns in the table's column order.
+	Columns() []any
+	Reset()
+}
+
+// Table is a destination: the topic that feeds it and its rows.
+type Table struct {
+	Name    string
+	Topic   string
+	NewRows func() Rows
+}
+
+// VitalRows are rows of the vitals table.
+type VitalRows struct {
+	PatientID, Kind []string
+	TS              []time.Time
+	DeviceID        []string
+	Seq             []uint64
+	Value           []float64
+	Unit            []string
+	ReceivedAt      []time.Time
+}
+
+func (v *VitalRows) Add(r *kgo.Record) error {
+	rd, err := processors.DecodeReading(r)
+	if err != nil {
+		return err
+	}
+	v.AddReading(&rd, r.Timestamp)
+	return nil
+}
+
+// AddReading appends a decoded reading that arrived at received.
+func (v *VitalRows) AddReading(rd *schemas.Reading, received time.Time) {
+	v.PatientID = append(v.PatientID, rd.PatientID)
+	v.Kind = append(v.Kind, string(rd.Kind))
+	v.TS = append(v.TS, rd.TS)
+	v.DeviceID = append(v.DeviceID, rd.DeviceID)
+	v.Seq = append(v.Seq, rd.Seq)
+	v.Value = append(v.Value, rd.Value)
+	v.Unit = append(v.Unit, rd.Unit)
+	v.ReceivedAt = append(v.ReceivedAt, received.UTC())
+}
+
+func (v *VitalRows) Len() int { return len(v.PatientID) }
+
+func (v *VitalRows) Columns() []any {
+	return []any{v.PatientID, v.Kind, v.TS, v.DeviceID, v.Seq, v.Value, v.Unit, v.ReceivedAt}
+}
+
+func (v *VitalRows) Reset() {
+	*v = VitalRows{PatientID: v.PatientID[:0], Kind: v.Kind[:0], TS: v.TS[:0], DeviceID: v.DeviceID[:0],
+		Seq: v.Seq[:0], Value: v.Value[:0], Unit: v.Unit[:0], ReceivedAt: v.ReceivedAt[:0]}
+}
+
+// AlertRows are rows of the alerts table.
+type AlertRows struct {
+	PatientID, Condition []string
+	TS                   []time.Time
+	AlertID, State       []string
+	Priority             []string
+	Limit                []float64
+	Message              []string
+	Score                []*uint8
+	Components           []map[string]uint8
+	AckedBy              []string
+	Kind                 []string
+	Value                []float64
+	Unit                 []string
+	ReadingTS            []time.Time
+	DeviceID             []string
+	Seq                  []uint64
+	ReceivedAt           []time.Time
+}
+
+func (a *AlertRows) Add(r *kgo.Record) error {
+	al, err := schemas.DecodeAlert(processors.Header(r, schemas.HeaderSchema), r.Value)
+	if err != nil {
+		return err
+	}
+	if al.AlertID == "" || al.PatientID == "" || al.TS.IsZero() {
+		return fmt.Errorf("alert event without alert_id, patient_id or ts")
+	}
+	var score *uint8
+	if al.Score != nil {
+		if *al.Score < 0 || *al.Score > 255 {
+			return fmt.Errorf("alert score %d out of range", *al.Score)
+		}
+		s := uint8(*al.Score)
+		score = &s
+	}
+	comps := make(map[string]uint8, len(al.Components))
+	for k, v := range al.Components {
+		if v < 0 || v > 255 {
+			return fmt.Errorf("alert component %s: %d out of range", k, v)
+		}
+		comps[k] = uint8(v)
+	}
+	a.PatientID = append(a.PatientID, al.PatientID)
+	a.Condition = append(a.Condition, al.Condition)
+	a.TS = append(a.TS, al.TS.UTC())
+	a.AlertID = append(a.AlertID, al.AlertID)
+	a.State = append(a.State, string(al.State))
+	a.Priority = append(a.Priority, string(al.Priority))
+	a.Limit = append(a.Limit, al.Limit)
+	a.Message = append(a.Message, al.Message)
+	a.Score = append(a.Score, score)
+	a.Components = append(a.Components, comps)
+	a.AckedBy = append(a.AckedBy, al.AckedBy)
+	a.Kind = append(a.Kind, string(al.Reading.Kind))
+	a.Value = append(a.Value, al.Reading.Value)
+	a.Unit = append(a.Unit, al.Reading.Unit)
+	a.ReadingTS = append(a.ReadingTS, al.Reading.TS.UTC())
+	a.DeviceID = append(a.DeviceID, al.Reading.DeviceID)
+	a.Seq = append(a.Seq, al.Reading.Seq)
+	a.ReceivedAt = append(a.ReceivedAt, r.Timestamp.UTC())
+	return nil
+}
+
+func (a *AlertRows) Len() int { return len(a.PatientID) }
+
+func (a *AlertRows) Columns() []any {
+	return []any{a.PatientID, a.Condition, a.TS, a.AlertID, a.State, a.Priority, a.Limit, a.Message, a.Score, a.Components,
+		a.AckedBy, a.Kind, a.Value, a.Unit, a.ReadingTS, a.DeviceID, a.Seq, a.ReceivedAt}
+}
+
+func (a *AlertRows) Reset() { *a = AlertRows{} }
+
+// AckRows are rows of the acknowledgements table.
+type AckRows struct {
+	PatientID, AlertID []string
+	TS                 []time.Time
+	AckedBy            []string
+	ReceivedAt         []time.Time
+}
+
+func (k *AckRows) Add(r *kgo.Record) error {
+	ack, err := schemas.DecodeAck(processors.Header(r, schemas.HeaderSchema), r.Value)
+	if err != nil {
+		return err
+	}
+	k.PatientID = append(k.PatientID, ack.PatientID)
+	k.AlertID = append(k.AlertID, ack.AlertID)
+	k.TS = append(k.TS, ack.TS.UTC())
+	k.AckedBy = append(k.AckedBy, ack.By)
+	k.ReceivedAt = append(k.ReceivedAt, r.Timestamp.UTC())
+	return nil
+}
+
+func (k *AckRows) Len() int { return len(k.PatientID) }
+
+func (k *AckRows) Columns() []any {
+	return []any{k.PatientID, k.AlertID, k.TS, k.AckedBy, k.ReceivedAt}
+}
+
+func (k *AckRows) Reset() { *k = AckRows{} }

@@ -1,0 +1,430 @@
+// Package clickhouse is the history sink: it consumes the vitals, alerts
+// and acknowledgements topics with read_committed and writes them to
+// ClickHouse in batches, committing each partition's offsets only after
+// its batch was inserted.
+//
+// Rows are effectively once. A batch holds one partition's records from
+// offset first to last and is inserted with the deduplication token
+// topic-partition-first-last, so ClickHouse drops a batch it already has.
+// Before inserting, the sink commits first again with the metadata
+// "pending <last>": a sink that dies after the insert and before the
+// commit is succeeded by one that cuts exactly the same batch and gets the
+// same token, however its polls fall. Rows the tokens do not cover (a
+// replay from an earlier offset with other boundaries) are collapsed by
+// the tables' ReplacingMergeTree on the row's identity.
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/processors"
+)
+
+// Inserter writes one batch of rows to table. A token it has seen (within
+// ClickHouse's deduplication window) must be acknowledged without writing
+// the rows again.
+type Inserter interface {
+	Insert(ctx context.Context, table, token string, rows Rows) error
+}
+
+// Config is the sink's own settings.
+type Config struct {
+	Group string
+	// MaxRows and FlushInterval cut a partition's batch, whichever comes
+	// first: ClickHouse wants inserts of thousands of rows about once a
+	// second per table, not a row at a time.
+	MaxRows       int
+	FlushInterval time.Duration
+	// MaxBackoff bounds the wait between retries of a failed insert.
+	MaxBackoff time.Duration
+}
+
+// DefaultConfig returns the defaults the flag help names.
+func DefaultConfig() Config {
+	return Config{Group: "history-sink", MaxRows: 50_000, FlushInterval: time.Second, MaxBackoff: 30 * time.Second}
+}
+
+// Validate names the first setting that is wrong.
+func (c *Config) Validate() error {
+	switch {
+	case c.Group == "":
+		return errors.New("group: empty")
+	case c.MaxRows < 1 || c.MaxRows > 1_000_000:
+		return fmt.Errorf("max-rows: %d, want 1 to 1000000", c.MaxRows)
+	case c.FlushInterval < 10*time.Millisecond || c.FlushInterval > time.Minute:
+		return fmt.Errorf("flush-interval: %v, want 10ms to 1m", c.FlushInterval)
+	case c.MaxBackoff < 100*time.Millisecond:
+		return fmt.Errorf("max-backoff: %v, want at least 100ms", c.MaxBackoff)
+	}
+	return nil
+}
+
+// Tables are the sink's destinations for the topics of kc.
+func Tables(t kafka.Topics) []Table {
+	return []Table{
+		{Name: "vitals", Topic: t.Vitals, NewRows: func() Rows { return &VitalRows{} }},
+		{Name: "alerts", Topic: t.Alerts, NewRows: func() Rows { return &AlertRows{} }},
+		{Name: "acknowledgements", Topic: t.Acks, NewRows: func() Rows { return &AckRows{} }},
+	}
+}
+
+// Sink is the history sink role.
+type Sink struct {
+	cfg    Config
+	kcfg   kafka.Config
+	tables map[string]*Table // by topic
+	ins    Inserter
+	log    *slog.Logger
+
+	cl      *kgo.Client
+	batches map[partition]*batch
+
+	mu        sync.Mutex
+	cuts      map[partition]int64 // a predecessor's pending batch ends here
+	lostParts []partition
+
+	// afterInsert, if set and returning true, makes the sink stop as if
+	// killed right after an insert: tests of the crash window.
+	afterInsert func() bool
+}
+
+type partition struct {
+	topic string
+	n     int32
+}
+
+type batch struct {
+	table       *Table
+	rows        Rows
+	first, last int64
+	epoch       int32
+	opened      time.Time
+	dead        []*kgo.Record
+}
+
+func (b *batch) size() int { return b.rows.Len() + len(b.dead) }
+
+// New returns a sink writing the topics of kcfg through ins.
+func New(cfg Config, kcfg kafka.Config, ins Inserter, log *slog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sink{cfg: cfg, kcfg: kcfg, ins: ins, log: log, tables: map[string]*Table{}, batches: map[partition]*batch{}, cuts: map[partition]int64{}}
+	for _, t := range Tables(kcfg.Topics) {
+		s.tables[t.Topic] = &t
+	}
+	return s, nil
+}
+
+var errCrashed = errors.New("sink stopped as if killed (test)")
+
+const pendingMeta = "monitorme-sink/v1 pending "
+
+// Run consumes until ctx ends, then inserts and commits what it holds.
+func (s *Sink) Run(ctx context.Context) error {
+	topics := make([]string, 0, len(s.tables))
+	for t := range s.tables {
+		topics = append(topics, t)
+	}
+	cl, err := kgo.NewClient(append(s.kcfg.ClientOpts("sink"),
+		kgo.ConsumerGroup(s.cfg.Group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		// Batches are touched only between polls; revocation flushes
+		// them, so it must not run in the middle.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
+	)...)
+	if err != nil {
+		return fmt.Errorf("sink client: %w", err)
+	}
+	s.cl = cl
+	defer func() {
+		// Leaving the group is a rebalance, which a blocked poll holds.
+		cl.AllowRebalance()
+		cl.Close()
+	}()
+	wait := s.cfg.FlushInterval
+	for {
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		fs := cl.PollRecords(pctx, s.cfg.MaxRows)
+		cancel()
+		if fs.IsClientClosed() {
+			return nil
+		}
+		s.dropLost()
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				s.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		var ferr error
+		fs.EachRecord(func(r *kgo.Record) {
+			if ferr == nil {
+				ferr = s.add(ctx, r)
+			}
+		})
+		if ferr == nil {
+			ferr = s.flushDue(ctx, ctx.Err() != nil)
+		}
+		if errors.Is(ferr, errCrashed) {
+			clear(s.batches) // a killed sink writes nothing more
+			return ferr
+		}
+		if ctx.Err() != nil {
+			// Finish the open batches on the way out, within bounds.
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := s.flushDue(fctx, true)
+			cancel()
+			return err
+		}
+		if ferr != nil {
+			return ferr
+		}
+		// Computed before rebalances may run again: a revocation
+		// flushes batches.
+		wait = s.untilDue()
+		cl.AllowRebalance()
+	}
+}
+
+// untilDue is how long the next poll may wait: until the oldest batch is
+// due, at most a flush interval.
+func (s *Sink) untilDue() time.Duration {
+	wait := s.cfg.FlushInterval
+	for _, b := range s.batches {
+		if d := time.Until(b.opened.Add(s.cfg.FlushInterval)); d < wait {
+			wait = max(d, time.Millisecond)
+		}
+	}
+	return wait
+}
+
+func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
+	t := s.tables[r.Topic]
+	if t == nil {
+		return nil
+	}
+	k := partition{r.Topic, r.Partition}
+	s.mu.Lock()
+	cut, hasCut := s.cuts[k]
+	s.mu.Unlock()
+	b := s.batches[k]
+	if b != nil && hasCut && r.Offset > cut {
+		// The predecessor's batch ended before this record (records up
+		// to its end may have been deleted since): close it as it was.
+		if err := s.flush(ctx, k, b); err != nil {
+			return err
+		}
+		b = nil
+	}
+	if b == nil {
+		b = &batch{table: t, rows: t.NewRows(), first: r.Offset, opened: time.Now()}
+		s.batches[k] = b
+	}
+	if err := b.rows.Add(r); err != nil {
+		b.dead = append(b.dead, processors.DeadLetter(s.kcfg.Topics.VitalsDLQ, r, fmt.Errorf("history sink, table %s: %w", t.Name, err)))
+	}
+	b.last, b.epoch = r.Offset, r.LeaderEpoch
+	if hasCut && r.Offset == cut {
+		return s.flush(ctx, k, b)
+	}
+	return nil
+}
+
+// flushDue flushes the batches that are full or old (all with force),
+// except one still short of a predecessor's pending end.
+func (s *Sink) flushDue(ctx context.Context, force bool) error {
+	for k, b := range s.batches {
+		s.mu.Lock()
+		_, waiting := s.cuts[k]
+		s.mu.Unlock()
+		if waiting && !force {
+			continue
+		}
+		if force || b.size() >= s.cfg.MaxRows || time.Since(b.opened) >= s.cfg.FlushInterval {
+			if err := s.flush(ctx, k, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flush writes one partition's batch: dead letters, the pending mark,
+// the insert (retried until it succeeds or ctx ends), the commit.
+func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
+	delete(s.batches, k)
+	s.mu.Lock()
+	delete(s.cuts, k)
+	s.mu.Unlock()
+	if len(b.dead) > 0 {
+		if err := s.retry(ctx, "dead-letter", k, func() error { return s.cl.ProduceSync(ctx, b.dead...).FirstErr() }); err != nil {
+			return err
+		}
+		s.log.Warn("dead-lettered records the history sink cannot read", "topic", k.topic, "partition", k.n, "count", len(b.dead))
+	}
+	if b.rows.Len() > 0 {
+		if err := s.commit(ctx, k, b.first, b.epoch, pendingMeta+strconv.FormatInt(b.last, 10)); err != nil {
+			return s.commitFailed(k, err)
+		}
+		token := fmt.Sprintf("%s-%d-%d-%d", k.topic, k.n, b.first, b.last)
+		if err := s.retry(ctx, "insert into "+b.table.Name, k, func() error { return s.ins.Insert(ctx, b.table.Name, token, b.rows) }); err != nil {
+			return err
+		}
+		if s.afterInsert != nil && s.afterInsert() {
+			return errCrashed
+		}
+	}
+	if err := s.commit(ctx, k, b.last+1, b.epoch, ""); err != nil {
+		return s.commitFailed(k, err)
+	}
+	return nil
+}
+
+func (s *Sink) commitFailed(k partition, err error) error {
+	if notOurs(err) {
+		s.log.Info("history sink: partition moved to another member; it writes the batch again, with the same token", "topic", k.topic, "partition", k.n, "err", err)
+		return nil
+	}
+	return err
+}
+
+// retry runs fn until it succeeds, backing off; meanwhile nothing is
+// polled, so an unreachable ClickHouse pauses consumption and loses
+// nothing.
+func (s *Sink) retry(ctx context.Context, what string, k partition, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		s.log.Warn("history sink: "+what+" failed; retrying", "topic", k.topic, "partition", k.n, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.cfg.MaxBackoff)
+	}
+}
+
+// commit commits offset for k with meta, as this group member.
+func (s *Sink) commit(ctx context.Context, k partition, offset int64, epoch int32, meta string) error {
+	cctx := kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				m := meta
+				req.Topics[i].Partitions[j].Metadata = &m
+			}
+		}
+		return nil
+	})
+	var cerr error
+	s.cl.CommitOffsetsSync(cctx, map[string]map[int32]kgo.EpochOffset{k.topic: {k.n: {Epoch: epoch, Offset: offset}}},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if e := kerrOf(p.ErrorCode); e != nil {
+						cerr = e
+					}
+				}
+			}
+		})
+	if cerr != nil {
+		return fmt.Errorf("commit %s/%d at %d: %w", k.topic, k.n, offset, cerr)
+	}
+	return nil
+}
+
+// assigned reads the pending marks of the partitions this member now
+// owns, so it cuts the batches its predecessor may have inserted.
+func (s *Sink) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, s.cfg.Group)
+	if err != nil {
+		s.log.Warn("history sink: reading committed offsets failed; pending batches may be cut anew", "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, ps := range assigned {
+		for _, p := range ps {
+			o, ok := offs.Lookup(topic, p)
+			if !ok || !strings.HasPrefix(o.Metadata, pendingMeta) {
+				continue
+			}
+			if last, err := strconv.ParseInt(strings.TrimPrefix(o.Metadata, pendingMeta), 10, 64); err == nil && last >= o.At {
+				s.cuts[partition{topic, p}] = last
+			}
+		}
+	}
+}
+
+// revoked inserts and commits the batches of partitions leaving this
+// member, so their next owner starts after them.
+func (s *Sink) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	for topic, ps := range revoked {
+		for _, p := range ps {
+			k := partition{topic, p}
+			if b := s.batches[k]; b != nil {
+				if err := s.flush(ctx, k, b); err != nil {
+					s.log.Warn("history sink: batch of a revoked partition not written; its next owner reads it again", "topic", topic, "partition", p, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// lost notes partitions taken away without a revoke (the session
+// expired): their batches can no longer be committed, and their next owner
+// reads them again. It may run at any time, so the poll loop drops them.
+func (s *Sink) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, ps := range lost {
+		for _, p := range ps {
+			s.lostParts = append(s.lostParts, partition{topic, p})
+		}
+	}
+}
+
+func (s *Sink) dropLost() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.lostParts {
+		delete(s.batches, k)
+		delete(s.cuts, k)
+	}
+	s.lostParts = s.lostParts[:0]
+}
+
+// notOurs says whether a commit failed because the partition moved to
+// another member: its batch is then theirs to write.
+func notOurs(err error) bool {
+	return errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.UnknownMemberID) ||
+		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID)
+}
+
+func kerrOf(code int16) error { return kerr.ErrorForCode(code) }
