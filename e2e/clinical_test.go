@@ -22,7 +22,8 @@ import (
 
 // f. The clinical engine (per-patient state in the changelog, persistence
 // delays, hysteresis, NEWS2, signal lost, escalation) under SIGKILLs: three
-// processors, one killed every 1–3 s and restarted, write the same alert
+// processors, one killed at each tenth of the input and restarted, write
+// the same alert
 // events, per patient and in the same order, as one processor that was
 // never killed, reading the same vitals topic. A transaction aborted by a
 // kill or a rebalance is consumed again; this case found the processor
