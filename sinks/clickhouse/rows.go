@@ -19,6 +19,9 @@ type Rows interface {
 	Len() int
 	// Columns are the batch's columns in the table's column order.
 	Columns() []any
+	// Reset empties the rows for the partition's next batch. Vitals keep
+	// their columns' capacity: growing eight columns from nothing for
+	// every batch halved the rows built per second.
 	Reset()
 }
 

@@ -35,7 +35,8 @@ import (
 
 // Inserter writes one batch of rows to table. A token it has seen (within
 // ClickHouse's deduplication window) must be acknowledged without writing
-// the rows again.
+// the rows again. It must not keep rows after returning: the sink reuses
+// them.
 type Inserter interface {
 	Insert(ctx context.Context, table, token string, rows Rows) error
 }
@@ -72,7 +73,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Tables are the sink's destinations for the topics of kc.
+// Tables are the sink's destinations, fed by the topics t.
 func Tables(t kafka.Topics) []Table {
 	return []Table{
 		{Name: "vitals", Topic: t.Vitals, NewRows: func() Rows { return &VitalRows{} }},
@@ -91,6 +92,8 @@ type Sink struct {
 
 	cl      *kgo.Client
 	batches map[partition]*batch
+	// spare holds emptied rows by table, reused by the next batches.
+	spare map[string][]Rows
 
 	mu        sync.Mutex
 	cuts      map[partition]int64 // a predecessor's pending batch ends here
@@ -122,7 +125,7 @@ func New(cfg Config, kcfg kafka.Config, ins Inserter, log *slog.Logger) (*Sink, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, kcfg: kcfg, ins: ins, log: log, tables: map[string]*Table{}, batches: map[partition]*batch{}, cuts: map[partition]int64{}}
+	s := &Sink{cfg: cfg, kcfg: kcfg, ins: ins, log: log, tables: map[string]*Table{}, batches: map[partition]*batch{}, spare: map[string][]Rows{}, cuts: map[partition]int64{}}
 	for _, t := range Tables(kcfg.Topics) {
 		s.tables[t.Topic] = &t
 	}
@@ -236,7 +239,7 @@ func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
 		b = nil
 	}
 	if b == nil {
-		b = &batch{table: t, rows: t.NewRows(), first: r.Offset, opened: time.Now()}
+		b = &batch{table: t, rows: s.rowsFor(t), first: r.Offset, opened: time.Now()}
 		s.batches[k] = b
 	}
 	if err := b.rows.Add(r); err != nil {
@@ -247,6 +250,16 @@ func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
 		return s.flush(ctx, k, b)
 	}
 	return nil
+}
+
+func (s *Sink) rowsFor(t *Table) Rows {
+	spare := s.spare[t.Name]
+	if len(spare) == 0 {
+		return t.NewRows()
+	}
+	rows := spare[len(spare)-1]
+	s.spare[t.Name] = spare[:len(spare)-1]
+	return rows
 }
 
 // flushDue flushes the batches that are full or old (all with force),
@@ -272,6 +285,10 @@ func (s *Sink) flushDue(ctx context.Context, force bool) error {
 // the insert (retried until it succeeds or ctx ends), the commit.
 func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 	delete(s.batches, k)
+	defer func() {
+		b.rows.Reset()
+		s.spare[b.table.Name] = append(s.spare[b.table.Name], b.rows)
+	}()
 	s.mu.Lock()
 	delete(s.cuts, k)
 	s.mu.Unlock()
@@ -347,7 +364,7 @@ func (s *Sink) commit(ctx context.Context, k partition, offset int64, epoch int3
 			}
 			for _, t := range resp.Topics {
 				for _, p := range t.Partitions {
-					if e := kerrOf(p.ErrorCode); e != nil {
+					if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
 						cerr = e
 					}
 				}
@@ -426,5 +443,3 @@ func notOurs(err error) bool {
 	return errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.UnknownMemberID) ||
 		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID)
 }
-
-func kerrOf(code int16) error { return kerr.ErrorForCode(code) }
