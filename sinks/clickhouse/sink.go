@@ -230,13 +230,21 @@ func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
 	cut, hasCut := s.cuts[k]
 	s.mu.Unlock()
 	b := s.batches[k]
-	if b != nil && hasCut && r.Offset > cut {
+	if hasCut && r.Offset > cut {
 		// The predecessor's batch ended before this record (records up
-		// to its end may have been deleted since): close it as it was.
-		if err := s.flush(ctx, k, b); err != nil {
-			return err
+		// to its end may have been deleted since): close it as it was,
+		// and cut by size and time again. A cut left behind would hold
+		// the partition's batch back for ever.
+		if b != nil {
+			if err := s.flush(ctx, k, b); err != nil {
+				return err
+			}
+			b = nil
 		}
-		b = nil
+		s.mu.Lock()
+		delete(s.cuts, k)
+		s.mu.Unlock()
+		hasCut = false
 	}
 	if b == nil {
 		b = &batch{table: t, rows: s.rowsFor(t), first: r.Offset, opened: time.Now()}

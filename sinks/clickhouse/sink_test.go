@@ -197,3 +197,27 @@ func TestSinkCrashBetweenInsertAndCommit(t *testing.T) {
 	}
 	t.Logf("replay: %d rows written again, one of each kept by the ReplacingMergeTree", dups)
 }
+
+// A pending mark whose records are gone (deleted by retention before a
+// successor came) must not hold the partition back: the first record
+// after it starts an ordinary batch.
+func TestPendingMarkPastItsRecords(t *testing.T) {
+	s, err := New(DefaultConfig(), kafka.DefaultConfig(), newFakeClickHouse(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := partition{s.kcfg.Topics.Vitals, 3}
+	s.cuts[k] = 41
+	rd := schemas.Reading{PatientID: "P1", DeviceID: "D1", Kind: schemas.HeartRate, Value: 70, Unit: "/min", TS: time.Now().UTC(), Seq: 1}
+	rec, _ := producers.ReadingRecord(k.topic, &rd)
+	rec.Partition, rec.Offset = 3, 57
+	if err := s.add(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.cuts[k]; ok {
+		t.Fatal("the stale pending mark still holds the partition's batch")
+	}
+	if b := s.batches[k]; b == nil || b.first != 57 || b.rows.Len() != 1 {
+		t.Fatalf("batch %+v", b)
+	}
+}
