@@ -39,9 +39,9 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 	start := time.Now()
 	const patients = 96
 	killed, flags := topicFlags("e2e-f")
-	ref, refFlags := topicFlags("e2e-f-ref")
+	ref, _ := topicFlags("e2e-f-ref")
 	ref.Vitals = killed.Vitals
-	refFlags = withFlag(refFlags, "--topic-vitals", killed.Vitals)
+	refFlags := flagsFor(ref)
 
 	kc := kafka.DefaultConfig()
 	kc.Brokers, kc.ReplicationFactor = brokers, 3
@@ -76,7 +76,7 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 			return false
 		}
 		final := map[string]bool{}
-		for _, a := range decodeAll(t, alerts) {
+		for _, a := range readAlerts(t, brokers, alerts) {
 			if a.Condition == "heart_rate_signal_lost" && a.State == schemas.Raised && a.TS.After(base.Add(1800*time.Second)) {
 				final[a.PatientID] = true
 			}
@@ -149,7 +149,7 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 		}
 	}
 	kinds := map[string]bool{}
-	for _, a := range decodeAll(t, ref.Alerts) {
+	for _, a := range readAlerts(t, brokers, ref.Alerts) {
 		kinds[a.Condition+" "+string(a.State)] = true
 	}
 	for _, k := range []string{"spo2_low raised", "spo2_low resolved", "spo2_low escalated", "spo2_critical raised", "news2 raised",
@@ -164,34 +164,6 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 	record(row{name: fmt.Sprintf("f. clinical engine: same events as an unkilled run, %d patients, processors SIGKILLed", patients),
 		sent: len(input), acked: len(input), found: len(input), alertsWant: events, alertsFound: found, dups: dups,
 		kills: fmt.Sprintf("%d processor", kills), elapsed: time.Since(start), result: result(t)})
-}
-
-// withFlag returns flags with name's value replaced.
-func withFlag(flags []string, name, value string) []string {
-	out := slices.Clone(flags)
-	for i := 0; i+1 < len(out); i++ {
-		if out[i] == name {
-			out[i+1] = value
-		}
-	}
-	return out
-}
-
-// decodeAll reads topic's alert events with read_committed.
-func decodeAll(t *testing.T, topic string) []schemas.Alert {
-	t.Helper()
-	var out []schemas.Alert
-	for _, r := range testkit.ReadAllFrom(t, brokers, topic, kgo.ReadCommitted()) {
-		if testkit.IsFence(r) {
-			continue
-		}
-		a, err := schemas.DecodeAlert("", r.Value)
-		if err != nil {
-			t.Fatalf("undecodable alert at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
-		}
-		out = append(out, a)
-	}
-	return out
 }
 
 // byPatient reads topic's alert events with read_committed, each

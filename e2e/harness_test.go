@@ -251,7 +251,12 @@ func waitReady(t *testing.T, addr string, timeout time.Duration) {
 // topicFlags gives a case its own topics and group.
 func topicFlags(prefix string) (kafka.Topics, []string) {
 	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", VitalsDLQ: prefix + ".dlq", State: prefix + ".state", Acks: prefix + ".acks"}
-	return tp, []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--topic-state", tp.State,
+	return tp, flagsFor(tp)
+}
+
+// flagsFor are the role flags that name the topics of tp.
+func flagsFor(tp kafka.Topics) []string {
+	return []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--topic-state", tp.State,
 		"--topic-acks", tp.Acks, "--replication-factor", "3"}
 }
 
@@ -322,17 +327,27 @@ func countReadings(t *testing.T, seeds []string, topic string) map[uint64]int {
 func countAlerts(t *testing.T, seeds []string, topic string) map[string]int {
 	t.Helper()
 	got := map[string]int{}
+	for _, a := range readAlerts(t, seeds, topic) {
+		got[a.AlertID]++
+	}
+	return got
+}
+
+// readAlerts reads topic's alert events with read_committed.
+func readAlerts(t *testing.T, seeds []string, topic string) []schemas.Alert {
+	t.Helper()
+	var out []schemas.Alert
 	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
 		if testkit.IsFence(r) {
 			continue // a fence of an earlier read
 		}
 		a, err := schemas.DecodeAlert("", r.Value)
 		if err != nil {
-			t.Fatalf("undecodable alert: %v", err)
+			t.Fatalf("undecodable alert at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
 		}
-		got[a.AlertID]++
+		out = append(out, a)
 	}
-	return got
+	return out
 }
 
 // alertCheck compares alerts found with those expected.
