@@ -98,9 +98,10 @@ type Config struct {
 	// MaxPollRecords bounds the records of one transaction. A
 	// transaction's fixed cost (flush, offset commit, the commit markers,
 	// one changelog snapshot per patient it touched) is amortized over
-	// them: 30,000 processed the benchmark backlog about 15 % faster than
-	// 10,000, and is about 50 ms of work at full speed, well inside the
-	// one-second alert budget. A live processor's polls are far smaller.
+	// them: with 30,000 the clinical benchmark ran at 0.71-0.77x a plain
+	// copy, with 10,000 at 0.62-0.69x (docs/benchmarks.md). 30,000 is
+	// about 50 ms of work at full speed, well inside the one-second alert
+	// budget, and a live processor's polls are far smaller.
 	MaxPollRecords int
 	// Rules picks the handler: "clinical" (the default) is the stateful
 	// engine (persistence delays, hysteresis, sleep-aware limits, NEWS2,
