@@ -28,6 +28,8 @@ type Server struct {
 	live  *Live
 	acks  AckWriter
 	rules processors.ClinicalConfig
+	// history is nil when no ClickHouse is configured.
+	history History
 	// heartbeat is how often an idle SSE stream gets a comment, so
 	// proxies do not close it.
 	heartbeat time.Duration
@@ -48,8 +50,8 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/v1/schemas/:name", s.schema)
 	e.GET("/v1/patients", s.patients)
 	e.GET("/v1/patients/:id/vitals/latest", s.latest)
-	e.GET("/v1/patients/:id/vitals", s.noHistory)
-	e.GET("/v1/patients/:id/alerts", s.noHistory)
+	e.GET("/v1/patients/:id/vitals", s.vitalsHistory)
+	e.GET("/v1/patients/:id/alerts", s.alertsHistory)
 	e.GET("/v1/patients/:id/rules", s.patientRules)
 	e.GET("/v1/alerts", s.alerts)
 	e.POST("/v1/alerts/:id/ack", s.ack)
@@ -85,11 +87,6 @@ func (s *Server) latest(c echo.Context) error {
 		return web.NewProblem(http.StatusNotFound, "no recent readings of patient "+strconv.Quote(id))
 	}
 	return c.JSON(http.StatusOK, LatestVitals{PatientID: id, Vitals: vitals})
-}
-
-func (s *Server) noHistory(c echo.Context) error {
-	return web.NewProblem(http.StatusNotImplemented,
-		"history is served from ClickHouse, which this deployment does not run yet; live data: GET /v1/patients/{id}/vitals/latest, GET /v1/alerts, GET /v1/stream")
 }
 
 // MaxAlertsLimit bounds GET /v1/alerts?limit=.

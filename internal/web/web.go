@@ -33,6 +33,9 @@ type Problem struct {
 	Errors []schemas.FieldError `json:"errors,omitempty"`
 	// RetryAfter, when set, is sent as the Retry-After header.
 	RetryAfter time.Duration `json:"-"`
+	// Cause is logged, not sent: a backend's error may carry details
+	// a client should not see.
+	Cause error `json:"-"`
 }
 
 func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }
@@ -87,6 +90,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		var he *echo.HTTPError
 		switch {
 		case errors.As(err, &p):
+			if p.Cause != nil {
+				log.Warn("request failed", "method", c.Request().Method, "path", c.Path(), "status", p.Status, "err", p.Cause)
+			}
 		case errors.As(err, &he):
 			detail := fmt.Sprint(he.Message)
 			switch he.Code {

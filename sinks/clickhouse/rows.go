@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,12 +26,47 @@ type Rows interface {
 	Reset()
 }
 
-// Table is a destination: the topic that feeds it and its rows.
+// Table is a destination: the topic that feeds it, its rows, and its
+// columns as schemas/clickhouse declares them, in the order of
+// Rows.Columns. `make test-sql` checks the declaration against the table
+// the DDL creates, so a column added to one and not the other fails there,
+// not in production.
 type Table struct {
 	Name    string
 	Topic   string
 	NewRows func() Rows
+	Columns []Column
 }
+
+// Column is a column's name and ClickHouse type.
+type Column struct{ Name, Type string }
+
+// ColumnNames is the column list of the table's INSERT.
+func (t *Table) ColumnNames() string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+const (
+	dt64     = "DateTime64(3, 'UTC')"
+	lowCard  = "LowCardinality(String)"
+	str      = "String"
+	float    = "Float64"
+	unsigned = "UInt64"
+)
+
+var (
+	vitalColumns = []Column{{"patient_id", str}, {"kind", lowCard}, {"ts", dt64}, {"device_id", lowCard}, {"seq", unsigned},
+		{"value", float}, {"unit", lowCard}, {"received_at", dt64}}
+	alertColumns = []Column{{"patient_id", str}, {"condition", lowCard}, {"ts", dt64}, {"alert_id", str}, {"state", lowCard},
+		{"priority", lowCard}, {"alert_limit", float}, {"message", str}, {"score", "Nullable(UInt8)"},
+		{"components", "Map(LowCardinality(String), UInt8)"}, {"acked_by", str}, {"kind", lowCard}, {"value", float},
+		{"unit", lowCard}, {"reading_ts", dt64}, {"device_id", lowCard}, {"seq", unsigned}, {"received_at", dt64}}
+	ackColumns = []Column{{"patient_id", str}, {"alert_id", str}, {"ts", dt64}, {"acked_by", str}, {"received_at", dt64}}
+)
 
 // VitalRows are rows of the vitals table.
 type VitalRows struct {

@@ -33,12 +33,12 @@ import (
 	"github.com/monitorme/monitorme/processors"
 )
 
-// Inserter writes one batch of rows to table. A token it has seen (within
+// Inserter writes one batch of rows to a table. A token it has seen (within
 // ClickHouse's deduplication window) must be acknowledged without writing
 // the rows again. It must not keep rows after returning: the sink reuses
 // them.
 type Inserter interface {
-	Insert(ctx context.Context, table, token string, rows Rows) error
+	Insert(ctx context.Context, table *Table, token string, rows Rows) error
 }
 
 // Config is the sink's own settings.
@@ -76,9 +76,9 @@ func (c *Config) Validate() error {
 // Tables are the sink's destinations, fed by the topics t.
 func Tables(t kafka.Topics) []Table {
 	return []Table{
-		{Name: "vitals", Topic: t.Vitals, NewRows: func() Rows { return &VitalRows{} }},
-		{Name: "alerts", Topic: t.Alerts, NewRows: func() Rows { return &AlertRows{} }},
-		{Name: "acknowledgements", Topic: t.Acks, NewRows: func() Rows { return &AckRows{} }},
+		{Name: "vitals", Topic: t.Vitals, NewRows: func() Rows { return &VitalRows{} }, Columns: vitalColumns},
+		{Name: "alerts", Topic: t.Alerts, NewRows: func() Rows { return &AlertRows{} }, Columns: alertColumns},
+		{Name: "acknowledgements", Topic: t.Acks, NewRows: func() Rows { return &AckRows{} }, Columns: ackColumns},
 	}
 }
 
@@ -311,7 +311,7 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 			return s.commitFailed(k, err)
 		}
 		token := fmt.Sprintf("%s-%d-%d-%d", k.topic, k.n, b.first, b.last)
-		if err := s.retry(ctx, "insert into "+b.table.Name, k, func() error { return s.ins.Insert(ctx, b.table.Name, token, b.rows) }); err != nil {
+		if err := s.retry(ctx, "insert into "+b.table.Name, k, func() error { return s.ins.Insert(ctx, b.table, token, b.rows) }); err != nil {
 			return err
 		}
 		if s.afterInsert != nil && s.afterInsert() {

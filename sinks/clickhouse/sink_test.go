@@ -36,7 +36,7 @@ func newFakeClickHouse() *fakeClickHouse {
 	return &fakeClickHouse{tokens: map[string]bool{}, raw: map[string]int{}}
 }
 
-func (f *fakeClickHouse) Insert(_ context.Context, table, token string, rows Rows) error {
+func (f *fakeClickHouse) Insert(_ context.Context, table *Table, token string, rows Rows) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failing > 0 {
@@ -48,7 +48,7 @@ func (f *fakeClickHouse) Insert(_ context.Context, table, token string, rows Row
 		return nil
 	}
 	f.tokens[token] = true
-	if v, ok := rows.(*VitalRows); ok && table == "vitals" {
+	if v, ok := rows.(*VitalRows); ok && table.Name == "vitals" {
 		for i := range v.Len() {
 			f.raw[fmt.Sprintf("%s|%s|%s|%s|%d", v.PatientID[i], v.Kind[i], v.TS[i].Format(time.RFC3339Nano), v.DeviceID[i], v.Seq[i])]++
 		}
