@@ -47,6 +47,14 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"api", "--brokers", "127.0.0.1:1", "--rules-file", badRules}, want: badRules + ":4:"},
 		{args: []string{"dev", "--rules-file", "no-such-rules.yaml"}, want: "no-such-rules.yaml"},
 		{args: []string{"process", "--brokers", "127.0.0.1:1", "--rules", "threshold", "--rules-file", "x.yaml"}, want: "only the clinical rules"},
+		{args: []string{"sink", "--brokers", "127.0.0.1:1"}, want: "clickhouse-addr: required"},
+		{args: []string{"sink", "--brokers", "127.0.0.1:1", "--clickhouse-addr", "127.0.0.1:1", "--sink-max-rows", "0"}, want: "max-rows"},
+		{args: []string{"migrate"}, want: "clickhouse-addr: required"},
+		{args: []string{"migrate", "--clickhouse-addr", "ch"}, want: "not host:port"},
+		{args: []string{"migrate", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-database", "x; DROP"}, want: "clickhouse-database"},
+		{args: []string{"migrate", "--dry-run", "--vitals-ttl-days", "0"}, want: "vitals-ttl-days"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-ca-file", "ca.pem"}, want: "need --clickhouse-tls"},
+		{args: []string{"dev", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-cert-file", "c.pem", "--clickhouse-tls"}, want: "give both or neither"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -187,5 +195,21 @@ func TestDevEndToEndAndRestart(t *testing.T) {
 		if !have[a.AlertID] {
 			t.Fatalf("alert %s seen before the restart is gone after it", a.AlertID)
 		}
+	}
+}
+
+func TestMigrateDryRunRendersTheSchema(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Run(context.Background(), []string{"migrate", "--dry-run", "--vitals-ttl-days", "7"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"-- schema version 1: history", "CREATE TABLE IF NOT EXISTS vitals", "INTERVAL 7 DAY DELETE", "CREATE MATERIALIZED VIEW IF NOT EXISTS vitals_1m_mv"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "${") {
+		t.Fatalf("placeholder left unrendered:\n%s", out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -15,9 +16,12 @@ import (
 	"github.com/monitorme/monitorme/internal/broker"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/warehouse"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/producers"
+	chschema "github.com/monitorme/monitorme/schemas/clickhouse"
+	sinkch "github.com/monitorme/monitorme/sinks/clickhouse"
 )
 
 // platform is the set of components a role may run; a nil field is not
@@ -34,6 +38,9 @@ type platform struct {
 	proc     *processors.Processor
 	live     *api.Live
 	sim      *producers.Simulator
+	sink     *sinkch.Sink
+	// ch is the ClickHouse connection, nil when none is configured.
+	ch       driver.Conn
 	ln       net.Listener
 	apiOpts  []api.Option
 
@@ -54,6 +61,9 @@ type roleFlags struct {
 	prc       processors.Config
 	lc        api.LiveConfig
 	sc        producers.SimConfig
+	wc        warehouse.Config
+	skc       sinkch.Config
+	schema    chschema.Settings
 	httpAddr  string
 	provision bool
 	// rules is the clinical configuration: the built-in defaults, or
@@ -81,6 +91,7 @@ func defaultRoleFlags(httpAddr string) *roleFlags {
 	return &roleFlags{
 		kc: kafka.DefaultConfig(), pc: producers.DefaultProducerConfig(), ic: producers.DefaultIngestConfig(),
 		prc: processors.DefaultConfig(), lc: api.DefaultLiveConfig(), sc: producers.DefaultSimConfig(),
+		wc: warehouse.DefaultConfig(), skc: sinkch.DefaultConfig(), schema: chschema.DefaultSettings(),
 		httpAddr: httpAddr, provision: true,
 	}
 }
@@ -193,6 +204,41 @@ func (p *platform) withLive(f *roleFlags) error {
 	var err error
 	p.live, err = api.NewLive(f.lc, p.kc, p.log.With("component", "live"), p.tel)
 	p.apiOpts = []api.Option{api.WithRules(f.rules), api.WithAcks(producers.AckWriter{P: p.producer, Topic: p.kc.Topics.Acks})}
+	if p.ch != nil {
+		p.apiOpts = append(p.apiOpts, api.WithHistory(warehouse.History{DB: p.ch}))
+	}
+	return usage(err)
+}
+
+// withClickHouse connects to ClickHouse if an address is configured:
+// migrating first (dev), or refusing a database `monitorme migrate` has
+// not brought to this binary's schema.
+func (p *platform) withClickHouse(ctx context.Context, f *roleFlags, migrate bool) error {
+	if !f.wc.Enabled() {
+		return nil
+	}
+	if migrate {
+		from, to, err := warehouse.Migrate(ctx, f.wc, f.schema, p.log.With("component", "migrate"))
+		if err != nil {
+			return err
+		}
+		p.log.Info("clickhouse schema", "from", from, "to", to)
+	}
+	conn, err := warehouse.Open(ctx, f.wc)
+	if err != nil {
+		return err
+	}
+	p.closers = append(p.closers, func() { conn.Close() })
+	if err := warehouse.RequireSchema(ctx, conn); err != nil {
+		return err
+	}
+	p.ch = conn
+	return nil
+}
+
+func (p *platform) withSink(f *roleFlags) error {
+	var err error
+	p.sink, err = sinkch.New(f.skc, p.kc, sinkch.Native{Conn: p.ch}, p.log.With("component", "sink"), p.tel.MeterProvider, p.tel.KafkaHooks(nil))
 	return usage(err)
 }
 
@@ -216,6 +262,9 @@ func (p *platform) run(ctx context.Context) error {
 	if p.live != nil {
 		tasks = append(tasks, task{"live view", p.live.Run})
 	}
+	if p.sink != nil {
+		tasks = append(tasks, task{"history sink", p.sink.Run})
+	}
 	return runAll(ctx, p.log, tasks...)
 }
 
@@ -235,7 +284,8 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The broker starts before start() runs, so its settings and
 			// everything else are checked here first.
-			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(), f.loadRules()); err != nil {
+			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(),
+				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.loadRules()); err != nil {
 				return usage(err)
 			}
 			log, err := g.logger()
@@ -256,8 +306,16 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 				return err
 			}
 			defer p.close()
+			if err := p.withClickHouse(cmd.Context(), f, true); err != nil {
+				return err
+			}
 			if err := errors.Join(p.withIngest(f), p.withProcessor(f), p.withLive(f)); err != nil {
 				return err
+			}
+			if p.ch != nil {
+				if err := p.withSink(f); err != nil {
+					return err
+				}
 			}
 			base := "http://" + p.ln.Addr().String()
 			if !noSim {
@@ -278,6 +336,11 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			fmt.Fprintf(out, "  alerts       %s/v1/alerts   ack POST %s/v1/alerts/{id}/ack\n", base, base)
 			fmt.Fprintf(out, "  rules        %s/v1/patients/{id}/rules   alarm burden %s/v1/alarms/summary\n", base, base)
 			fmt.Fprintf(out, "  live stream  %s/v1/stream\n", base)
+			if p.ch != nil {
+				fmt.Fprintf(out, "  history      %s/v1/patients/{id}/vitals?step=5m  %s/v1/patients/{id}/alerts (ClickHouse %v, database %s)\n", base, base, f.wc.Addr, f.wc.Database)
+			} else {
+				fmt.Fprintln(out, "  history      off: no ClickHouse configured (--clickhouse-addr); the history endpoints answer 501")
+			}
 			fmt.Fprintf(out, "  OpenAPI      %s/v1/openapi.json\n", base)
 			fmt.Fprintf(out, "  metrics      %s/metrics   health %s/healthz %s/readyz\n", base, base, base)
 			if !noSim {
@@ -296,6 +359,9 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 	f.prc.RegisterFlags(cmd.Flags())
 	f.lc.RegisterFlags(cmd.Flags())
 	f.sc.RegisterFlags(cmd.Flags())
+	f.wc.RegisterFlags(cmd.Flags())
+	f.skc.RegisterFlags(cmd.Flags())
+	f.schema.RegisterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&noSim, "no-simulator", noSim, "do not run the simulated ward")
 	return cmd
 }
@@ -356,11 +422,17 @@ func apiCmd(g *globals) *cobra.Command {
 		Short: "Serve the query API: patients, latest vitals, alerts, acknowledgements, rules, alarm burden, live stream",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-api", f.lc.Validate, f.pc.Validate, f.loadRules)
+			p, err := f.start(cmd.Context(), g, "monitorme-api", f.lc.Validate, f.pc.Validate, f.wc.Validate, f.loadRules)
 			if err != nil {
 				return err
 			}
 			defer p.close()
+			if err := p.withClickHouse(cmd.Context(), f, false); err != nil {
+				return err
+			}
+			if p.ch == nil {
+				p.log.Info("history off: no ClickHouse configured (--clickhouse-addr); the history endpoints answer 501")
+			}
 			if err := p.withLive(f); err != nil {
 				return err
 			}
@@ -371,6 +443,7 @@ func apiCmd(g *globals) *cobra.Command {
 	f.common(cmd)
 	f.lc.RegisterFlags(cmd.Flags())
 	f.pc.RegisterFlags(cmd.Flags())
+	f.wc.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringVar(&f.prc.RulesFile, "rules-file", f.prc.RulesFile, "YAML file of per-ward and per-patient clinical rules, for GET /v1/patients/{id}/rules and the wards of the alarm summary")
 	return cmd
 }

@@ -100,7 +100,7 @@ command line wins.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "debug, info, warn or error; patient values are logged only at debug")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", g.logFormat, "text or json")
-	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g))
+	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), sinkCmd(g), migrateCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g))
 	return root
 }
 

@@ -15,7 +15,16 @@ type History struct{ DB DB }
 
 // withParams binds the query parameters server side.
 func withParams(ctx context.Context, p map[string]string) context.Context {
-	return chgo.Context(ctx, chgo.WithParameters(chgo.Parameters(p)))
+	return chgo.Context(context.WithValue(ctx, paramsKey{}, p), chgo.WithParameters(chgo.Parameters(p)))
+}
+
+type paramsKey struct{}
+
+// boundParams are the parameters withParams bound, which clickhouse-go
+// keeps to itself: for the fake DBs of tests.
+func boundParams(ctx context.Context) map[string]string {
+	p, _ := ctx.Value(paramsKey{}).(map[string]string)
+	return p
 }
 
 // RawVitals returns readings; q.Step must be zero.

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 //go:embed *.sql
@@ -34,6 +36,13 @@ type Settings struct {
 // year.
 func DefaultSettings() Settings {
 	return Settings{VitalsTTLDays: 30, AlertsTTLDays: 365, RollupTTLDays: 365}
+}
+
+// RegisterFlags adds the retention flags of `monitorme migrate`.
+func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
+	fs.IntVar(&s.VitalsTTLDays, "vitals-ttl-days", s.VitalsTTLDays, "days ClickHouse keeps raw vitals (table TTL, set when the table is created)")
+	fs.IntVar(&s.AlertsTTLDays, "alerts-ttl-days", s.AlertsTTLDays, "days ClickHouse keeps alert events and acknowledgements")
+	fs.IntVar(&s.RollupTTLDays, "rollup-ttl-days", s.RollupTTLDays, "days ClickHouse keeps the per-minute vitals rollup")
 }
 
 // Validate refuses retention no hospital means: none, or beyond a century.

@@ -24,10 +24,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/processors"
@@ -56,6 +60,14 @@ type Config struct {
 // DefaultConfig returns the defaults the flag help names.
 func DefaultConfig() Config {
 	return Config{Group: "history-sink", MaxRows: 50_000, FlushInterval: time.Second, MaxBackoff: 30 * time.Second}
+}
+
+// RegisterFlags adds the sink's flags.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Group, "sink-group", c.Group, "consumer group of the history sink")
+	fs.IntVar(&c.MaxRows, "sink-max-rows", c.MaxRows, "rows of one partition's batch that make it due (ClickHouse wants 10k-100k rows per insert)")
+	fs.DurationVar(&c.FlushInterval, "sink-flush-interval", c.FlushInterval, "age of a batch that makes it due (about one insert per second per table)")
+	fs.DurationVar(&c.MaxBackoff, "sink-max-backoff", c.MaxBackoff, "longest wait between retries of a failed insert; consumption pauses meanwhile")
 }
 
 // Validate names the first setting that is wrong.
@@ -89,6 +101,12 @@ type Sink struct {
 	tables map[string]*Table // by topic
 	ins    Inserter
 	log    *slog.Logger
+	opts   []kgo.Opt
+
+	rowsWritten metric.Int64Counter
+	failures    metric.Int64Counter
+	insertTime  metric.Float64Histogram
+	deadLetters metric.Int64Counter
 
 	cl      *kgo.Client
 	batches map[partition]*batch
@@ -120,16 +138,26 @@ type batch struct {
 
 func (b *batch) size() int { return b.rows.Len() + len(b.dead) }
 
-// New returns a sink writing the topics of kcfg through ins.
-func New(cfg Config, kcfg kafka.Config, ins Inserter, log *slog.Logger) (*Sink, error) {
+// New returns a sink writing the topics of kcfg through ins. opts are
+// extra client options (telemetry hooks); mp may be nil.
+func New(cfg Config, kcfg kafka.Config, ins Inserter, log *slog.Logger, mp metric.MeterProvider, opts ...kgo.Opt) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, kcfg: kcfg, ins: ins, log: log, tables: map[string]*Table{}, batches: map[partition]*batch{}, spare: map[string][]Rows{}, cuts: map[partition]int64{}}
+	s := &Sink{cfg: cfg, kcfg: kcfg, ins: ins, log: log, opts: opts, tables: map[string]*Table{}, batches: map[partition]*batch{}, spare: map[string][]Rows{}, cuts: map[partition]int64{}}
 	for _, t := range Tables(kcfg.Topics) {
 		s.tables[t.Topic] = &t
 	}
-	return s, nil
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter("monitorme/sinks/clickhouse")
+	var errs [4]error
+	s.rowsWritten, errs[0] = m.Int64Counter("monitorme.sink.rows", metric.WithDescription("Rows inserted into ClickHouse, by table (a batch ClickHouse deduplicated counts too)"))
+	s.failures, errs[1] = m.Int64Counter("monitorme.sink.insert.failures", metric.WithDescription("Failed inserts, by table; each is retried"))
+	s.insertTime, errs[2] = m.Float64Histogram("monitorme.sink.insert.duration", metric.WithUnit("s"), metric.WithDescription("Time of one batch insert, by table"))
+	s.deadLetters, errs[3] = m.Int64Counter("monitorme.sink.dead_letters", metric.WithDescription("Records the sink could not read, sent to the DLQ, by table"))
+	return s, errors.Join(errs[:]...)
 }
 
 var errCrashed = errors.New("sink stopped as if killed (test)")
@@ -142,7 +170,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	for t := range s.tables {
 		topics = append(topics, t)
 	}
-	cl, err := kgo.NewClient(append(s.kcfg.ClientOpts("sink"),
+	cl, err := kgo.NewClient(append(append(s.kcfg.ClientOpts("sink"), s.opts...),
 		kgo.ConsumerGroup(s.cfg.Group),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -305,15 +333,28 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 			return err
 		}
 		s.log.Warn("dead-lettered records the history sink cannot read", "topic", k.topic, "partition", k.n, "count", len(b.dead))
+		s.deadLetters.Add(ctx, int64(len(b.dead)), metric.WithAttributes(attribute.String("table", b.table.Name)))
 	}
 	if b.rows.Len() > 0 {
 		if err := s.commit(ctx, k, b.first, b.epoch, pendingMeta+strconv.FormatInt(b.last, 10)); err != nil {
 			return s.commitFailed(k, err)
 		}
 		token := fmt.Sprintf("%s-%d-%d-%d", k.topic, k.n, b.first, b.last)
-		if err := s.retry(ctx, "insert into "+b.table.Name, k, func() error { return s.ins.Insert(ctx, b.table, token, b.rows) }); err != nil {
+		table := metric.WithAttributes(attribute.String("table", b.table.Name))
+		err := s.retry(ctx, "insert into "+b.table.Name, k, func() error {
+			start := time.Now()
+			err := s.ins.Insert(ctx, b.table, token, b.rows)
+			if err != nil {
+				s.failures.Add(ctx, 1, table)
+				return err
+			}
+			s.insertTime.Record(ctx, time.Since(start).Seconds(), table)
+			return nil
+		})
+		if err != nil {
 			return err
 		}
+		s.rowsWritten.Add(ctx, int64(b.rows.Len()), table)
 		if s.afterInsert != nil && s.afterInsert() {
 			return errCrashed
 		}

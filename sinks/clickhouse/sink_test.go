@@ -109,7 +109,7 @@ func (e *sinkEnv) produce(t *testing.T, n, poison int) {
 func (e *sinkEnv) sink(t *testing.T, ch Inserter, group string) *Sink {
 	cfg := DefaultConfig()
 	cfg.Group, cfg.MaxRows, cfg.FlushInterval, cfg.MaxBackoff = group, 700, 50*time.Millisecond, 200*time.Millisecond
-	s, err := New(cfg, e.kc, ch, slog.New(slog.DiscardHandler))
+	s, err := New(cfg, e.kc, ch, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestSinkCrashBetweenInsertAndCommit(t *testing.T) {
 // successor came) must not hold the partition back: the first record
 // after it starts an ordinary batch.
 func TestPendingMarkPastItsRecords(t *testing.T) {
-	s, err := New(DefaultConfig(), kafka.DefaultConfig(), newFakeClickHouse(), slog.New(slog.DiscardHandler))
+	s, err := New(DefaultConfig(), kafka.DefaultConfig(), newFakeClickHouse(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
