@@ -40,9 +40,9 @@ type platform struct {
 	sim      *producers.Simulator
 	sink     *sinkch.Sink
 	// ch is the ClickHouse connection, nil when none is configured.
-	ch       driver.Conn
-	ln       net.Listener
-	apiOpts  []api.Option
+	ch      driver.Conn
+	ln      net.Listener
+	apiOpts []api.Option
 
 	closers []func()
 }
