@@ -4,7 +4,7 @@
 GO ?= go
 BIN := bin/monitorme
 
-.PHONY: dev test lint unit build bench bench-go e2e kafka-up kafka-down clean
+.PHONY: dev test lint unit build bench bench-go test-sql e2e kafka-up kafka-down clean
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080)
 dev:
@@ -30,6 +30,11 @@ bench: build
 ## bench-go: micro-benchmarks of the hot paths
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./processors ./sinks/clickhouse
+
+## test-sql: the ClickHouse schema, the sink's rows and the API's queries on the
+## ClickHouse engine (chDB from PyPI, in .cache/sqltest-venv)
+test-sql:
+	GO=$(GO) schemas/clickhouse/sqltest/run.sh
 
 ## e2e: real-broker suite: 3 Apache Kafka brokers (jars from Maven Central), kcat, the real binary
 e2e:

@@ -197,6 +197,16 @@ func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
 	}
 }
 
+// AckRecord is the record of an acknowledgement, keyed by patient.
+func AckRecord(topic string, a *schemas.Ack) (*kgo.Record, error) {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("encode acknowledgement: %w", err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(a.PatientID), Value: v,
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}}, nil
+}
+
 // AckWriter writes acknowledgement events (alert-ack.v1) to the acks topic
 // through a Producer's client: acks=all, idempotent, like readings.
 type AckWriter struct {
@@ -206,12 +216,10 @@ type AckWriter struct {
 
 // WriteAck returns once the broker acknowledged a, or with ErrUnavailable.
 func (w AckWriter) WriteAck(ctx context.Context, a schemas.Ack) error {
-	v, err := json.Marshal(a)
+	rec, err := AckRecord(w.Topic, &a)
 	if err != nil {
-		return fmt.Errorf("encode acknowledgement: %w", err)
+		return err
 	}
-	rec := &kgo.Record{Topic: w.Topic, Key: []byte(a.PatientID), Value: v,
-		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}}
 	if err := w.P.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
