@@ -305,6 +305,9 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 }
 
 func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
+	for i := range alerts {
+		alerts[i].Ward = c.cfg.For(alerts[i].PatientID).Ward
+	}
 	if c.alarms != nil && len(alerts) > 0 {
 		c.mu.Lock()
 		c.pending = append(c.pending, alerts...)
@@ -712,7 +715,7 @@ func (c *Clinical) Committed() {
 		a := &c.pending[i]
 		c.alarms.Add(context.Background(), 1, metric.WithAttributes(attribute.String("priority", string(a.Priority)),
 			attribute.String("condition", a.Condition), attribute.String("state", string(a.State)),
-			attribute.String("ward", c.cfg.For(a.PatientID).Ward)))
+			attribute.String("ward", a.Ward)))
 	}
 	c.pending = c.pending[:0]
 }

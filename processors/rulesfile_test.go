@@ -100,3 +100,23 @@ func errUnwrap(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+// Alert events carry the patient's ward from the rules file, so history
+// can report the alarm burden per ward.
+func TestAlertsCarryTheWard(t *testing.T) {
+	cfg, err := LoadRulesFile("../config/rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewClinical(cfg, topics)
+	recs, err := h.records([]schemas.Alert{{AlertID: "a", PatientID: "P003"}, {AlertID: "b", PatientID: "P999"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{`"ward":"respiratory"`, ""} {
+		got := string(recs[i].Value)
+		if want != "" && !strings.Contains(got, want) || want == "" && strings.Contains(got, `"ward"`) {
+			t.Errorf("record %d: %s, want ward %q", i, got, want)
+		}
+	}
+}

@@ -64,6 +64,9 @@ type Alert struct {
 	// AckedBy is set from the acknowledgement on "acknowledged" events
 	// (and on the resolved event of an acknowledged alert).
 	AckedBy string `json:"acked_by,omitempty"`
+	// Ward is the patient's ward in the rules file in force, if any: the
+	// alarm burden is reported per ward.
+	Ward string `json:"ward,omitempty"`
 }
 
 // AlertID derives an alert's id from its condition and the identity of the

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS alerts
     score        Nullable(UInt8),
     components   Map(LowCardinality(String), UInt8),
     acked_by     String,
+    -- The patient's ward in the processor's rules file ('' for none).
+    ward         LowCardinality(String),
     -- The reading that raised, changed or resolved the alert.
     kind         LowCardinality(String),
     value        Float64,

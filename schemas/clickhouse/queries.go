@@ -37,7 +37,7 @@ LIMIT {limit:UInt32}`
 
 // AlertsSQL returns a patient's alert events, oldest first.
 const AlertsSQL = `SELECT alert_id, patient_id, condition, priority, state, ts, alert_limit, message, score, components,
-  acked_by, kind, value, unit, reading_ts, device_id, seq
+  acked_by, ward, kind, value, unit, reading_ts, device_id, seq
 FROM alerts FINAL
 WHERE patient_id = {patient:String}
   AND ts >= {from:DateTime64(3, 'UTC')} AND ts < {to:DateTime64(3, 'UTC')}
@@ -131,6 +131,7 @@ type AlertRow struct {
 	Score      *uint8           `ch:"score"`
 	Components map[string]uint8 `ch:"components"`
 	AckedBy    string           `ch:"acked_by"`
+	Ward       string           `ch:"ward"`
 	Kind       string           `ch:"kind"`
 	Value      float64          `ch:"value"`
 	Unit       string           `ch:"unit"`

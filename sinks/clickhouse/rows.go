@@ -63,7 +63,7 @@ var (
 		{"value", float}, {"unit", lowCard}, {"received_at", dt64}}
 	alertColumns = []Column{{"patient_id", str}, {"condition", lowCard}, {"ts", dt64}, {"alert_id", str}, {"state", lowCard},
 		{"priority", lowCard}, {"alert_limit", float}, {"message", str}, {"score", "Nullable(UInt8)"},
-		{"components", "Map(LowCardinality(String), UInt8)"}, {"acked_by", str}, {"kind", lowCard}, {"value", float},
+		{"components", "Map(LowCardinality(String), UInt8)"}, {"acked_by", str}, {"ward", lowCard}, {"kind", lowCard}, {"value", float},
 		{"unit", lowCard}, {"reading_ts", dt64}, {"device_id", lowCard}, {"seq", unsigned}, {"received_at", dt64}}
 	ackColumns = []Column{{"patient_id", str}, {"alert_id", str}, {"ts", dt64}, {"acked_by", str}, {"received_at", dt64}}
 )
@@ -122,6 +122,7 @@ type AlertRows struct {
 	Score                []*uint8
 	Components           []map[string]uint8
 	AckedBy              []string
+	Ward                 []string
 	Kind                 []string
 	Value                []float64
 	Unit                 []string
@@ -165,6 +166,7 @@ func (a *AlertRows) Add(r *kgo.Record) error {
 	a.Score = append(a.Score, score)
 	a.Components = append(a.Components, comps)
 	a.AckedBy = append(a.AckedBy, al.AckedBy)
+	a.Ward = append(a.Ward, al.Ward)
 	a.Kind = append(a.Kind, string(al.Reading.Kind))
 	a.Value = append(a.Value, al.Reading.Value)
 	a.Unit = append(a.Unit, al.Reading.Unit)
@@ -179,7 +181,7 @@ func (a *AlertRows) Len() int { return len(a.PatientID) }
 
 func (a *AlertRows) Columns() []any {
 	return []any{a.PatientID, a.Condition, a.TS, a.AlertID, a.State, a.Priority, a.Limit, a.Message, a.Score, a.Components,
-		a.AckedBy, a.Kind, a.Value, a.Unit, a.ReadingTS, a.DeviceID, a.Seq, a.ReceivedAt}
+		a.AckedBy, a.Ward, a.Kind, a.Value, a.Unit, a.ReadingTS, a.DeviceID, a.Seq, a.ReceivedAt}
 }
 
 func (a *AlertRows) Reset() { *a = AlertRows{} }

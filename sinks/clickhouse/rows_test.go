@@ -48,7 +48,7 @@ func TestRowsFromRecords(t *testing.T) {
 	if err := ar.Add(arec); err != nil {
 		t.Fatal(err)
 	}
-	if ar.Len() != 1 || len(ar.Columns()) != 18 || *ar.Score[0] != 9 || ar.Components[0]["spo2"] != 3 || ar.Priority[0] != "high" || ar.Kind[0] != "spo2" {
+	if ar.Len() != 1 || len(ar.Columns()) != 19 || *ar.Score[0] != 9 || ar.Components[0]["spo2"] != 3 || ar.Priority[0] != "high" || ar.Kind[0] != "spo2" {
 		t.Fatalf("alert row %+v", ar)
 	}
 	a.Score = nil

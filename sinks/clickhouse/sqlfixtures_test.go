@@ -252,6 +252,9 @@ func (sc *scenario) data() {
 	hr := event("P2", "heart_rate_high", schemas.Low, schemas.Raised, trigger("P2", schemas.HeartRate, sc.base.Add(5*time.Minute)), sc.base.Add(5*time.Minute+250*time.Millisecond))
 	past := event("P1", "spo2_low", schemas.High, schemas.Raised, sc.readings[0], sc.old)
 	gone := event("P1", "spo2_low", schemas.High, schemas.Raised, sc.readings[1], sc.ancient)
+	for _, a := range []*schemas.Alert{&raised, &acked, &resolved, &news} {
+		a.Ward = "icu"
+	}
 	sc.alerts = []schemas.Alert{gone, past, raised, hr, acked, resolved, news}
 	for i := range sc.alerts {
 		rec, err := processors.AlertRecord(fixtureTopics.Alerts, &sc.alerts[i])
@@ -489,7 +492,7 @@ func (sc *scenario) alertChecks(stage string) {
 		}
 		r := a.Reading
 		rows = append(rows, []any{a.AlertID, a.PatientID, a.Condition, string(a.Priority), string(a.State), chschema.DateTime64(a.TS), a.Limit, a.Message,
-			score, comps, a.AckedBy, string(r.Kind), r.Value, r.Unit, chschema.DateTime64(r.TS), r.DeviceID, r.Seq})
+			score, comps, a.AckedBy, a.Ward, string(r.Kind), r.Value, r.Unit, chschema.DateTime64(r.TS), r.DeviceID, r.Seq})
 	}
 	if len(rows) != 4 {
 		sc.t.Fatalf("the scenario has %d alert events of P1 in the day, want 4", len(rows))
