@@ -55,7 +55,7 @@ func TestSQLFixtures(t *testing.T) {
 
 // step is one action of the scenario; run_sql_tests.py knows each Do.
 type step struct {
-	Do     string            `json:"do"` // exec, insert, check, contains, describe
+	Do     string            `json:"do"` // exec, insert, check, contains, describe, runs
 	Name   string            `json:"name,omitempty"`
 	SQL    string            `json:"sql,omitempty"`
 	Params map[string]string `json:"params,omitempty"`
@@ -122,6 +122,7 @@ func (sc *scenario) build() {
 		sc.insertAll(tb, 500, time.Time{})
 	}
 	sc.liveChecks("inserted")
+	sc.docExamples("../../docs/analysts.md")
 	// A sink that retried a batch, or was succeeded after inserting and
 	// before committing, sends the same batch with the same token.
 	for _, tb := range []string{"vitals", "alerts", "acknowledgements"} {
@@ -369,6 +370,38 @@ func (sc *scenario) liveChecks(stage string) {
 	sc.rawChecks(stage)
 	sc.bucketChecks(stage)
 	sc.alertChecks(stage)
+}
+
+// docExamples runs the analysts' guide's sql blocks; its rebuild block
+// must be the statement the rebuild check below runs.
+func (sc *scenario) docExamples(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	blocks := map[string][]string{}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i < len(lines); i++ {
+		fence := strings.TrimSpace(lines[i])
+		if fence != "```sql" && fence != "```sql-rebuild" {
+			continue
+		}
+		indent := lines[i][:strings.Index(lines[i], "```")]
+		var body []string
+		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+			body = append(body, strings.TrimPrefix(lines[i], indent))
+		}
+		blocks[fence] = append(blocks[fence], strings.Join(body, "\n"))
+	}
+	if len(blocks["```sql"]) < 5 {
+		sc.t.Fatalf("%s: %d sql examples, want at least 5", path, len(blocks["```sql"]))
+	}
+	if r := blocks["```sql-rebuild"]; len(r) != 1 || r[0] != chschema.RebuildRollupDaySQL {
+		sc.t.Fatalf("%s: the rollup rebuild is not chschema.RebuildRollupDaySQL, which make test-sql runs:\n%q", path, r)
+	}
+	for i, sql := range blocks["```sql"] {
+		sc.add(step{Do: "runs", Name: fmt.Sprintf("docs/analysts.md example %d", i+1), SQL: sql, Params: map[string]string{"patient": "P1"}})
+	}
 }
 
 // rawChecks are the API's raw-vitals queries.

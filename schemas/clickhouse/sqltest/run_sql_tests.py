@@ -81,6 +81,9 @@ class Runner:
         elif do == "describe":
             got, want = self.describe("TABLE " + st["table"]), st["columns"]
             (self.ok if got == want else lambda n: self.fail(n, got, want))(f"{st['name']}: {st['table']}")
+        elif do == "runs":
+            got = self.rows(st["sql"], st.get("params"))
+            self.ok(f"{st['name']} ({len(got)} rows)")
         elif do == "contains":
             got = self.rows(st["sql"], st.get("params"))
             hit = len(got) == 1 and st["expect"] in str(got[0][0])
