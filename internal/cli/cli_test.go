@@ -110,6 +110,9 @@ func startDev(t *testing.T, args ...string) (string, func() int) {
 		}
 		return m != nil
 	})
+	if !strings.Contains(out.String(), "history      off: no ClickHouse configured (--clickhouse-addr)") {
+		t.Errorf("dev without ClickHouse does not say history is off:\n%s", out.String())
+	}
 	var once sync.Once
 	exit := -1
 	stop := func() int {
@@ -174,6 +177,10 @@ func TestDevEndToEndAndRestart(t *testing.T) {
 		t.Fatalf("bad request: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	var problem struct{ Detail string }
+	if code := getJSON(t, base+"/v1/patients/P001/vitals?step=5m", &problem); code != 501 || !strings.Contains(problem.Detail, "--clickhouse-addr") {
+		t.Fatalf("history without ClickHouse: %d %q", code, problem.Detail)
+	}
 	var ready map[string]string
 	if code := getJSON(t, base+"/readyz", &ready); code != 200 {
 		t.Fatalf("readyz %d", code)
