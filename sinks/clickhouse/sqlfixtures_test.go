@@ -322,22 +322,31 @@ func (sc *scenario) insertAll(table string, size int, from time.Time) int {
 	return total
 }
 
-// writeNative encodes rows into the block clickhouse-go's batch sends:
+// nativeBlock is the block clickhouse-go's batch builds from rows:
 // columns of the table's types, each appended whole as Native.Insert
-// appends it, encoded without the native protocol's block header (the
-// Native format).
-func (sc *scenario) writeNative(tb *Table, rows Rows, file string) {
+// appends it (batch.Column(i).Append is this Append).
+func nativeBlock(tb *Table, rows Rows) (*blockproto.Block, error) {
 	block := blockproto.NewBlock()
 	block.ServerContext.Timezone = time.UTC
 	for _, c := range tb.Columns {
 		if err := block.AddColumn(c.Name, column.Type(c.Type)); err != nil {
-			sc.t.Fatalf("%s.%s %s: %v", tb.Name, c.Name, c.Type, err)
+			return nil, fmt.Errorf("%s.%s %s: %w", tb.Name, c.Name, c.Type, err)
 		}
 	}
 	for i, col := range rows.Columns() {
 		if _, err := block.Columns[i].Append(col); err != nil {
-			sc.t.Fatalf("%s.%s: clickhouse-go refuses the sink's %T: %v", tb.Name, tb.Columns[i].Name, col, err)
+			return nil, fmt.Errorf("%s.%s: clickhouse-go refuses the sink's %T: %w", tb.Name, tb.Columns[i].Name, col, err)
 		}
+	}
+	return block, nil
+}
+
+// writeNative writes rows as clickhouse-go encodes them, without the
+// native protocol's block header: the Native format.
+func (sc *scenario) writeNative(tb *Table, rows Rows, file string) {
+	block, err := nativeBlock(tb, rows)
+	if err != nil {
+		sc.t.Fatal(err)
 	}
 	var buf chproto.Buffer
 	if err := block.Encode(&buf, 0); err != nil {
