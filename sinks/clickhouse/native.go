@@ -22,9 +22,11 @@ func (n Native) Insert(ctx context.Context, t *Table, token string, rows Rows) e
 	if err != nil {
 		return fmt.Errorf("prepare insert into %s: %w", t.Name, err)
 	}
+	// Close ends an INSERT that was not sent, so the connection goes back
+	// to the pool usable.
+	defer b.Close()
 	for i, col := range rows.Columns() {
 		if err := b.Column(i).Append(col); err != nil {
-			_ = b.Abort()
 			return fmt.Errorf("insert into %s, column %s: %w", t.Name, t.Columns[i].Name, err)
 		}
 	}

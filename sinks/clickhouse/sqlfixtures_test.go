@@ -326,16 +326,26 @@ func (sc *scenario) insertAll(table string, size int, from time.Time) int {
 // columns of the table's types, each appended whole as Native.Insert
 // appends it (batch.Column(i).Append is this Append).
 func nativeBlock(tb *Table, rows Rows) (*blockproto.Block, error) {
+	block, err := emptyBlock(tb)
+	if err != nil {
+		return nil, err
+	}
+	for i, col := range rows.Columns() {
+		if _, err := block.Columns[i].Append(col); err != nil {
+			return nil, fmt.Errorf("%s.%s: clickhouse-go refuses the sink's %T: %w", tb.Name, tb.Columns[i].Name, col, err)
+		}
+	}
+	return block, nil
+}
+
+// emptyBlock is the block a server's answer to an INSERT sets up: the
+// table's columns, no rows.
+func emptyBlock(tb *Table) (*blockproto.Block, error) {
 	block := blockproto.NewBlock()
 	block.ServerContext.Timezone = time.UTC
 	for _, c := range tb.Columns {
 		if err := block.AddColumn(c.Name, column.Type(c.Type)); err != nil {
 			return nil, fmt.Errorf("%s.%s %s: %w", tb.Name, c.Name, c.Type, err)
-		}
-	}
-	for i, col := range rows.Columns() {
-		if _, err := block.Columns[i].Append(col); err != nil {
-			return nil, fmt.Errorf("%s.%s: clickhouse-go refuses the sink's %T: %w", tb.Name, tb.Columns[i].Name, col, err)
 		}
 	}
 	return block, nil
