@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"sink", "--brokers", "127.0.0.1:1", "--clickhouse-addr", "127.0.0.1:1", "--sink-max-rows", "0"}, want: "max-rows"},
 		{args: []string{"migrate"}, want: "clickhouse-addr: required"},
 		{args: []string{"migrate", "--clickhouse-addr", "ch"}, want: "not host:port"},
+		{args: []string{"migrate", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-protocol", "grpc"}, want: "clickhouse-protocol"},
 		{args: []string{"migrate", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-database", "x; DROP"}, want: "clickhouse-database"},
 		{args: []string{"migrate", "--dry-run", "--vitals-ttl-days", "0"}, want: "vitals-ttl-days"},
 		{args: []string{"api", "--brokers", "127.0.0.1:1", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-ca-file", "ca.pem"}, want: "need --clickhouse-tls"},
@@ -89,6 +91,12 @@ var ingestLine = regexp.MustCompile(`POST (http://\S+)/v1/vitals`)
 // startDev runs `monitorme dev` in-process and returns its base URL and a
 // stop function that returns the exit code.
 func startDev(t *testing.T, args ...string) (string, func() int) {
+	base, stop, _ := startDevOut(t, args...)
+	return base, stop
+}
+
+// startDevOut is startDev that also returns what dev printed.
+func startDevOut(t *testing.T, args ...string) (string, func() int, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
@@ -110,7 +118,7 @@ func startDev(t *testing.T, args ...string) (string, func() int) {
 		}
 		return m != nil
 	})
-	if !strings.Contains(out.String(), "history      off: no ClickHouse configured (--clickhouse-addr)") {
+	if !slices.Contains(args, "--clickhouse-addr") && !strings.Contains(out.String(), "history      off: no ClickHouse configured (--clickhouse-addr)") {
 		t.Errorf("dev without ClickHouse does not say history is off:\n%s", out.String())
 	}
 	var once sync.Once
@@ -130,7 +138,7 @@ func startDev(t *testing.T, args ...string) (string, func() int) {
 		return exit
 	}
 	t.Cleanup(func() { stop() })
-	return base, stop
+	return base, stop, out
 }
 
 func getJSON(t *testing.T, url string, v any) int {

@@ -29,6 +29,7 @@ const PasswordEnv = "MONITORME_CLICKHOUSE_PASSWORD"
 // the roles that need it refuse to start, and dev runs without history.
 type Config struct {
 	Addr         []string
+	Protocol     string
 	Database     string
 	User         string
 	PasswordFile string
@@ -42,12 +43,13 @@ type Config struct {
 
 // DefaultConfig has no address: history is off until one is given.
 func DefaultConfig() Config {
-	return Config{Database: "monitorme", User: "default", DialTimeout: 10 * time.Second}
+	return Config{Protocol: "native", Database: "monitorme", User: "default", DialTimeout: 10 * time.Second}
 }
 
 // RegisterFlags adds the connection flags.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.Addr, "clickhouse-addr", c.Addr, "ClickHouse native-protocol addresses, host:port, comma separated (9000, or 9440 with TLS); empty: no history")
+	fs.StringVar(&c.Protocol, "clickhouse-protocol", c.Protocol, "native (port 9000/9440), or http (8123/8443) where only HTTP reaches ClickHouse")
 	fs.StringVar(&c.Database, "clickhouse-database", c.Database, "ClickHouse database of the history tables")
 	fs.StringVar(&c.User, "clickhouse-user", c.User, "ClickHouse user")
 	fs.StringVar(&c.PasswordFile, "clickhouse-password-file", c.PasswordFile, "file holding the ClickHouse password (else $"+PasswordEnv+"; else none)")
@@ -76,6 +78,9 @@ func (c *Config) Validate() error {
 	// parameters), so only a plain identifier is accepted.
 	if !identifier.MatchString(c.Database) {
 		errs = append(errs, fmt.Errorf("clickhouse-database: %q, want letters, digits and underscores, not starting with a digit", c.Database))
+	}
+	if c.Protocol != "native" && c.Protocol != "http" {
+		errs = append(errs, fmt.Errorf("clickhouse-protocol: %q, want native or http", c.Protocol))
 	}
 	if c.User == "" {
 		errs = append(errs, errors.New("clickhouse-user: empty"))
@@ -141,14 +146,19 @@ func (c *Config) options(db string) (*chgo.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &chgo.Options{
+	o := &chgo.Options{
 		Addr:        c.Addr,
 		Auth:        chgo.Auth{Database: db, Username: c.User, Password: pw},
 		TLS:         t,
 		DialTimeout: c.DialTimeout,
 		Compression: &chgo.Compression{Method: chgo.CompressionLZ4},
 		ClientInfo:  chgo.ClientInfo{Products: []struct{ Name, Version string }{{Name: "monitorme", Version: "1"}}},
-	}, nil
+	}
+	if c.Protocol == "http" {
+		// HTTP compresses the body with gzip instead of native blocks.
+		o.Protocol, o.Compression = chgo.HTTP, &chgo.Compression{Method: chgo.CompressionGZIP}
+	}
+	return o, nil
 }
 
 // Open connects to the history database and checks the server answers.

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	chgo "github.com/ClickHouse/clickhouse-go/v2"
+
 	chschema "github.com/monitorme/monitorme/schemas/clickhouse"
 )
 
@@ -157,8 +159,12 @@ func TestTLSConfig(t *testing.T) {
 		t.Fatalf("bad CA file: %v", err)
 	}
 	c.TLS, c.CAFile, c.CertFile, c.KeyFile, c.ServerName = false, "", "", "", ""
-	if opts, err := c.options(""); err != nil || opts.TLS != nil {
+	if opts, err := c.options(""); err != nil || opts.TLS != nil || opts.Protocol != chgo.Native || opts.Compression.Method != chgo.CompressionLZ4 {
 		t.Fatalf("plain: %+v %v", opts, err)
+	}
+	c.Protocol = "http"
+	if opts, err := c.options(""); err != nil || opts.Protocol != chgo.HTTP || opts.Compression.Method != chgo.CompressionGZIP {
+		t.Fatalf("http: %+v %v", opts, err)
 	}
 }
 

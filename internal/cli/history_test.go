@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/api"
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/internal/warehouse"
+)
+
+var brokerLine = regexp.MustCompile(`broker\s+(127\.0\.0\.1:\d+) \(embedded`)
+
+// TestDevHistoryOnChDB runs `monitorme dev` with history against the
+// ClickHouse engine: make test-sql serves chDB over ClickHouse's HTTP
+// interface (schemas/clickhouse/sqltest/chdb_http.py) and names it in
+// MONITORME_TEST_CHDB_HTTP. dev migrates through clickhouse-go, the sink
+// inserts the simulated ward's readings and alerts with clickhouse-go's
+// batch API, and the history endpoints answer from it. After a clean stop
+// and a restart, ClickHouse holds every reading of the topic exactly once.
+func TestDevHistoryOnChDB(t *testing.T) {
+	addr := os.Getenv("MONITORME_TEST_CHDB_HTTP")
+	if addr == "" {
+		t.Skip("needs chDB over HTTP: make test-sql runs this")
+	}
+	dir := t.TempDir()
+	// A database of its own: the chDB behind addr outlives a test run.
+	db := fmt.Sprintf("devtest_%d", time.Now().UnixNano())
+	ch := []string{"--clickhouse-addr", addr, "--clickhouse-protocol", "http", "--clickhouse-database", db}
+	base, stop, out := startDevOut(t, append([]string{"--data-dir", dir, "--speed", "5", "--sink-flush-interval", "200ms"}, ch...)...)
+	if !strings.Contains(out.String(), "history      "+base+"/v1/patients/{id}/vitals") {
+		t.Fatalf("dev does not say where history is:\n%s", out.String())
+	}
+	from := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	var raw api.VitalsHistory
+	testkit.Eventually(t, 30*time.Second, "P001's heart rate in history", func() bool {
+		return getJSON(t, base+"/v1/patients/P001/vitals?kind=heart_rate&from="+from, &raw) == 200 && len(raw.Series) == 1 && len(raw.Series[0].Points) >= 5
+	})
+	if s := raw.Series[0]; s.Kind != "heart_rate" || s.Unit != "/min" || s.Points[0].DeviceID == "" || s.Points[0].TS.Before(time.Now().Add(-time.Hour)) {
+		t.Fatalf("raw series %+v", s.Points[:1])
+	}
+	var steps api.VitalsHistory
+	if code := getJSON(t, base+"/v1/patients/P001/vitals?step=1m&from="+from, &steps); code != 200 || len(steps.Series) < 5 || steps.Series[0].Buckets[0].Samples == 0 {
+		t.Fatalf("per-minute history: %d %+v", code, steps)
+	}
+	var alerts api.AlertsHistory
+	testkit.Eventually(t, 40*time.Second, "an alert of P001 in history", func() bool {
+		return getJSON(t, base+"/v1/patients/P001/alerts?from="+from, &alerts) == 200 && len(alerts.Alerts) > 0
+	})
+	if a := alerts.Alerts[0]; a.PatientID != "P001" || a.AlertID == "" || a.Reading.Kind == "" {
+		t.Fatalf("alert from history %+v", a)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("dev exited %d", code)
+	}
+
+	// A restart resumes from the sink's committed offsets: nothing is
+	// written twice, nothing is missing.
+	_, _, out = startDevOut(t, append([]string{"--data-dir", dir, "--no-simulator", "--sink-flush-interval", "200ms"}, ch...)...)
+	m := brokerLine.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no broker address in:\n%s", out.String())
+	}
+	readings := len(testkit.ReadAllFrom(t, []string{m[1]}, "vitals.v1", kgo.ReadCommitted()))
+	wc := warehouse.DefaultConfig()
+	wc.Addr, wc.Protocol, wc.Database = []string{addr}, "http", db
+	conn, err := warehouse.Open(context.Background(), wc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	count := func(sql string) uint64 {
+		var n []struct {
+			N uint64 `ch:"n"`
+		}
+		if err := conn.Select(context.Background(), &n, sql); err != nil {
+			t.Fatal(err)
+		}
+		return n[0].N
+	}
+	var rows, distinct uint64
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("%d readings in ClickHouse", readings), func() bool {
+		rows, distinct = count("SELECT count() AS n FROM vitals"), count("SELECT count() AS n FROM vitals FINAL")
+		return rows >= uint64(readings)
+	})
+	if rows != uint64(readings) || distinct != rows {
+		t.Fatalf("topic %d readings; ClickHouse %d rows, %d distinct", readings, rows, distinct)
+	}
+	if samples := count("SELECT sum(samples) AS n FROM vitals_1m"); samples != rows {
+		t.Fatalf("rollup counts %d samples of %d readings", samples, rows)
+	}
+	t.Logf("%d readings, %d rows in ClickHouse, %d alert events", readings, rows, count("SELECT count() AS n FROM alerts"))
+}
