@@ -95,7 +95,7 @@ func (h *historyParams) bad(field, format string, args ...any) {
 	h.problems = append(h.problems, schemas.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 }
 
-func (h *historyParams) time(c echo.Context, name string, def time.Time) time.Time {
+func (h *historyParams) instant(c echo.Context, name string, def time.Time) time.Time {
 	v := c.QueryParam(name)
 	if v == "" {
 		return def
@@ -110,8 +110,8 @@ func (h *historyParams) time(c echo.Context, name string, def time.Time) time.Ti
 
 // window reads from and to: by default the 24 hours before now.
 func (h *historyParams) window(c echo.Context, maxRange time.Duration) (from, to time.Time) {
-	to = h.time(c, "to", time.Now().UTC())
-	from = h.time(c, "from", to.Add(-defaultRange))
+	to = h.instant(c, "to", time.Now().UTC())
+	from = h.instant(c, "from", to.Add(-defaultRange))
 	switch {
 	case !from.Before(to):
 		h.bad("from", "must be before to (from %s, to %s)", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
