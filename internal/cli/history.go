@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -35,19 +36,16 @@ committed only after an insert succeeded; while ClickHouse is down the sink
 retries with backoff and reads nothing more. Run ` + "`monitorme migrate`" + ` first.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-sink", needClickHouse(f), f.wc.Validate, f.skc.Validate)
-			if err != nil {
-				return err
-			}
-			defer p.close()
-			if err := p.withClickHouse(cmd.Context(), f, false); err != nil {
-				return err
-			}
-			if err := p.withSink(f); err != nil {
-				return err
-			}
-			p.log.Info("history sink starting", "group", f.skc.Group, "brokers", f.kc.Brokers, "clickhouse", f.wc.Addr, "database", f.wc.Database)
-			return p.run(cmd.Context())
+			return f.runRole(cmd, g, "monitorme-sink", []func() error{needClickHouse(f), f.wc.Validate, f.skc.Validate},
+				func(ctx context.Context, p *platform) error {
+					if err := p.withClickHouse(ctx, f, false); err != nil {
+						return err
+					}
+					return p.withSink(f)
+				},
+				func(p *platform) {
+					p.log.Info("history sink starting", "group", f.skc.Group, "brokers", f.kc.Brokers, "clickhouse", f.wc.Addr, "database", f.wc.Database)
+				})
 		},
 	}
 	f.common(cmd)

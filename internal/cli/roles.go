@@ -151,6 +151,22 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 	return p, nil
 }
 
+// runRole is the body of every single-role command: check the settings and
+// connect, wire the role's components, say so, run until stopped.
+func (f *roleFlags) runRole(cmd *cobra.Command, g *globals, service string, validate []func() error,
+	wire func(context.Context, *platform) error, started func(*platform)) error {
+	p, err := f.start(cmd.Context(), g, service, validate...)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if err := wire(cmd.Context(), p); err != nil {
+		return err
+	}
+	started(p)
+	return p.run(cmd.Context())
+}
+
 // withProducer starts the producer ingest and acknowledgements share.
 func (p *platform) withProducer(f *roleFlags) error {
 	if p.producer != nil {
@@ -373,16 +389,11 @@ func ingestCmd(g *globals) *cobra.Command {
 		Short: "Serve POST /v1/vitals, producing readings with acks=all and idempotence",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-ingest", f.pc.Validate, f.ic.Validate)
-			if err != nil {
-				return err
-			}
-			defer p.close()
-			if err := p.withIngest(f); err != nil {
-				return err
-			}
-			p.log.Info("ingest listening", "addr", p.ln.Addr().String(), "brokers", f.kc.Brokers)
-			return p.run(cmd.Context())
+			return f.runRole(cmd, g, "monitorme-ingest", []func() error{f.pc.Validate, f.ic.Validate},
+				func(_ context.Context, p *platform) error { return p.withIngest(f) },
+				func(p *platform) {
+					p.log.Info("ingest listening", "addr", p.ln.Addr().String(), "brokers", f.kc.Brokers)
+				})
 		},
 	}
 	f.common(cmd)
@@ -398,16 +409,11 @@ func processCmd(g *globals) *cobra.Command {
 		Short: "Compute alerts from vitals exactly once (consumer group + transactions)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-process", f.prc.Validate, f.loadRules)
-			if err != nil {
-				return err
-			}
-			defer p.close()
-			if err := p.withProcessor(f); err != nil {
-				return err
-			}
-			p.log.Info("processor starting", "group", f.prc.Group, "brokers", f.kc.Brokers, "http", p.ln.Addr().String())
-			return p.run(cmd.Context())
+			return f.runRole(cmd, g, "monitorme-process", []func() error{f.prc.Validate, f.loadRules},
+				func(_ context.Context, p *platform) error { return p.withProcessor(f) },
+				func(p *platform) {
+					p.log.Info("processor starting", "group", f.prc.Group, "brokers", f.kc.Brokers, "http", p.ln.Addr().String())
+				})
 		},
 	}
 	f.common(cmd)
@@ -422,22 +428,19 @@ func apiCmd(g *globals) *cobra.Command {
 		Short: "Serve the query API: patients, latest vitals, alerts, acknowledgements, rules, alarm burden, live stream",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := f.start(cmd.Context(), g, "monitorme-api", f.lc.Validate, f.pc.Validate, f.wc.Validate, f.loadRules)
-			if err != nil {
-				return err
-			}
-			defer p.close()
-			if err := p.withClickHouse(cmd.Context(), f, false); err != nil {
-				return err
-			}
-			if p.ch == nil {
-				p.log.Info("history off: no ClickHouse configured (--clickhouse-addr); the history endpoints answer 501")
-			}
-			if err := p.withLive(f); err != nil {
-				return err
-			}
-			p.log.Info("api listening", "addr", p.ln.Addr().String(), "brokers", f.kc.Brokers)
-			return p.run(cmd.Context())
+			return f.runRole(cmd, g, "monitorme-api", []func() error{f.lc.Validate, f.pc.Validate, f.wc.Validate, f.loadRules},
+				func(ctx context.Context, p *platform) error {
+					if err := p.withClickHouse(ctx, f, false); err != nil {
+						return err
+					}
+					return p.withLive(f)
+				},
+				func(p *platform) {
+					if p.ch == nil {
+						p.log.Info("history off: no ClickHouse configured (--clickhouse-addr); the history endpoints answer 501")
+					}
+					p.log.Info("api listening", "addr", p.ln.Addr().String(), "brokers", f.kc.Brokers)
+				})
 		},
 	}
 	f.common(cmd)
