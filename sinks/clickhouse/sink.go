@@ -113,9 +113,14 @@ type Sink struct {
 	// spare holds emptied rows by table, reused by the next batches.
 	spare map[string][]Rows
 
+	// cuts are where a predecessor's pending batches end. Like batches,
+	// they need no lock: BlockRebalanceOnPoll runs the assigned and
+	// revoked callbacks only between AllowRebalance and the next poll,
+	// never while the loop touches them.
+	cuts map[partition]int64
+
 	mu        sync.Mutex
-	cuts      map[partition]int64 // a predecessor's pending batch ends here
-	lostParts []partition
+	lostParts []partition // see lost
 
 	// afterInsert, if set and returning true, makes the sink stop as if
 	// killed right after an insert: tests of the crash window.
@@ -254,9 +259,7 @@ func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
 		return nil
 	}
 	k := partition{r.Topic, r.Partition}
-	s.mu.Lock()
 	cut, hasCut := s.cuts[k]
-	s.mu.Unlock()
 	b := s.batches[k]
 	if hasCut && r.Offset > cut {
 		// The predecessor's batch ended before this record (records up
@@ -269,9 +272,7 @@ func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
 			}
 			b = nil
 		}
-		s.mu.Lock()
 		delete(s.cuts, k)
-		s.mu.Unlock()
 		hasCut = false
 	}
 	if b == nil {
@@ -302,9 +303,7 @@ func (s *Sink) rowsFor(t *Table) Rows {
 // except one still short of a predecessor's pending end.
 func (s *Sink) flushDue(ctx context.Context, force bool) error {
 	for k, b := range s.batches {
-		s.mu.Lock()
 		_, waiting := s.cuts[k]
-		s.mu.Unlock()
 		if waiting && !force {
 			continue
 		}
@@ -325,9 +324,7 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 		b.rows.Reset()
 		s.spare[b.table.Name] = append(s.spare[b.table.Name], b.rows)
 	}()
-	s.mu.Lock()
 	delete(s.cuts, k)
-	s.mu.Unlock()
 	if len(b.dead) > 0 {
 		if err := s.retry(ctx, "dead-letter", k, func() error { return s.cl.ProduceSync(ctx, b.dead...).FirstErr() }); err != nil {
 			return err
@@ -433,8 +430,6 @@ func (s *Sink) assigned(ctx context.Context, cl *kgo.Client, assigned map[string
 		s.log.Warn("history sink: reading committed offsets failed; pending batches may be cut anew", "err", err)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for topic, ps := range assigned {
 		for _, p := range ps {
 			o, ok := offs.Lookup(topic, p)
