@@ -30,19 +30,22 @@ func boundParams(ctx context.Context) map[string]string {
 // RawVitals returns readings; q.Step must be zero.
 func (h History) RawVitals(ctx context.Context, q chschema.VitalsQuery) ([]chschema.RawVital, error) {
 	var out []chschema.RawVital
-	return out, h.run(ctx, &out, q.Step == 0, q.SQL)
+	text, params := q.SQL()
+	return out, h.run(ctx, &out, text, params)
 }
 
 // VitalBuckets returns buckets of q.Step from the rollup.
 func (h History) VitalBuckets(ctx context.Context, q chschema.VitalsQuery) ([]chschema.VitalBucket, error) {
 	var out []chschema.VitalBucket
-	return out, h.run(ctx, &out, q.Step > 0, q.SQL)
+	text, params := q.SQL()
+	return out, h.run(ctx, &out, text, params)
 }
 
 // Alerts returns alert events, in the shape the alerts topic carries.
 func (h History) Alerts(ctx context.Context, q chschema.AlertsQuery) ([]schemas.Alert, error) {
 	var rows []chschema.AlertRow
-	if err := h.run(ctx, &rows, true, q.SQL); err != nil {
+	text, params := q.SQL()
+	if err := h.run(ctx, &rows, text, params); err != nil {
 		return nil, err
 	}
 	out := make([]schemas.Alert, len(rows))
@@ -52,11 +55,7 @@ func (h History) Alerts(ctx context.Context, q chschema.AlertsQuery) ([]schemas.
 	return out, nil
 }
 
-func (h History) run(ctx context.Context, dest any, ok bool, sql func() (string, map[string]string)) error {
-	if !ok {
-		return fmt.Errorf("history query: step does not match the query asked for")
-	}
-	text, params := sql()
+func (h History) run(ctx context.Context, dest any, text string, params map[string]string) error {
 	if err := h.DB.Select(withParams(ctx, params), dest, text); err != nil {
 		return fmt.Errorf("history query: %w", err)
 	}
