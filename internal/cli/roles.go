@@ -245,8 +245,10 @@ func (p *platform) withClickHouse(ctx context.Context, f *roleFlags, migrate boo
 		return err
 	}
 	p.closers = append(p.closers, func() { conn.Close() })
-	if err := warehouse.RequireSchema(ctx, conn); err != nil {
-		return err
+	if !migrate {
+		if err := warehouse.RequireSchema(ctx, conn); err != nil {
+			return err
+		}
 	}
 	p.ch = conn
 	return nil
