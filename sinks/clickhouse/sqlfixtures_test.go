@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -453,18 +454,9 @@ func (sc *scenario) sorted(q chschema.VitalsQuery) []schemas.Reading {
 		}
 	}
 	slices.SortFunc(out, func(a, b schemas.Reading) int {
-		return cmpAll(strings.Compare(string(a.Kind), string(b.Kind)), a.TS.Compare(b.TS), strings.Compare(a.DeviceID, b.DeviceID), int(a.Seq)-int(b.Seq))
+		return cmp.Or(strings.Compare(string(a.Kind), string(b.Kind)), a.TS.Compare(b.TS), strings.Compare(a.DeviceID, b.DeviceID), cmp.Compare(a.Seq, b.Seq))
 	})
 	return out[:min(len(out), q.Limit)]
-}
-
-func cmpAll(cs ...int) int {
-	for _, c := range cs {
-		if c != 0 {
-			return c
-		}
-	}
-	return 0
 }
 
 // bucketChecks are the API's per-step queries on the rollup.
@@ -511,7 +503,7 @@ func (sc *scenario) buckets(q chschema.VitalsQuery) [][]any {
 		}
 		a.min, a.max, a.sum, a.n = min(a.min, r.Value), max(a.max, r.Value), a.sum+r.Value, a.n+1
 	}
-	slices.SortFunc(keys, func(a, b key) int { return cmpAll(strings.Compare(a.kind, b.kind), int(a.bucket-b.bucket)) })
+	slices.SortFunc(keys, func(a, b key) int { return cmp.Or(strings.Compare(a.kind, b.kind), cmp.Compare(a.bucket, b.bucket)) })
 	var rows [][]any
 	for _, k := range keys {
 		a := aggs[k]
@@ -530,7 +522,7 @@ func (sc *scenario) alertChecks(stage string) {
 		}
 	}
 	slices.SortFunc(want, func(a, b schemas.Alert) int {
-		return cmpAll(a.TS.Compare(b.TS), strings.Compare(a.AlertID, b.AlertID), strings.Compare(string(a.State), string(b.State)))
+		return cmp.Or(a.TS.Compare(b.TS), strings.Compare(a.AlertID, b.AlertID), strings.Compare(string(a.State), string(b.State)))
 	})
 	var rows [][]any
 	for _, a := range want {
