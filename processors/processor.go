@@ -456,13 +456,12 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 	done := time.Now()
 	if committed && err == nil {
 		p.clock.committed()
+		if stateful {
+			st.Committed()
+		}
 	} else {
 		p.clock.aborted()
-	}
-	if stateful {
-		if committed && err == nil {
-			st.Committed()
-		} else {
+		if stateful {
 			st.Aborted()
 		}
 	}
