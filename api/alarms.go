@@ -43,7 +43,7 @@ type AckRequest struct {
 
 func (s *Server) ack(c echo.Context) error {
 	id := c.Param("id")
-	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+	if !schemas.IsAlertID(id) {
 		return badQuery([]schemas.FieldError{{Field: "id", Reason: "is not an alert id (32 lowercase hex digits): " + strconv.Quote(id)}})
 	}
 	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {

@@ -24,10 +24,16 @@ type Ack struct {
 	TS time.Time `json:"ts"`
 }
 
+// IsAlertID says whether id has the shape AlertID gives: 32 lowercase hex
+// digits.
+func IsAlertID(id string) bool {
+	return len(id) == 32 && strings.Trim(id, "0123456789abcdef") == ""
+}
+
 // Validate names the first field that is wrong.
 func (a *Ack) Validate() error {
 	var errs []error
-	if len(a.AlertID) != 32 || strings.Trim(a.AlertID, "0123456789abcdef") != "" {
+	if !IsAlertID(a.AlertID) {
 		errs = append(errs, fmt.Errorf("alert_id: %q is not 32 lowercase hex digits", a.AlertID))
 	}
 	if msg := CheckID(a.PatientID); msg != "" {
