@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/monitorme/monitorme/internal/web"
-	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -32,9 +31,22 @@ type Option func(*Server)
 // WithAcks enables POST /v1/alerts/{id}/ack.
 func WithAcks(w AckWriter) Option { return func(s *Server) { s.acks = w } }
 
+// RuleBook is the clinical configuration the API shows: the rules in
+// force for a patient, and the patient's ward, which the alarm summary
+// groups by. The processors' ClinicalConfig is one; the API takes it as
+// this interface so that it needs no processor to serve it.
+type RuleBook interface {
+	// PatientRules returns the rules in force for patient, as JSON shows
+	// them, and whether the rules file names the patient.
+	PatientRules(patient string) (rules any, named bool)
+	// Ward returns the patient's ward, "" for none.
+	Ward(patient string) string
+}
+
 // WithRules sets the clinical rules GET /v1/patients/{id}/rules shows and
-// the wards the alarm summary groups by; the built-in defaults otherwise.
-func WithRules(cfg processors.ClinicalConfig) Option { return func(s *Server) { s.rules = cfg } }
+// the wards the alarm summary groups by. Without it that route answers
+// 501 and the summary groups every patient under the ward "".
+func WithRules(rb RuleBook) Option { return func(s *Server) { s.rules = rb } }
 
 // AckRequest is the body of POST /v1/alerts/{id}/ack.
 type AckRequest struct {
@@ -99,8 +111,9 @@ type PatientRules struct {
 	PatientID string `json:"patient_id"`
 	// Source is "patient" when the rules file names the patient (with
 	// its ward's rules under it, if any), else "defaults".
-	Source string                 `json:"source"`
-	Rules  processors.RuleSetView `json:"rules"`
+	Source string `json:"source"`
+	// Rules is the rule set in force (schema RuleSet in openapi.json).
+	Rules any `json:"rules"`
 }
 
 func (s *Server) patientRules(c echo.Context) error {
@@ -108,11 +121,15 @@ func (s *Server) patientRules(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.rules == nil {
+		return web.NewProblem(http.StatusNotImplemented, "this server has no clinical rules configured")
+	}
+	rules, named := s.rules.PatientRules(id)
 	src := "defaults"
-	if s.rules.Patients[id] != nil {
+	if named {
 		src = "patient"
 	}
-	return c.JSON(http.StatusOK, PatientRules{PatientID: id, Source: src, Rules: s.rules.For(id).View()})
+	return c.JSON(http.StatusOK, PatientRules{PatientID: id, Source: src, Rules: rules})
 }
 
 // AlarmSummary is the body of GET /v1/alarms/summary: the alarm burden.
@@ -183,7 +200,10 @@ func (s *Server) alarmSummary(c echo.Context) error {
 		if !al.states[schemas.Raised] {
 			continue // raised before the window
 		}
-		ward := s.rules.For(al.patient).Ward
+		ward := ""
+		if s.rules != nil {
+			ward = s.rules.Ward(al.patient)
+		}
 		sum.Alarms++
 		sum.ByPriority[string(al.priority)]++
 		sum.ByCondition[al.condition]++

@@ -1,10 +1,14 @@
 // Package api is the query side of MonitorMe: the echo routes clinicians'
-// tools call for patients, their latest vitals, recent alerts and a live
-// Server-Sent Events stream, plus the OpenAPI document of the whole HTTP
-// surface.
+// tools call for patients, their latest vitals, recent alerts, a live
+// Server-Sent Events stream, acknowledgements, the rules in force and the
+// alarm burden, plus the OpenAPI document of the whole HTTP surface.
 //
 // Live data comes from [Live], a read_committed view of the vitals and
 // alerts topics held in bounded memory: it never sees an alert that a
-// processor later aborted. History (ranges, downsampling) is ClickHouse's
-// job and answers 501 until a ClickHouse sink exists.
+// processor aborted. History (ranges, downsampling) comes from ClickHouse,
+// which the sink fills ([History]); without one those routes answer 501.
+//
+// It reads records through the schemas codec and takes what it needs of
+// other roles as small interfaces ([AckWriter], [RuleBook], [History]), so
+// it imports no processor or producer.
 package api

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
-	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -93,7 +93,13 @@ type Live struct {
 	alerts   []schemas.Alert // ring buffer, oldest at head
 	head     int
 	subs     map[*subscriber]struct{}
+
+	ran atomic.Bool
 }
+
+// ErrRunTwice is returned by a second call of Live.Run: the view is
+// filled by one consumer.
+var ErrRunTwice = errors.New("live view: Run called twice")
 
 type subscriber struct {
 	patient string
@@ -110,8 +116,12 @@ func NewLive(cfg LiveConfig, kcfg kafka.Config, log *slog.Logger, tel *telemetry
 	return &Live{cfg: cfg, kcfg: kcfg, log: log, tel: tel, patients: map[string]*patientView{}, subs: map[*subscriber]struct{}{}}, nil
 }
 
-// Run consumes the topics until ctx ends.
+// Run consumes the topics until ctx ends. It runs once: a second call
+// returns ErrRunTwice.
 func (l *Live) Run(ctx context.Context) error {
+	if !l.ran.CompareAndSwap(false, true) {
+		return ErrRunTwice
+	}
 	now := time.Now()
 	opts := append(l.kcfg.ClientOpts("live"),
 		kgo.ConsumeTopics(l.kcfg.Topics.Vitals, l.kcfg.Topics.Alerts),
@@ -150,7 +160,7 @@ func (l *Live) apply(r *kgo.Record) {
 	defer l.mu.Unlock()
 	switch r.Topic {
 	case l.kcfg.Topics.Vitals:
-		reading, err := processors.DecodeReading(r)
+		reading, err := schemas.DecodeReading(r)
 		if err != nil {
 			return // the processor dead-letters it; the view just skips it
 		}
@@ -161,7 +171,7 @@ func (l *Live) apply(r *kgo.Record) {
 		}
 		pv.updated = r.Timestamp
 	case l.kcfg.Topics.Alerts:
-		a, err := schemas.DecodeAlert(processors.Header(r, schemas.HeaderSchema), r.Value)
+		a, err := schemas.DecodeAlert(r)
 		if err != nil {
 			l.log.Warn("live view: undecodable alert", "partition", r.Partition, "offset", r.Offset, "err", err)
 			return

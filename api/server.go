@@ -10,7 +10,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/monitorme/monitorme/internal/web"
-	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -27,7 +26,7 @@ func OpenAPI() []byte {
 type Server struct {
 	live  *Live
 	acks  AckWriter
-	rules processors.ClinicalConfig
+	rules RuleBook
 	// history is nil when no ClickHouse is configured.
 	history History
 	// heartbeat is how often an idle SSE stream gets a comment, so
@@ -37,7 +36,7 @@ type Server struct {
 
 // NewServer returns the query API over live.
 func NewServer(live *Live, opts ...Option) *Server {
-	s := &Server{live: live, heartbeat: 15 * time.Second, rules: processors.DefaultClinicalConfig()}
+	s := &Server{live: live, heartbeat: 15 * time.Second}
 	for _, o := range opts {
 		o(s)
 	}

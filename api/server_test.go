@@ -2,7 +2,9 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,8 +18,8 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/internal/web"
-	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -42,7 +44,7 @@ func reading(patient string, kind schemas.Kind, v float64, at time.Time) schemas
 
 func feedReading(t *testing.T, l *Live, r schemas.Reading, recordAt time.Time) {
 	t.Helper()
-	rec, err := producers.ReadingRecord("vitals.v1", &r)
+	rec, err := schemas.ReadingRecord("vitals.v1", &r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,17 +54,16 @@ func feedReading(t *testing.T, l *Live, r schemas.Reading, recordAt time.Time) {
 
 func feedAlert(t *testing.T, l *Live, r schemas.Reading, recordAt time.Time) schemas.Alert {
 	t.Helper()
-	as := processors.Evaluate(processors.DefaultLimits, &r)
-	if len(as) != 1 {
-		t.Fatalf("reading %+v raises %d alerts", r, len(as))
-	}
-	rec, err := processors.AlertRecord("alerts.v1", &as[0])
+	cond := string(r.Kind) + "_out_of_range"
+	a := schemas.Alert{AlertID: schemas.AlertID(cond, &r), PatientID: r.PatientID, Condition: cond, Priority: schemas.High,
+		State: schemas.Raised, TS: r.TS, Message: string(r.Kind) + " out of range", Reading: r}
+	rec, err := schemas.AlertRecord("alerts.v1", &a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec.Timestamp = recordAt
 	l.apply(rec)
-	return as[0]
+	return a
 }
 
 func get(t *testing.T, e *echo.Echo, target string) (int, []byte, http.Header) {
@@ -353,5 +354,19 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	code, body, _ := get(t, e, "/v1/openapi.json")
 	if code != 200 || !strings.Contains(string(body), `"openapi": "3.1.0"`) {
 		t.Fatalf("openapi.json: %d", code)
+	}
+}
+
+func TestLiveRunsOnce(t *testing.T) {
+	_, kc := testkit.CreateCluster(t, 1)
+	live, err := NewLive(DefaultLiveConfig(), kc, slog.New(slog.DiscardHandler), telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = live.Run(ctx)
+	if err := live.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+		t.Fatalf("second Run: %v", err)
 	}
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -230,7 +229,7 @@ func TestExactlyOnceUnderProcessorAndBrokerKills(t *testing.T) {
 			<-tick.C
 			var recs []*kgo.Record
 			for j := i; j < min(i+perSecond/10, total); j++ {
-				rec, err := producers.ReadingRecord(topics.Vitals, &all[j])
+				rec, err := schemas.ReadingRecord(topics.Vitals, &all[j])
 				if err != nil {
 					produced <- err
 					return
@@ -321,7 +320,7 @@ func TestKcatInterop(t *testing.T) {
 	// A device gateway on librdkafka: murmur2 partitioning like ours, no
 	// schema header (read as v1).
 	r := schemas.Reading{PatientID: "kcat-P1", DeviceID: "kcat-D1", Kind: schemas.SpO2, Value: 84, Unit: "%", TS: time.Now().UTC().Truncate(time.Millisecond), Seq: 1}
-	rec, _ := producers.ReadingRecord(topics.Vitals, &r)
+	rec, _ := schemas.ReadingRecord(topics.Vitals, &r)
 	kp := exec.Command("kcat", "-P", "-b", strings.Join(brokers, ","), "-t", topics.Vitals, "-K", "\t", "-X", "partitioner=murmur2_random", "-X", "acks=all")
 	kp.Stdin = strings.NewReader(r.PatientID + "\t" + string(rec.Value) + "\n")
 	if out, err := kp.CombinedOutput(); err != nil {
@@ -361,7 +360,7 @@ func TestKcatInterop(t *testing.T) {
 	var kcatAlerts int
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if k, v, ok := strings.Cut(line, "\t"); ok && v != "" {
-			a, err := schemas.DecodeAlert("", []byte(v))
+			a, err := schemas.DecodeAlert(&kgo.Record{Value: []byte(v)})
 			if err != nil || k != a.PatientID {
 				t.Fatalf("kcat read an alert we cannot decode or with the wrong key: %q", line)
 			}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
-	"github.com/monitorme/monitorme/internal/testkit/ward"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -53,7 +52,7 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 		}
 	}
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
-	input := ward.Input("f-P", base, patients)
+	input := testkit.WardInput("f-P", base, patients)
 	for _, r := range input {
 		r.Topic = killed.Vitals
 	}

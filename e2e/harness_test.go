@@ -37,10 +37,9 @@ func TestMain(m *testing.M) {
 	if !enabled {
 		os.Exit(m.Run()) // every test skips itself
 	}
-	code, err := setup()
-	if err != nil {
+	code := 1
+	if err := setup(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
-		code = 1
 	} else {
 		code = m.Run()
 		printSummary(code)
@@ -51,23 +50,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func setup() (int, error) {
+func setup() error {
 	logDir = filepath.Join(".out", "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return 1, err
+		return err
 	}
 	bin, _ = filepath.Abs(filepath.Join(".out", "monitorme"))
 	build := exec.Command("go", "build", "-o", bin, "../cmd/monitorme")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		return 1, fmt.Errorf("build monitorme: %w", err)
+		return fmt.Errorf("build monitorme: %w", err)
 	}
 	if err := script("up", "3"); err != nil {
-		return 1, err
+		return err
 	}
 	out, err := exec.Command("./kafka.sh", "brokers").Output()
 	if err != nil {
-		return 1, err
+		return err
 	}
 	brokers = strings.Split(strings.TrimSpace(string(out)), ",")
 	// A node that says it started may not be registered with the
@@ -79,9 +78,9 @@ func setup() (int, error) {
 		n, err = liveBrokers()
 		return err == nil && n == 3
 	}) {
-		return 1, fmt.Errorf("cluster shows %d of 3 brokers after 60s (%v)", n, err)
+		return fmt.Errorf("cluster shows %d of 3 brokers after 60s (%v)", n, err)
 	}
-	return 0, nil
+	return nil
 }
 
 func liveBrokers() (int, error) {
@@ -250,14 +249,14 @@ func waitReady(t *testing.T, addr string, timeout time.Duration) {
 
 // topicFlags gives a case its own topics and group.
 func topicFlags(prefix string) (kafka.Topics, []string) {
-	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", VitalsDLQ: prefix + ".dlq", State: prefix + ".state", Acks: prefix + ".acks"}
+	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", State: prefix + ".state", Acks: prefix + ".acks",
+		VitalsDLQ: prefix + ".vitals.dlq", AlertsDLQ: prefix + ".alerts.dlq", AcksDLQ: prefix + ".acks.dlq"}
 	return tp, flagsFor(tp)
 }
 
 // flagsFor are the role flags that name the topics of tp.
 func flagsFor(tp kafka.Topics) []string {
-	return []string{"--topic-vitals", tp.Vitals, "--topic-alerts", tp.Alerts, "--topic-vitals-dlq", tp.VitalsDLQ, "--topic-state", tp.State,
-		"--topic-acks", tp.Acks, "--replication-factor", "3"}
+	return append(tp.Args(), "--replication-factor", "3")
 }
 
 // thresholdRules makes a processor raise one alert per reading beyond a
@@ -313,7 +312,7 @@ func countReadings(t *testing.T, seeds []string, topic string) map[uint64]int {
 	t.Helper()
 	got := map[uint64]int{}
 	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
-		reading, err := schemas.DecodeReadingRecord("", r.Value)
+		reading, err := schemas.DecodeReading(r)
 		if err != nil {
 			t.Fatalf("undecodable record at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
 		}
@@ -341,7 +340,7 @@ func readAlerts(t *testing.T, seeds []string, topic string) []schemas.Alert {
 		if testkit.IsFence(r) {
 			continue // a fence of an earlier read
 		}
-		a, err := schemas.DecodeAlert("", r.Value)
+		a, err := schemas.DecodeAlert(r)
 		if err != nil {
 			t.Fatalf("undecodable alert at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
 		}

@@ -1,20 +1,17 @@
 package processors
 
+// The clinical engine's dispatch: records in, the rules applied to the
+// patient's state (store.go), alert records out, NEWS2 glue. The rules
+// themselves (condition.go, news2.go) are pure functions.
+
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"maps"
 	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -22,120 +19,6 @@ import (
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/schemas"
 )
-
-// Sample is the latest value of one vital.
-type Sample struct {
-	Value float64   `json:"v"`
-	TS    time.Time `json:"ts"`
-	// At is when it arrived: the timestamp the ingest producer gave its
-	// record. Silence is measured in arrival time, not device time, so a
-	// device whose clock is off neither hides nor fakes a lost signal.
-	At time.Time `json:"at,omitzero"`
-	// Gap is the time between the last two arrivals: the cadence a
-	// signal-lost rule learns what "normally sends" means from.
-	Gap    time.Duration `json:"g,omitempty"`
-	Device string        `json:"d,omitempty"`
-	Seq    uint64        `json:"s,omitempty"`
-}
-
-// Vitals holds a patient's latest sample of each kind, at the kind's
-// schemas.Kind.Index; a sample with no ts is absent (every reading has
-// one). A fixed array, not a map: the rules look kinds up about a dozen
-// times per reading, and as map lookups those were the largest part of
-// the rules' own time in a profile of the benchmark; a transaction's copy
-// of the state is then a plain copy too. It
-// encodes as a JSON object keyed by kind in name order, as the map it
-// replaced did, so changelog records read the same either way.
-type Vitals [schemas.NumKinds]Sample
-
-// Get returns the latest sample of kind k, if there is one.
-func (v *Vitals) Get(k schemas.Kind) (Sample, bool) {
-	i := k.Index()
-	if i < 0 || v[i].TS.IsZero() {
-		return Sample{}, false
-	}
-	return v[i], true
-}
-
-// Set records s as the latest sample of k. Readings reach the engine
-// decoded and checked, so k is known; an unknown one is not stored.
-func (v *Vitals) Set(k schemas.Kind, s Sample) {
-	if i := k.Index(); i >= 0 {
-		v[i] = s
-	}
-}
-
-// kindsByName orders the kinds' indexes by name, the order of the JSON
-// object.
-var kindsByName = func() []int {
-	idx := make([]int, len(schemas.Specs))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		return strings.Compare(string(schemas.Specs[a].Kind), string(schemas.Specs[b].Kind))
-	})
-	return idx
-}()
-
-// MarshalJSON encodes v as an object of the present samples by kind.
-func (v *Vitals) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for _, i := range kindsByName {
-		if v[i].TS.IsZero() {
-			continue
-		}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, string(schemas.Specs[i].Kind))
-		b = append(b, ':')
-		sb, err := json.Marshal(&v[i])
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, sb...)
-	}
-	return append(b, '}'), nil
-}
-
-// UnmarshalJSON decodes the object MarshalJSON writes; null is no sample,
-// and so is one without a ts, as in the array.
-func (v *Vitals) UnmarshalJSON(b []byte) error {
-	var m map[schemas.Kind]Sample
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	*v = Vitals{}
-	for k, s := range m {
-		i := k.Index()
-		if i < 0 {
-			return fmt.Errorf("latest sample of unknown kind %q", k)
-		}
-		v[i] = s
-	}
-	return nil
-}
-
-// PatientState is everything the clinical rules remember of one patient;
-// it is what the changelog holds, one record per patient.
-type PatientState struct {
-	Latest Vitals `json:"latest"`
-	// Conditions holds the rules' state and the open technical alarms,
-	// by condition.
-	Conditions map[string]ConditionState `json:"conditions,omitempty"`
-	// NEWS2 is the open "news2" alert, if any, and when its band last
-	// dropped back to low.
-	NEWS2 ConditionState `json:"news2"`
-}
-
-func (s *PatientState) clone() *PatientState {
-	c := &PatientState{Latest: s.Latest, Conditions: maps.Clone(s.Conditions), NEWS2: s.NEWS2}
-	if c.Conditions == nil {
-		c.Conditions = map[string]ConditionState{}
-	}
-	return c
-}
 
 // Clinical is the stateful Handler of the clinical alerting engine: per
 // patient, the latest value of each vital, the condition rules' state, the
@@ -154,13 +37,7 @@ func (s *PatientState) clone() *PatientState {
 type Clinical struct {
 	cfg    ClinicalConfig
 	topics kafka.Topics
-	// restoreOpts reach the brokers for restoring state.
-	restoreOpts []kgo.Opt
-
-	mu        sync.Mutex
-	committed map[string]*PatientState // by patient
-	partition map[string]int32         // patient -> vitals partition
-	dirty     map[string]*PatientState // changed in the open transaction
+	store  *store
 
 	// pre holds the readings Predecode decoded, consumed by Handle in
 	// order from next.
@@ -171,7 +48,7 @@ type Clinical struct {
 	decoders sync.WaitGroup
 
 	// pending are the alert events of the open transaction, counted in
-	// alarms once it commits.
+	// alarms once it commits. Only the transaction loop touches it.
 	pending []schemas.Alert
 	alarms  metric.Int64Counter
 }
@@ -190,10 +67,7 @@ func (c *Clinical) Instrument(mp metric.MeterProvider) error {
 	_, err = m.Int64ObservableGauge("monitorme.alerting.patients",
 		metric.WithDescription("Patients whose state this processor holds"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			c.mu.Lock()
-			n := len(c.committed)
-			c.mu.Unlock()
-			o.Observe(int64(n))
+			o.Observe(int64(c.store.patients()))
 			return nil
 		}))
 	return err
@@ -202,33 +76,49 @@ func (c *Clinical) Instrument(mp metric.MeterProvider) error {
 // NewClinical returns the handler; restoreOpts are the client options
 // (seeds, TLS) of the client that reads the changelog back.
 func NewClinical(cfg ClinicalConfig, topics kafka.Topics, restoreOpts ...kgo.Opt) *Clinical {
-	return &Clinical{cfg: cfg, topics: topics, restoreOpts: restoreOpts,
-		committed: map[string]*PatientState{}, partition: map[string]int32{}, dirty: map[string]*PatientState{}}
+	return &Clinical{cfg: cfg, topics: topics, store: newStore(topics.State, restoreOpts)}
 }
 
 // Inputs names the topics the handler reads: the vitals and, co-partitioned
 // with them, the acknowledgements.
 func (c *Clinical) Inputs() []string { return []string{c.topics.Vitals, c.topics.Acks} }
 
-// state returns the patient's state for the open transaction, creating it
-// if create is set; nil if the patient is unknown and create is not set.
-func (c *Clinical) state(patient string, partition int32, create bool) *PatientState {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st := c.dirty[patient]; st != nil {
-		return st
+// Restore loads the state of newly assigned vitals partitions from the
+// changelog.
+func (c *Clinical) Restore(ctx context.Context, partitions []int32) error {
+	return c.store.restore(ctx, partitions)
+}
+
+// Forget drops the state of patients on partitions this processor lost.
+func (c *Clinical) Forget(partitions []int32) { c.store.forget(partitions) }
+
+// Begin starts a transaction's batch.
+func (c *Clinical) Begin() {
+	c.store.begin()
+	c.pending = c.pending[:0]
+}
+
+// Flush returns the changelog records of the patients changed in this
+// transaction.
+func (c *Clinical) Flush() ([]*kgo.Record, error) { return c.store.flush() }
+
+// Committed makes the transaction's state the committed state and counts
+// its alert events.
+func (c *Clinical) Committed() {
+	c.store.commit()
+	for i := range c.pending {
+		a := &c.pending[i]
+		c.alarms.Add(context.Background(), 1, metric.WithAttributes(attribute.String("priority", string(a.Priority)),
+			attribute.String("condition", a.Condition), attribute.String("state", string(a.State)),
+			attribute.String("ward", a.Ward)))
 	}
-	cur := c.committed[patient]
-	if cur == nil && !create {
-		return nil
-	}
-	if cur == nil {
-		cur = &PatientState{}
-	}
-	st := cur.clone()
-	c.dirty[patient] = st
-	c.partition[patient] = partition
-	return st
+	c.pending = c.pending[:0]
+}
+
+// Aborted drops the transaction's state: its records come again.
+func (c *Clinical) Aborted() {
+	c.store.abort()
+	c.pending = c.pending[:0]
 }
 
 type decoded struct {
@@ -265,7 +155,7 @@ func (c *Clinical) Predecode(recs []*kgo.Record) {
 		c.decoders.Go(func() {
 			for k := int(claimed.Add(1) - 1); k < chunks; k = int(claimed.Add(1) - 1) {
 				for i := k * predecodeChunk; i < min((k+1)*predecodeChunk, len(pre)); i++ {
-					pre[i].rd, pre[i].err = DecodeReading(pre[i].rec)
+					pre[i].rd, pre[i].err = schemas.DecodeReading(pre[i].rec)
 				}
 				close(ready[k])
 			}
@@ -283,7 +173,7 @@ func (c *Clinical) decode(r *kgo.Record) (schemas.Reading, error) {
 		c.next++
 		return d.rd, d.err
 	}
-	return DecodeReading(r)
+	return schemas.DecodeReading(r)
 }
 
 // Handle applies one reading or acknowledgement. The patient's timers that
@@ -297,7 +187,7 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := c.state(rd.PatientID, r.Partition, true)
+	st := c.store.get(rd.PatientID, r.Partition, true)
 	rs := c.cfg.For(rd.PatientID)
 	alerts := timers(st, rs, rd.PatientID, r.Timestamp)
 	alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
@@ -308,14 +198,12 @@ func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 	for i := range alerts {
 		alerts[i].Ward = c.cfg.For(alerts[i].PatientID).Ward
 	}
-	if c.alarms != nil && len(alerts) > 0 {
-		c.mu.Lock()
+	if c.alarms != nil {
 		c.pending = append(c.pending, alerts...)
-		c.mu.Unlock()
 	}
 	out := make([]*kgo.Record, 0, len(alerts))
 	for i := range alerts {
-		rec, err := AlertRecord(c.topics.Alerts, &alerts[i])
+		rec, err := schemas.AlertRecord(c.topics.Alerts, &alerts[i])
 		if err != nil {
 			return nil, err
 		}
@@ -329,14 +217,11 @@ func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 // or on another processor's patient before a rebalance moved it) changes
 // nothing: it is stale, not poison.
 func (c *Clinical) handleAck(r *kgo.Record) ([]*kgo.Record, error) {
-	ack, err := schemas.DecodeAck(Header(r, schemas.HeaderSchema), r.Value)
+	ack, err := schemas.DecodeAck(r)
 	if err != nil {
 		return nil, fmt.Errorf("decode acknowledgement: %w", err)
 	}
-	if string(r.Key) != ack.PatientID {
-		return nil, fmt.Errorf("record key %q is not the acknowledgement's patient_id %q", r.Key, ack.PatientID)
-	}
-	st := c.state(ack.PatientID, r.Partition, false)
+	st := c.store.get(ack.PatientID, r.Partition, false)
 	if st == nil {
 		return nil, nil
 	}
@@ -525,135 +410,6 @@ func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 	return nil
 }
 
-// deadline is the earliest time on the processor clock at which one of the
-// patient's timers fires; zero if none is pending.
-func deadline(st *PatientState, rs *RuleSet) time.Time {
-	var first time.Time
-	at := func(t time.Time) {
-		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
-			first = t
-		}
-	}
-	for i := range rs.SignalLost {
-		sl := &rs.SignalLost[i]
-		if s, ok := st.Latest.Get(sl.Kind); ok && sl.armed(s) && st.Conditions[SignalLostCondition(sl.Kind)].Open == nil {
-			at(s.At.Add(sl.After))
-		}
-	}
-	for _, cs := range st.Conditions {
-		at(escalationDue(&cs, rs))
-	}
-	at(escalationDue(&st.NEWS2, rs))
-	return first
-}
-
-// armed says whether silence of s's kind would be a lost signal: the
-// patient sends it more often than the rule's After (the last two readings
-// arrived closer together). A vital charted every few minutes by a nurse
-// is never "lost" by a 15 s rule, nor is one sent only once.
-func (sl *SignalLostRule) armed(s Sample) bool {
-	return !s.At.IsZero() && s.Gap > 0 && s.Gap < sl.After
-}
-
-func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
-	if cs.Open == nil || cs.Open.State != schemas.Raised || cs.RaisedAt.IsZero() {
-		return time.Time{}
-	}
-	after := rs.Escalation[cs.Open.Priority]
-	if after <= 0 {
-		return time.Time{}
-	}
-	return cs.RaisedAt.Add(after)
-}
-
-// timers fires the patient's timers due by now: signal lost for a vital
-// that stopped arriving, escalation of an alert nobody acknowledged. Each
-// event carries the deadline that passed as its ts, not the moment it was
-// noticed, so a replay that notices it at another moment emits the same
-// event.
-func timers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
-	if d := deadline(st, rs); d.IsZero() || now.Before(d) {
-		return nil
-	}
-	var out []schemas.Alert
-	for i := range rs.SignalLost {
-		sl := &rs.SignalLost[i]
-		cond := SignalLostCondition(sl.Kind)
-		s, ok := st.Latest.Get(sl.Kind)
-		if !ok || !sl.armed(s) || st.Conditions[cond].Open != nil || now.Before(s.At.Add(sl.After)) {
-			continue
-		}
-		last := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: sl.Kind, Value: s.Value,
-			Unit: unitOf(sl.Kind), TS: s.TS, Seq: s.Seq}
-		due := s.At.Add(sl.After)
-		a := schemas.Alert{AlertID: schemas.AlertID(cond, &last), PatientID: patient, Condition: cond,
-			Priority: sl.Priority, State: schemas.Raised, TS: due, Limit: sl.After.Seconds(),
-			Message: "no " + string(sl.Kind) + " from device " + s.Device + " for " + sl.After.String(), Reading: last}
-		st.Conditions[cond] = ConditionState{Open: &a, RaisedAt: due}
-		out = append(out, a)
-	}
-	escalate := func(cs *ConditionState) {
-		due := escalationDue(cs, rs)
-		if due.IsZero() || now.Before(due) {
-			return
-		}
-		a := *cs.Open
-		a.State, a.TS = schemas.Escalated, due
-		a.Message = "not acknowledged within " + rs.Escalation[a.Priority].String() + ": " + a.Message
-		cs.Open = &a
-		out = append(out, a)
-	}
-	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
-		cs := st.Conditions[cond]
-		escalate(&cs)
-		st.Conditions[cond] = cs
-	}
-	escalate(&st.NEWS2)
-	return out
-}
-
-// Due reports whether a patient's timer is due by clock(partition).
-func (c *Clinical) Due(clock func(partition int32) time.Time) bool {
-	return len(c.due(clock)) > 0
-}
-
-func (c *Clinical) due(clock func(partition int32) time.Time) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ids []string
-	check := func(id string, st *PatientState) {
-		if d := deadline(st, c.cfg.For(id)); !d.IsZero() && !clock(c.partition[id]).Before(d) {
-			ids = append(ids, id)
-		}
-	}
-	for id, st := range c.dirty {
-		check(id, st)
-	}
-	for id, st := range c.committed {
-		if c.dirty[id] == nil {
-			check(id, st)
-		}
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-// Tick fires every timer due by clock(partition) of the patient's
-// partition, for the patients no record has touched lately: a device that
-// went quiet, an alert nobody acknowledged. It runs inside a transaction,
-// like Handle.
-func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, error) {
-	var alerts []schemas.Alert
-	for _, id := range c.due(clock) {
-		c.mu.Lock()
-		p := c.partition[id]
-		c.mu.Unlock()
-		st := c.state(id, p, false)
-		alerts = append(alerts, timers(st, c.cfg.For(id), id, clock(p))...)
-	}
-	return c.records(alerts)
-}
-
 func news2Alert(rd *schemas.Reading, in NEWS2Input, prio schemas.Priority, id string, state schemas.State) schemas.Alert {
 	s := ScoreNEWS2(in)
 	total := s.Total
@@ -663,166 +419,6 @@ func news2Alert(rd *schemas.Reading, in NEWS2Input, prio schemas.Priority, id st
 	}
 	return schemas.Alert{AlertID: id, PatientID: rd.PatientID, Condition: "news2", Priority: prio, State: state, TS: rd.TS,
 		Limit: 0, Message: msg, Reading: *rd, Score: &total, Components: s.Components}
-}
-
-// Begin starts a transaction's batch.
-func (c *Clinical) Begin() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clear(c.dirty)
-	c.pending = c.pending[:0]
-}
-
-// Flush returns the changelog records of the patients changed in this
-// transaction.
-func (c *Clinical) Flush() ([]*kgo.Record, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*kgo.Record, 0, len(c.dirty))
-	states := make([]*PatientState, 0, len(c.dirty))
-	for id, st := range c.dirty {
-		out = append(out, &kgo.Record{Topic: c.topics.State, Key: []byte(id)})
-		states = append(states, st)
-	}
-	// Encoding every changed patient's snapshot was a fifth of a
-	// transaction's time (measured): spread it over the cores.
-	workers := min(runtime.GOMAXPROCS(0), len(out)/64+1)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(out); i += workers {
-				if out[i].Value, errs[w] = json.Marshal(states[i]); errs[w] != nil {
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("encode state of a patient: %w", err)
-	}
-	return out, nil
-}
-
-// Committed makes the transaction's state the committed state.
-func (c *Clinical) Committed() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	maps.Copy(c.committed, c.dirty)
-	clear(c.dirty)
-	for i := range c.pending {
-		a := &c.pending[i]
-		c.alarms.Add(context.Background(), 1, metric.WithAttributes(attribute.String("priority", string(a.Priority)),
-			attribute.String("condition", a.Condition), attribute.String("state", string(a.State)),
-			attribute.String("ward", a.Ward)))
-	}
-	c.pending = c.pending[:0]
-}
-
-// Aborted drops the transaction's state: its records come again.
-func (c *Clinical) Aborted() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clear(c.dirty)
-	c.pending = c.pending[:0]
-}
-
-// Forget drops the state of patients on partitions this processor lost.
-func (c *Clinical) Forget(partitions []int32) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, p := range c.partition {
-		for _, lost := range partitions {
-			if p == lost {
-				delete(c.committed, id)
-				delete(c.partition, id)
-			}
-		}
-	}
-}
-
-// Restore reads the changelog partitions with read_committed up to their
-// last stable offset and loads every patient's latest snapshot.
-func (c *Clinical) Restore(ctx context.Context, partitions []int32) error {
-	if len(partitions) == 0 {
-		return nil
-	}
-	adm, err := kgo.NewClient(c.restoreOpts...)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, c.topics.State)
-	if err != nil {
-		return fmt.Errorf("list changelog offsets: %w", err)
-	}
-	assign := map[int32]kgo.Offset{}
-	want := map[int32]int64{}
-	for _, p := range partitions {
-		if o, ok := ends.Lookup(c.topics.State, p); ok && o.Err == nil && o.Offset > 0 {
-			assign[p] = kgo.NewOffset().AtStart()
-			want[p] = o.Offset
-		}
-	}
-	loaded := map[string]*PatientState{}
-	owner := map[string]int32{}
-	if len(assign) > 0 {
-		cl, err := kgo.NewClient(append(c.restoreOpts,
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topics.State: assign}),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			// Control records count towards the end: a partition whose
-			// last record is a commit marker is otherwise never "done".
-			kgo.KeepControlRecords(),
-			kgo.FetchMaxWait(100*time.Millisecond))...)
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		at := map[int32]int64{}
-		for !restored(at, want) {
-			fs := cl.PollFetches(ctx)
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("restore state: %w", err)
-			}
-			var ferr error
-			fs.EachError(func(_ string, _ int32, err error) { ferr = err })
-			if ferr != nil {
-				return fmt.Errorf("restore state: %w", ferr)
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				at[r.Partition] = r.Offset + 1
-				if r.Attrs.IsControl() {
-					return
-				}
-				if r.Value == nil {
-					delete(loaded, string(r.Key))
-					return
-				}
-				var st PatientState
-				if json.Unmarshal(r.Value, &st) == nil {
-					loaded[string(r.Key)] = st.clone()
-					owner[string(r.Key)] = r.Partition
-				}
-			})
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, st := range loaded {
-		c.committed[id] = st
-		c.partition[id] = owner[id]
-	}
-	return nil
-}
-
-func restored(at, want map[int32]int64) bool {
-	for p, end := range want {
-		if at[p] < end {
-			return false
-		}
-	}
-	return true
 }
 
 func unitOf(k schemas.Kind) string {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -46,7 +45,7 @@ func produceReadings(t *testing.T, seeds []string, topic string, rs []schemas.Re
 	t.Helper()
 	cl := testkit.SeedClient(t, seeds, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	for i := range rs {
-		rec, _ := producers.ReadingRecord(topic, &rs[i])
+		rec, _ := schemas.ReadingRecord(topic, &rs[i])
 		if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +84,7 @@ func TestClinicalStateSurvivesRestartAndCrash(t *testing.T) {
 	if len(alerts) != 1 {
 		t.Fatalf("%d alerts, want exactly 1", len(alerts))
 	}
-	a, _ := schemas.DecodeAlert("", alerts[0].Value)
+	a, _ := schemas.DecodeAlert(alerts[0])
 	at15 := desat(15, 16)[0]
 	if a.AlertID != schemas.AlertID("spo2_low", &at15) || a.State != schemas.Raised {
 		t.Fatalf("alert %+v, want spo2_low raised at the 15 s reading", a)
@@ -170,7 +169,7 @@ func TestClinicalIsDeterministic(t *testing.T) {
 		for i := 0; i < len(rs); i += batch {
 			h.Begin()
 			for j := i; j < min(i+batch, len(rs)); j++ {
-				rec, _ := producers.ReadingRecord("vitals", &rs[j])
+				rec, _ := schemas.ReadingRecord("vitals", &rs[j])
 				recs, err := h.Handle(rec)
 				if err != nil {
 					t.Fatal(err)
@@ -207,7 +206,7 @@ func TestClinicalAbortDropsState(t *testing.T) {
 	feed := func(rs []schemas.Reading) (n int) {
 		h.Begin()
 		for i := range rs {
-			rec, _ := producers.ReadingRecord("vitals", &rs[i])
+			rec, _ := schemas.ReadingRecord("vitals", &rs[i])
 			recs, _ := h.Handle(rec)
 			n += len(recs)
 		}
@@ -233,7 +232,7 @@ func BenchmarkClinicalHandle(b *testing.B) {
 	var recs []*kgo.Record
 	for s := range 100 {
 		rd := schemas.Reading{PatientID: "P01", DeviceID: "d", Kind: schemas.HeartRate, Value: 80, Unit: "/min", TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
-		rec, _ := producers.ReadingRecord("vitals", &rd)
+		rec, _ := schemas.ReadingRecord("vitals", &rd)
 		recs = append(recs, rec)
 	}
 	h.Begin()

@@ -7,7 +7,15 @@
 // (kgo.GroupTransactSession). A crash or rebalance therefore never yields a
 // lost or a duplicated alert for a read_committed reader.
 //
-// Rules are pure functions of a reading (later: of state, reading and
-// clock) and know nothing of Kafka; the handlers in this package adapt them
-// to records.
+// The handler is chosen by [Config.Rules]: the clinical engine (the
+// default) or the thresholds. Rules are pure functions of (state, reading)
+// and know nothing of Kafka; the handlers adapt them to records.
+//
+// Files by responsibility: processor.go, the transaction loop and the
+// Handler interfaces; clock.go, the processor clock; clinical.go, the
+// clinical dispatch (records in, rules applied, alert records out);
+// store.go, the per-patient state and its changelog; timers.go, signal
+// lost and escalation; condition.go and news2.go, the pure rules;
+// ruleset.go and rulesfile.go, the rules in force and the rules file;
+// thresholds.go, the threshold handler.
 package processors

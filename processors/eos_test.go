@@ -20,7 +20,6 @@ import (
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -101,7 +100,8 @@ func newTestProcessor(brokers []string) *Processor {
 	cfg.FetchMaxWait = 200 * time.Millisecond
 	cfg.MaxPollRecords = 500
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	p, err := New(cfg, kc, &Thresholds{Limits: DefaultLimits, AlertsTopic: kc.Topics.Alerts}, log, telemetry.Nop())
+	cfg.Rules = "threshold"
+	p, err := New(cfg, kc, log, telemetry.Nop())
 	if err != nil {
 		panic(err)
 	}
@@ -109,14 +109,7 @@ func newTestProcessor(brokers []string) *Processor {
 }
 
 func testCluster(t *testing.T) (*kfake.Cluster, kafka.Config) {
-	c := testkit.Cluster(t)
-	kc := testKafkaConfig(c.ListenAddrs())
-	kc.Partitions = 4
-	adm := kadm.NewClient(testkit.Client(t, c))
-	if err := kafka.Provision(testkit.Context(t), adm, &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	return c, kc
+	return testkit.CreateCluster(t, 4)
 }
 
 // produceInput writes n readings for 20 patients; every fifth is a heart
@@ -135,7 +128,7 @@ func produceInput(t *testing.T, c *kfake.Cluster, topic string, n int) (want map
 			r.Value = 130
 			want[schemas.AlertID("heart_rate_high", &r)] = true
 		}
-		rec, err := producers.ReadingRecord(topic, &r)
+		rec, err := schemas.ReadingRecord(topic, &r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +160,7 @@ func alertIDs(t *testing.T, recs []*kgo.Record) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for _, r := range recs {
-		a, err := schemas.DecodeAlert(Header(r, schemas.HeaderSchema), r.Value)
+		a, err := schemas.DecodeAlert(r)
 		if err != nil {
 			t.Fatalf("alert at %d/%d: %v", r.Partition, r.Offset, err)
 		}
@@ -271,7 +264,7 @@ func TestProcessorDeadLettersPoisonWithReason(t *testing.T) {
 	// A valid reading keyed by the wrong patient would be processed by
 	// the wrong owner; it is poison too.
 	r := schemas.Reading{PatientID: "P01", DeviceID: "D1", Kind: schemas.HeartRate, Value: 150, Unit: "/min", TS: time.Now().UTC(), Seq: 1}
-	rec, _ := producers.ReadingRecord(kc.Topics.Vitals, &r)
+	rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &r)
 	rec.Key = []byte("P02")
 	if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -286,7 +279,7 @@ func TestProcessorDeadLettersPoisonWithReason(t *testing.T) {
 	}
 	var sawKey bool
 	for _, d := range dlq {
-		reason, src := Header(d, schemas.HeaderError), Header(d, schemas.HeaderSource)
+		reason, src := schemas.Header(d, schemas.HeaderError), schemas.Header(d, schemas.HeaderSource)
 		if reason == "" || !strings.HasPrefix(src, kc.Topics.Vitals+"/") {
 			t.Fatalf("dead letter without reason or source: %q %q", reason, src)
 		}
@@ -309,7 +302,7 @@ func TestAlertContinuesTheReadingsTrace(t *testing.T) {
 	c, kc := testCluster(t)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	r := schemas.Reading{PatientID: "P01", DeviceID: "D1", Kind: schemas.SpO2, Value: 85, Unit: "%", TS: time.Now().UTC(), Seq: 1}
-	rec, _ := producers.ReadingRecord(kc.Topics.Vitals, &r)
+	rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &r)
 	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte("00-" + traceID + "-00f067aa0ba902b7-01")})
 	if err := testkit.Client(t, c).ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -321,7 +314,7 @@ func TestAlertContinuesTheReadingsTrace(t *testing.T) {
 	if len(alerts) != 1 {
 		t.Fatalf("%d alerts", len(alerts))
 	}
-	if tp := Header(alerts[0], "traceparent"); !strings.Contains(tp, traceID) {
+	if tp := schemas.Header(alerts[0], "traceparent"); !strings.Contains(tp, traceID) {
 		t.Fatalf("alert traceparent %q does not continue trace %s", tp, traceID)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +115,9 @@ type Config struct {
 	// RulesFile is the YAML file of per-ward and per-patient rules of the
 	// clinical engine ("" for the built-in defaults).
 	RulesFile string
+	// Clinical is the clinical engine's configuration: the built-in
+	// defaults, or RulesFile once LoadRules read it. It is no flag.
+	Clinical ClinicalConfig
 }
 
 // DefaultConfig returns the defaults the flag help names.
@@ -128,7 +130,25 @@ func DefaultConfig() Config {
 		MaxPollRecords:     30_000,
 		Rules:              "clinical",
 		TickInterval:       500 * time.Millisecond,
+		Clinical:           DefaultClinicalConfig(),
 	}
+}
+
+// LoadRules reads RulesFile into Clinical (the built-in defaults when
+// there is none). Roles call it with the other settings checks, so a bad
+// file stops them before they touch a broker, naming the file's line and
+// the reason.
+func (c *Config) LoadRules() error {
+	if c.RulesFile == "" {
+		c.Clinical = DefaultClinicalConfig()
+		return nil
+	}
+	cfg, err := LoadRulesFile(c.RulesFile)
+	if err != nil {
+		return err
+	}
+	c.Clinical = cfg
+	return nil
 }
 
 // RegisterFlags binds c to flags.
@@ -190,15 +210,32 @@ type Processor struct {
 	// restarted before any record of the partition is processed.
 	restoreErr atomic.Pointer[error]
 	clock      procClock
+	ran        atomic.Bool
 }
 
-// New validates cfg and returns a processor; it does no I/O.
-func New(cfg Config, kcfg kafka.Config, h Handler, log *slog.Logger, tel *telemetry.Telemetry) (*Processor, error) {
+// ErrRunTwice is returned by a second call of Run: a processor's session,
+// clock and handler state belong to one run.
+var ErrRunTwice = errors.New("processor: Run called twice")
+
+// New validates cfg and returns a processor with the handler cfg.Rules
+// names: the clinical engine on cfg.Clinical, or the thresholds. It does
+// no I/O: the clients are made by Run.
+func New(cfg Config, kcfg kafka.Config, log *slog.Logger, tel *telemetry.Telemetry) (*Processor, error) {
 	if err := errors.Join(cfg.Validate(), kcfg.Validate()); err != nil {
 		return nil, err
 	}
 	m := tel.MeterProvider.Meter("monitorme/processors")
-	p := &Processor{cfg: cfg, kcfg: kcfg, h: h, log: log.With("group", cfg.Group), tel: tel}
+	p := &Processor{cfg: cfg, kcfg: kcfg, log: log.With("group", cfg.Group), tel: tel}
+	switch cfg.Rules {
+	case "clinical":
+		c := NewClinical(cfg.Clinical, kcfg.Topics, kcfg.ClientOpts("restore")...)
+		if err := c.Instrument(tel.MeterProvider); err != nil {
+			return nil, err
+		}
+		p.h = c
+	default:
+		p.h = &Thresholds{Limits: DefaultLimits, AlertsTopic: kcfg.Topics.Alerts}
+	}
 	if tel.Exporting {
 		// Spans per record cost a sixth of the processor's CPU even
 		// unsampled (measured); without an exporter the trace context
@@ -245,7 +282,6 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.TransactionalID(p.transactionalID()),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
@@ -286,8 +322,12 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 }
 
 // Run processes until ctx ends, then aborts nothing it has not begun,
-// leaves the group and returns nil.
+// leaves the group and returns nil. It runs once: a second call returns
+// ErrRunTwice.
 func (p *Processor) Run(ctx context.Context) error {
+	if !p.ran.CompareAndSwap(false, true) {
+		return ErrRunTwice
+	}
 	sess, err := p.newSession()
 	if err != nil {
 		return err
@@ -407,7 +447,7 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 			// header, and to the log only at debug.
 			p.log.Warn("dead-lettering a record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
 			p.log.Debug("dead-letter reason", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
-			out = []*kgo.Record{DeadLetter(p.kcfg.Topics.VitalsDLQ, r, err)}
+			out = []*kgo.Record{schemas.DeadLetter(p.kcfg.Topics.DeadLetterTopic(r.Topic), r, err)}
 		}
 		for _, o := range out {
 			if span == nil {
@@ -497,19 +537,9 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 func inheritTrace(out, in *kgo.Record) {
 	for _, h := range in.Headers {
 		if h.Key == "traceparent" || h.Key == "tracestate" {
-			if Header(out, h.Key) == "" {
+			if schemas.Header(out, h.Key) == "" {
 				out.Headers = append(out.Headers, h)
 			}
 		}
 	}
-}
-
-// DeadLetter returns the dead-letter record of r: its key and value as
-// they were, the reason and the origin in headers.
-func DeadLetter(topic string, r *kgo.Record, reason error) *kgo.Record {
-	headers := append([]kgo.RecordHeader{
-		{Key: schemas.HeaderError, Value: []byte(reason.Error())},
-		{Key: schemas.HeaderSource, Value: []byte(r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))},
-	}, r.Headers...)
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: headers}
 }

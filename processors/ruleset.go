@@ -57,6 +57,16 @@ func (c *ClinicalConfig) For(patient string) *RuleSet {
 	return &c.Default
 }
 
+// PatientRules returns the rules in force for patient as the API shows
+// them, and whether the rules file names the patient (directly or through
+// a ward). It makes a ClinicalConfig the API's RuleBook.
+func (c *ClinicalConfig) PatientRules(patient string) (rules any, named bool) {
+	return c.For(patient).View(), c.Patients[patient] != nil
+}
+
+// Ward returns the patient's ward, "" for none.
+func (c *ClinicalConfig) Ward(patient string) string { return c.For(patient).Ward }
+
 func limit(v float64) *float64 { return &v }
 
 // DefaultClinicalConfig is the adult ward rule set: persistence delays on

@@ -120,3 +120,31 @@ func TestAlertsCarryTheWard(t *testing.T) {
 		}
 	}
 }
+
+// What GET /v1/patients/{id}/rules shows (the API's RuleBook): the ward's
+// changes under the patient it names, durations as Go durations, and the
+// defaults for a patient the file does not name.
+func TestPatientRulesView(t *testing.T) {
+	cfg, err := LoadRules("r.yaml", strings.NewReader("wards:\n  icu:\n    conditions:\n      heart_rate_high: {limit: 130}\npatients:\n  P1: {ward: icu}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, named := cfg.PatientRules("P1")
+	got, ok := v.(RuleSetView)
+	if !named || !ok || got.Ward != "icu" || cfg.Ward("P1") != "icu" {
+		t.Fatalf("P1: %v %+v", named, v)
+	}
+	var hr *ConditionRuleView
+	for i := range got.Conditions {
+		if got.Conditions[i].Condition == "heart_rate_high" {
+			hr = &got.Conditions[i]
+		}
+	}
+	if hr == nil || hr.Limit != 130 || hr.Delay != "10s" || got.Escalation["high"] != "1m0s" {
+		t.Fatalf("P1 rules: %+v", got)
+	}
+	v, named = cfg.PatientRules("P9")
+	if d := v.(RuleSetView); named || d.Ward != "" || cfg.Ward("P9") != "" {
+		t.Fatalf("P9: %v %+v", named, d)
+	}
+}

@@ -15,8 +15,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
-	"github.com/monitorme/monitorme/internal/testkit/ward"
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -64,7 +62,7 @@ func TestProcessorTimersOnTheWallClock(t *testing.T) {
 		schemas.Reading{PatientID: "P03", DeviceID: "ox3", Kind: schemas.SpO2, Value: 72, Unit: "%", TS: now, Seq: 1})
 	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	for i := range rs {
-		rec, _ := producers.ReadingRecord(kc.Topics.Vitals, &rs[i])
+		rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &rs[i])
 		rec.Timestamp = rs[i].TS // P01's heart rate arrived once a second
 		if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -81,8 +79,11 @@ func TestProcessorTimersOnTheWallClock(t *testing.T) {
 		}
 		return false
 	})
-	w := producers.AckWriter{P: producers.NewProducer(testkit.Client(t, c), kc.Topics.Vitals), Topic: kc.Topics.Acks}
-	if err := w.WriteAck(testkit.Context(t), schemas.Ack{AlertID: p03.AlertID, PatientID: "P03", By: "nurse-7", TS: time.Now().UTC()}); err != nil {
+	ack, err := schemas.AckRecord(kc.Topics.Acks, &schemas.Ack{AlertID: p03.AlertID, PatientID: "P03", By: "nurse-7", TS: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))).ProduceSync(testkit.Context(t), ack).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	seen := func(patient, condition string, state schemas.State) bool {
@@ -109,7 +110,7 @@ func TestProcessorTimersOnTheWallClock(t *testing.T) {
 func TestClinicalDeterministicOnATopic(t *testing.T) {
 	c, kc := testCluster(t)
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
-	recs := ward.Input("P", base, 8)
+	recs := testkit.WardInput("P", base, 8)
 	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	for _, r := range recs {
 		r.Topic = kc.Topics.Vitals

@@ -7,7 +7,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -34,7 +33,7 @@ type feed struct {
 func (f feed) reading(patient string, kind schemas.Kind, v float64, s int) []schemas.Alert {
 	spec, _ := schemas.SpecFor(kind)
 	rd := schemas.Reading{PatientID: patient, DeviceID: "dev-" + patient, Kind: kind, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
-	rec, _ := producers.ReadingRecord(topics.Vitals, &rd)
+	rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
 	rec.Timestamp = rd.TS // arrives when it was measured
 	return f.handle(rec)
 }
@@ -78,7 +77,7 @@ func decodeAlerts(t *testing.T, recs []*kgo.Record) []schemas.Alert {
 	t.Helper()
 	var out []schemas.Alert
 	for _, r := range recs {
-		a, err := schemas.DecodeAlert(Header(r, schemas.HeaderSchema), r.Value)
+		a, err := schemas.DecodeAlert(r)
 		if err != nil {
 			t.Fatal(err)
 		}

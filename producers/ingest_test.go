@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,20 +32,14 @@ type ingestEnv struct {
 
 func newIngestEnv(t *testing.T, pc ProducerConfig, ic IngestConfig) *ingestEnv {
 	t.Helper()
-	c := testkit.Cluster(t)
-	kc := kafka.DefaultConfig()
-	kc.Brokers = c.ListenAddrs()
-	kc.Partitions = 6
-	if err := kafka.Provision(testkit.Context(t), kadm.NewClient(testkit.Client(t, c)), &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	c, kc := testkit.CreateCluster(t, 6)
 	tel := telemetry.Nop()
-	cl, err := kgo.NewClient(append(append(kc.ClientOpts("ingest"), pc.Opts()...), tel.KafkaHooks(tel.KafkaTracer("")))...)
+	p, err := NewProducer(pc, kc, tel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Close)
-	in, err := NewIngest(ic, NewProducer(cl, kc.Topics.Vitals), slog.New(slog.DiscardHandler), tel.MeterProvider)
+	t.Cleanup(func() { _ = p.Close() })
+	in, err := NewIngest(ic, p, slog.New(slog.DiscardHandler), tel.MeterProvider)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +104,7 @@ func TestAcceptedMeansReadable(t *testing.T) {
 		want[r.Seq] = r
 	}
 	for _, rec := range recs {
-		r, err := schemas.DecodeReadingRecord(headerValue(rec, schemas.HeaderSchema), rec.Value)
+		r, err := schemas.DecodeReading(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,22 +113,13 @@ func TestAcceptedMeansReadable(t *testing.T) {
 			t.Fatalf("record %+v does not match an accepted reading (or is a duplicate)", r)
 		}
 		delete(want, r.Seq)
-		if string(rec.Key) != r.PatientID || headerValue(rec, schemas.HeaderSchema) != schemas.ReadingV1 {
-			t.Fatalf("record key %q / schema header %q", rec.Key, headerValue(rec, schemas.HeaderSchema))
+		if string(rec.Key) != r.PatientID || schemas.Header(rec, schemas.HeaderSchema) != schemas.ReadingV1 {
+			t.Fatalf("record key %q / schema header %q", rec.Key, schemas.Header(rec, schemas.HeaderSchema))
 		}
 		if p := int32(murmur2(rec.Key)&0x7fffffff) % env.kc.Partitions; rec.Partition != p {
 			t.Fatalf("patient %s on partition %d, Kafka's partitioner says %d", rec.Key, rec.Partition, p)
 		}
 	}
-}
-
-func headerValue(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func TestInvalidRequestsProduceNothing(t *testing.T) {
@@ -254,7 +238,7 @@ func TestTraceContextReachesTheRecord(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
 	recs := testkit.ReadAll(t, env.c, env.kc.Topics.Vitals, kgo.ReadCommitted())
-	if tp := headerValue(recs[0], "traceparent"); !strings.Contains(tp, traceID) {
+	if tp := schemas.Header(recs[0], "traceparent"); !strings.Contains(tp, traceID) {
 		t.Fatalf("record traceparent %q does not continue trace %s", tp, traceID)
 	}
 }

@@ -2,7 +2,6 @@ package producers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,6 +10,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -93,8 +94,8 @@ func compression(name string) (kgo.CompressionCodec, error) {
 	return kgo.NoCompression(), fmt.Errorf("producer-compression: %q, want none, gzip, snappy, lz4 or zstd", name)
 }
 
-// Opts returns the client options of a vitals producer.
-func (c *ProducerConfig) Opts() []kgo.Opt {
+// opts returns the client options of the producer.
+func (c *ProducerConfig) opts() []kgo.Opt {
 	codec, _ := compression(c.Compression)
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -109,30 +110,43 @@ func (c *ProducerConfig) Opts() []kgo.Opt {
 	}
 }
 
-// Producer writes readings to the vitals topic.
+// Producer writes readings to the vitals topic and acknowledgements to the
+// acks topic. It owns its Kafka client: Close flushes and closes it.
 type Producer struct {
-	cl    *kgo.Client
-	topic string
+	cfg    ProducerConfig
+	cl     *kgo.Client
+	topics kafka.Topics
 }
 
-// NewProducer wraps cl, which must have been built with ProducerConfig.Opts.
-func NewProducer(cl *kgo.Client, topic string) *Producer {
-	return &Producer{cl: cl, topic: topic}
-}
-
-// ReadingRecord returns the record of one reading: keyed by patient, with
-// the schema header.
-func ReadingRecord(topic string, r *schemas.Reading) (*kgo.Record, error) {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("encode reading: %w", err)
+// NewProducer validates cfg and builds the producer's client on kcfg's
+// brokers; it does no I/O (the client connects on first use). tel traces
+// records and counts client metrics; nil is telemetry.Nop().
+func NewProducer(cfg ProducerConfig, kcfg kafka.Config, tel *telemetry.Telemetry) (*Producer, error) {
+	if err := errors.Join(cfg.Validate(), kcfg.Validate()); err != nil {
+		return nil, err
 	}
-	return &kgo.Record{
-		Topic:   topic,
-		Key:     []byte(r.PatientID),
-		Value:   v,
-		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.ReadingV1)}},
-	}, nil
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
+	cl, err := kgo.NewClient(append(append(kcfg.ClientOpts("ingest"), cfg.opts()...), tel.KafkaHooks(tel.KafkaTracer("")))...)
+	if err != nil {
+		return nil, fmt.Errorf("producer client: %w", err)
+	}
+	return &Producer{cfg: cfg, cl: cl, topics: kcfg.Topics}, nil
+}
+
+// Close flushes what is buffered, waiting at most the delivery timeout,
+// then closes the client: nothing accepted may be dropped on the way out.
+// The error says what a flush could not deliver.
+func (p *Producer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DeliveryTimeout)
+	defer cancel()
+	err := p.cl.Flush(ctx)
+	p.cl.Close()
+	if err != nil {
+		return fmt.Errorf("producer flush at shutdown: %w", err)
+	}
+	return nil
 }
 
 // Produce writes rs and returns once every one of them is acknowledged, or
@@ -157,7 +171,7 @@ func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
 		mu.Unlock()
 	}
 	for i := range rs {
-		rec, err := ReadingRecord(p.topic, &rs[i])
+		rec, err := schemas.ReadingRecord(p.topics.Vitals, &rs[i])
 		if err != nil {
 			fail(err)
 			break
@@ -197,30 +211,15 @@ func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
 	}
 }
 
-// AckRecord is the record of an acknowledgement, keyed by patient.
-func AckRecord(topic string, a *schemas.Ack) (*kgo.Record, error) {
-	v, err := json.Marshal(a)
-	if err != nil {
-		return nil, fmt.Errorf("encode acknowledgement: %w", err)
-	}
-	return &kgo.Record{Topic: topic, Key: []byte(a.PatientID), Value: v,
-		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}}, nil
-}
-
-// AckWriter writes acknowledgement events (alert-ack.v1) to the acks topic
-// through a Producer's client: acks=all, idempotent, like readings.
-type AckWriter struct {
-	P     *Producer
-	Topic string
-}
-
-// WriteAck returns once the broker acknowledged a, or with ErrUnavailable.
-func (w AckWriter) WriteAck(ctx context.Context, a schemas.Ack) error {
-	rec, err := AckRecord(w.Topic, &a)
+// WriteAck writes an acknowledgement event (alert-ack.v1) to the acks
+// topic, acks=all and idempotent like readings, and returns once the
+// broker acknowledged it, or with ErrUnavailable.
+func (p *Producer) WriteAck(ctx context.Context, a schemas.Ack) error {
+	rec, err := schemas.AckRecord(p.topics.Acks, &a)
 	if err != nil {
 		return err
 	}
-	if err := w.P.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	if err := p.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -82,7 +83,12 @@ type Simulator struct {
 	rng      *rand.Rand
 	patients []*patient
 	seq      map[string]uint64
+	ran      atomic.Bool
 }
+
+// ErrRunTwice is returned by a second call of Simulator.Run: its patients'
+// sequence numbers belong to one run.
+var ErrRunTwice = errors.New("simulator: Run called twice")
 
 // NewSimulator returns a simulator delivering to send.
 func NewSimulator(cfg SimConfig, send Sender, log *slog.Logger) (*Simulator, error) {
@@ -103,7 +109,11 @@ func NewSimulator(cfg SimConfig, send Sender, log *slog.Logger) (*Simulator, err
 
 // Run emits readings until ctx ends. Every vital is sent once at start, so
 // the latest vitals of every patient are known at once.
+// It runs once: a second call returns ErrRunTwice.
 func (s *Simulator) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return ErrRunTwice
+	}
 	tick := time.Duration(float64(500*time.Millisecond) / s.cfg.Speed)
 	t := time.NewTicker(max(tick, time.Millisecond))
 	defer t.Stop()

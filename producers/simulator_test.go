@@ -2,6 +2,7 @@ package producers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -80,3 +81,16 @@ func TestSimulatorReadingsAreValidAndComplete(t *testing.T) {
 }
 
 func itoa(u uint64) string { return strconv.FormatUint(u, 10) }
+
+func TestSimulatorRunsOnce(t *testing.T) {
+	sim, err := NewSimulator(DefaultSimConfig(), &collect{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = sim.Run(ctx)
+	if err := sim.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+		t.Fatalf("second Run: %v", err)
+	}
+}

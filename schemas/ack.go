@@ -1,15 +1,11 @@
 package schemas
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
-
-// AckV1 is the schema of an acknowledgement event.
-const AckV1 = "alert-ack.v1"
 
 // Ack is an acknowledgement event (alert-ack.v1): a clinician has seen an
 // alert. It travels on the acks topic keyed by patient_id, co-partitioned
@@ -46,16 +42,4 @@ func (a *Ack) Validate() error {
 		errs = append(errs, errors.New("ts: missing"))
 	}
 	return errors.Join(errs...)
-}
-
-// DecodeAck decodes and validates an alert-ack.v1 value.
-func DecodeAck(schema string, value []byte) (Ack, error) {
-	var a Ack
-	if schema != AckV1 {
-		return a, fmt.Errorf("%w: %q, want %s", ErrUnsupportedVersion, schema, AckV1)
-	}
-	if err := json.Unmarshal(value, &a); err != nil {
-		return a, fmt.Errorf("decode %s: %w", AckV1, err)
-	}
-	return a, a.Validate()
 }

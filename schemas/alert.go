@@ -33,8 +33,9 @@ func (p Priority) Rank() int {
 // State is where an alert is in its life.
 type State string
 
-// Alert states. The walking skeleton raises only; later rules update an
-// alert in place through the other states.
+// Alert states. The threshold rules only raise; the clinical engine
+// takes one alert (one alert_id) through raised, escalated, acknowledged
+// and resolved.
 const (
 	Raised       State = "raised"
 	Escalated    State = "escalated"

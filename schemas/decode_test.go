@@ -101,19 +101,6 @@ func TestDecodeBatchMalformed(t *testing.T) {
 	}
 }
 
-func TestDecodeReadingRecord(t *testing.T) {
-	r, err := DecodeReadingRecord("", []byte(okItem))
-	if err != nil || r.PatientID != "P1" || r.Value != 72 || !r.TS.Equal(time.Date(2026, 11, 22, 9, 59, 59, 0, time.UTC)) {
-		t.Fatalf("got %+v, %v", r, err)
-	}
-	if _, err := DecodeReadingRecord("vital-reading.v2", []byte(okItem)); !errors.Is(err, ErrUnsupportedVersion) {
-		t.Fatalf("v2 header: got %v", err)
-	}
-	if _, err := DecodeReadingRecord(ReadingV1, []byte(`{"kind":"x"}`)); err == nil {
-		t.Fatal("an invalid record decoded without error")
-	}
-}
-
 func TestAlertIDIsAFunctionOfTheReading(t *testing.T) {
 	r := Reading{PatientID: "P1", DeviceID: "D1", Kind: HeartRate, Value: 130, Unit: "/min", TS: now, Seq: 7}
 	a, b := AlertID("heart_rate_high", &r), AlertID("heart_rate_high", &r)

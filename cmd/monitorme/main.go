@@ -5,9 +5,9 @@ package main
 import (
 	"os"
 
-	"github.com/monitorme/monitorme/internal/cli"
+	"github.com/monitorme/monitorme/roles"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(roles.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -12,15 +12,33 @@ import (
 
 // Topics names the topics MonitorMe uses.
 type Topics struct {
-	Vitals    string
-	Alerts    string
-	VitalsDLQ string
+	Vitals string
+	Alerts string
 	// State is the compacted changelog of the alert processors'
 	// per-patient state, co-partitioned with Vitals.
 	State string
 	// Acks carries alert acknowledgements, co-partitioned with Vitals:
 	// the processor that owns a patient reads both.
 	Acks string
+	// VitalsDLQ, AlertsDLQ and AcksDLQ are the dead-letter topics of
+	// Vitals, Alerts and Acks: a record that a processor or the sink
+	// cannot read goes to the one of the topic it came from, so a
+	// dead-letter topic holds one kind of message.
+	VitalsDLQ string
+	AlertsDLQ string
+	AcksDLQ   string
+}
+
+// DeadLetterTopic returns the dead-letter topic of input, one of the
+// topics that processors or the sink consume.
+func (t *Topics) DeadLetterTopic(input string) string {
+	switch input {
+	case t.Alerts:
+		return t.AlertsDLQ
+	case t.Acks:
+		return t.AcksDLQ
+	}
+	return t.VitalsDLQ
 }
 
 // Config is how a role reaches the brokers and which topics it uses.
@@ -47,9 +65,11 @@ func DefaultConfig() Config {
 		Topics: Topics{
 			Vitals:    "vitals.v1",
 			Alerts:    "alerts.v1",
-			VitalsDLQ: "vitals.v1.dlq",
 			State:     "alerting.state.v1",
 			Acks:      "alerting.acks.v1",
+			VitalsDLQ: "vitals.v1.dlq",
+			AlertsDLQ: "alerts.v1.dlq",
+			AcksDLQ:   "alerting.acks.v1.dlq",
 		},
 		Partitions:  12,
 		DialTimeout: 5 * time.Second,
@@ -63,9 +83,11 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ClientID, "client-id", c.ClientID, "Kafka client id prefix")
 	fs.StringVar(&c.Topics.Vitals, "topic-vitals", c.Topics.Vitals, "topic of vital readings")
 	fs.StringVar(&c.Topics.Alerts, "topic-alerts", c.Topics.Alerts, "topic of alert events")
-	fs.StringVar(&c.Topics.VitalsDLQ, "topic-vitals-dlq", c.Topics.VitalsDLQ, "dead-letter topic for vitals records no processor can read")
 	fs.StringVar(&c.Topics.State, "topic-state", c.Topics.State, "compacted changelog of the alert processors' per-patient state")
 	fs.StringVar(&c.Topics.Acks, "topic-acks", c.Topics.Acks, "topic of alert acknowledgements, co-partitioned with the vitals topic")
+	fs.StringVar(&c.Topics.VitalsDLQ, "topic-vitals-dlq", c.Topics.VitalsDLQ, "dead-letter topic of vitals records the processor or the sink cannot read")
+	fs.StringVar(&c.Topics.AlertsDLQ, "topic-alerts-dlq", c.Topics.AlertsDLQ, "dead-letter topic of alert records the sink cannot read")
+	fs.StringVar(&c.Topics.AcksDLQ, "topic-acks-dlq", c.Topics.AcksDLQ, "dead-letter topic of acknowledgement records the processor or the sink cannot read")
 	fs.Int32Var(&c.Partitions, "partitions", c.Partitions, "partitions of topics this process creates")
 	fs.Int16Var(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics this process creates (0: 3 if the cluster has 3+ brokers, else 1)")
 }
@@ -81,9 +103,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("brokers: %q is not host:port", b))
 		}
 	}
-	for name, t := range map[string]string{"topic-vitals": c.Topics.Vitals, "topic-alerts": c.Topics.Alerts, "topic-vitals-dlq": c.Topics.VitalsDLQ, "topic-state": c.Topics.State, "topic-acks": c.Topics.Acks} {
-		if t == "" {
-			errs = append(errs, fmt.Errorf("%s: must not be empty", name))
+	seen := map[string]string{}
+	for _, f := range c.topicFlags() {
+		switch {
+		case *f.topic == "":
+			errs = append(errs, fmt.Errorf("%s: must not be empty", f.flag))
+		case seen[*f.topic] != "":
+			errs = append(errs, fmt.Errorf("%s: %q is already the topic of %s", f.flag, *f.topic, seen[*f.topic]))
+		default:
+			seen[*f.topic] = f.flag
 		}
 	}
 	if c.Partitions < 1 {
@@ -93,6 +121,35 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("replication-factor: %d, want 0 (auto) or more", c.ReplicationFactor))
 	}
 	return errors.Join(errs...)
+}
+
+type topicFlag struct {
+	flag  string
+	topic *string
+}
+
+// topicFlags pairs every topic with its flag, in the order of the help.
+func (c *Config) topicFlags() []topicFlag { return c.Topics.flags() }
+
+func (t *Topics) flags() []topicFlag {
+	return []topicFlag{{"topic-vitals", &t.Vitals}, {"topic-alerts", &t.Alerts}, {"topic-state", &t.State}, {"topic-acks", &t.Acks},
+		{"topic-vitals-dlq", &t.VitalsDLQ}, {"topic-alerts-dlq", &t.AlertsDLQ}, {"topic-acks-dlq", &t.AcksDLQ}}
+}
+
+// Args returns the command-line flags that name t's topics, e.g.
+// ["--topic-vitals", "vitals.v1", ...]: what a test or a chart passes to
+// a role to give it these topics.
+func (t Topics) Args() []string {
+	var args []string
+	for _, f := range t.flags() {
+		args = append(args, "--"+f.flag, *f.topic)
+	}
+	return args
+}
+
+// Names returns every topic's name, in the order of the help.
+func (t Topics) Names() []string {
+	return []string{t.Vitals, t.Alerts, t.State, t.Acks, t.VitalsDLQ, t.AlertsDLQ, t.AcksDLQ}
 }
 
 // ClientOpts returns the options every client of this process shares:

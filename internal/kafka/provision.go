@@ -30,9 +30,11 @@ func (c *Config) Specs() []TopicSpec {
 	return []TopicSpec{
 		{Name: c.Topics.Vitals, Retention: 7 * day},
 		{Name: c.Topics.Alerts, Retention: 30 * day},
-		{Name: c.Topics.VitalsDLQ, Retention: 30 * day},
 		{Name: c.Topics.State, Compact: true, CoPartitioned: true},
 		{Name: c.Topics.Acks, Retention: 30 * day, CoPartitioned: true},
+		{Name: c.Topics.VitalsDLQ, Retention: 30 * day},
+		{Name: c.Topics.AlertsDLQ, Retention: 30 * day},
+		{Name: c.Topics.AcksDLQ, Retention: 30 * day},
 	}
 }
 

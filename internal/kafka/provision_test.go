@@ -1,4 +1,4 @@
-package kafka
+package kafka_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
 )
 
@@ -16,20 +17,20 @@ func TestProvisionIsIdempotentAndChecksPolicy(t *testing.T) {
 	c := testkit.Cluster(t)
 	adm := kadm.NewClient(testkit.Client(t, c))
 	ctx := context.Background()
-	kc := DefaultConfig()
+	kc := kafka.DefaultConfig()
 	kc.Brokers = c.ListenAddrs()
 	kc.Partitions = 3
 	log := slog.New(slog.DiscardHandler)
 	for range 2 {
-		if err := Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
+		if err := kafka.Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
 			t.Fatal(err)
 		}
 	}
-	td, err := adm.ListTopics(ctx, kc.Topics.Vitals, kc.Topics.Alerts, kc.Topics.VitalsDLQ)
+	td, err := adm.ListTopics(ctx, kc.Topics.Names()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{kc.Topics.Vitals, kc.Topics.Alerts, kc.Topics.VitalsDLQ} {
+	for _, name := range kc.Topics.Names() {
 		if d, ok := td[name]; !ok || len(d.Partitions) != 3 {
 			t.Fatalf("topic %s: %+v", name, d)
 		}
@@ -48,36 +49,38 @@ func TestProvisionIsIdempotentAndChecksPolicy(t *testing.T) {
 	if retention != "604800000" {
 		t.Fatalf("vitals retention.ms = %q, want 7 days", retention)
 	}
-	if err := ReadyCheck(adm, kc.Topics.Vitals)(ctx); err != nil {
+	if err := kafka.ReadyCheck(adm, kc.Topics.Vitals)(ctx); err != nil {
 		t.Fatalf("ready: %v", err)
 	}
-	if err := ReadyCheck(adm, "nope")(ctx); err == nil || !strings.Contains(err.Error(), "nope") {
+	if err := kafka.ReadyCheck(adm, "nope")(ctx); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("ready with a missing topic: %v", err)
 	}
 
 	// A vitals topic someone made compacted would keep one reading per
 	// patient: refuse to run on it.
-	bad := []TopicSpec{{Name: kc.Topics.Vitals, Compact: true}}
-	if err := Provision(ctx, adm, &kc, bad, log); !errors.Is(err, ErrTopicMismatch) {
+	bad := []kafka.TopicSpec{{Name: kc.Topics.Vitals, Compact: true}}
+	if err := kafka.Provision(ctx, adm, &kc, bad, log); !errors.Is(err, kafka.ErrTopicMismatch) {
 		t.Fatalf("policy mismatch: got %v", err)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	for name, mut := range map[string]func(*Config){
-		"no brokers":   func(c *Config) { c.Brokers = nil },
-		"bad broker":   func(c *Config) { c.Brokers = []string{"kafka"} },
-		"empty topic":  func(c *Config) { c.Topics.Alerts = "" },
-		"0 partitions": func(c *Config) { c.Partitions = 0 },
-		"negative rf":  func(c *Config) { c.ReplicationFactor = -1 },
+	for name, mut := range map[string]func(*kafka.Config){
+		"no brokers":   func(c *kafka.Config) { c.Brokers = nil },
+		"bad broker":   func(c *kafka.Config) { c.Brokers = []string{"kafka"} },
+		"empty topic":  func(c *kafka.Config) { c.Topics.Alerts = "" },
+		"empty dlq":    func(c *kafka.Config) { c.Topics.AcksDLQ = "" },
+		"shared topic": func(c *kafka.Config) { c.Topics.AlertsDLQ = c.Topics.VitalsDLQ },
+		"0 partitions": func(c *kafka.Config) { c.Partitions = 0 },
+		"negative rf":  func(c *kafka.Config) { c.ReplicationFactor = -1 },
 	} {
-		c := DefaultConfig()
+		c := kafka.DefaultConfig()
 		mut(&c)
 		if c.Validate() == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	c := DefaultConfig()
+	c := kafka.DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
@@ -90,14 +93,14 @@ func TestProvisionCoPartitions(t *testing.T) {
 	c := testkit.Cluster(t)
 	adm := kadm.NewClient(testkit.Client(t, c))
 	ctx := context.Background()
-	kc := DefaultConfig()
+	kc := kafka.DefaultConfig()
 	kc.Brokers = c.ListenAddrs()
 	if _, err := adm.CreateTopic(ctx, 2, 1, nil, kc.Topics.Vitals); err != nil {
 		t.Fatal(err)
 	}
 	kc.Partitions = 5
 	log := slog.New(slog.DiscardHandler)
-	if err := Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
+	if err := kafka.Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
 		t.Fatal(err)
 	}
 	td, err := adm.ListTopics(ctx)
@@ -113,8 +116,19 @@ func TestProvisionCoPartitions(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 3, 1, nil, kc.Topics.Acks); err != nil {
 		t.Fatal(err)
 	}
-	err = Provision(ctx, adm, &kc, kc.Specs(), log)
-	if !errors.Is(err, ErrTopicMismatch) || !strings.Contains(err.Error(), "acks-wrong has 3 partitions") {
+	err = kafka.Provision(ctx, adm, &kc, kc.Specs(), log)
+	if !errors.Is(err, kafka.ErrTopicMismatch) || !strings.Contains(err.Error(), "acks-wrong has 3 partitions") {
 		t.Fatalf("mismatched acks topic: %v", err)
+	}
+}
+
+// Each input topic has its own dead-letter topic, so a dead-letter topic
+// holds one kind of message.
+func TestDeadLetterTopicPerInput(t *testing.T) {
+	tp := kafka.DefaultConfig().Topics
+	for in, want := range map[string]string{tp.Vitals: "vitals.v1.dlq", tp.Alerts: "alerts.v1.dlq", tp.Acks: "alerting.acks.v1.dlq"} {
+		if got := tp.DeadLetterTopic(in); got != want {
+			t.Errorf("%s: dead letters to %s, want %s", in, got, want)
+		}
 	}
 }

@@ -1,19 +1,25 @@
 // Package testkit is shared test plumbing: an in-process kfake cluster that
-// is torn down with the test, clients on it, and Eventually for polling a
-// condition instead of sleeping.
+// is torn down with the test and hands back the kafka.Config that reaches
+// it (as Loki's testkafka.CreateCluster does), clients on it, ReadAll for
+// counting what a topic holds, Eventually for polling a condition instead
+// of sleeping, and WardInput, the clinical engine's determinism input.
 package testkit
 
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/monitorme/monitorme/internal/kafka"
 )
 
 // Cluster starts a one-broker kfake cluster on a free loopback port, with
@@ -27,6 +33,27 @@ func Cluster(tb testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	}
 	tb.Cleanup(c.Close)
 	return c
+}
+
+// CreateCluster starts a cluster as Cluster does and provisions every
+// MonitorMe topic on it with partitions partitions. It returns the cluster
+// and the kafka.Config of a role that uses it, so tests never assemble
+// client settings by hand.
+func CreateCluster(tb testing.TB, partitions int32, opts ...kfake.Opt) (*kfake.Cluster, kafka.Config) {
+	tb.Helper()
+	c := Cluster(tb, opts...)
+	kc := kafka.DefaultConfig()
+	kc.Brokers, kc.Partitions = c.ListenAddrs(), partitions
+	if err := kafka.Provision(Context(tb), Admin(tb, c), &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
+		tb.Fatalf("provision topics: %v", err)
+	}
+	return c, kc
+}
+
+// Admin returns an admin client of c, closed with the test.
+func Admin(tb testing.TB, c *kfake.Cluster) *kadm.Client {
+	tb.Helper()
+	return kadm.NewClient(Client(tb, c))
 }
 
 // Client returns a client seeded at c, closed with the test.

@@ -10,7 +10,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	blockproto "github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -51,7 +50,7 @@ func TestNativeInsertAppendsEveryColumn(t *testing.T) {
 	rows := vitals.NewRows()
 	for i := range 3 {
 		rd := schemas.Reading{PatientID: "P1", DeviceID: "D1", Kind: schemas.SpO2, Value: 90 + float64(i), Unit: "%", TS: at.Add(time.Duration(i) * time.Second), Seq: uint64(i)}
-		rec, _ := producers.ReadingRecord(fixtureTopics.Vitals, &rd)
+		rec, _ := schemas.ReadingRecord(fixtureTopics.Vitals, &rd)
 		rec.Timestamp = rd.TS
 		if err := rows.Add(rec); err != nil {
 			t.Fatal(err)

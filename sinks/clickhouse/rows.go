@@ -7,7 +7,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -80,7 +79,7 @@ type VitalRows struct {
 }
 
 func (v *VitalRows) Add(r *kgo.Record) error {
-	rd, err := processors.DecodeReading(r)
+	rd, err := schemas.DecodeReading(r)
 	if err != nil {
 		return err
 	}
@@ -133,7 +132,7 @@ type AlertRows struct {
 }
 
 func (a *AlertRows) Add(r *kgo.Record) error {
-	al, err := schemas.DecodeAlert(processors.Header(r, schemas.HeaderSchema), r.Value)
+	al, err := schemas.DecodeAlert(r)
 	if err != nil {
 		return err
 	}
@@ -195,7 +194,7 @@ type AckRows struct {
 }
 
 func (k *AckRows) Add(r *kgo.Record) error {
-	ack, err := schemas.DecodeAck(processors.Header(r, schemas.HeaderSchema), r.Value)
+	ack, err := schemas.DecodeAck(r)
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
-	"github.com/monitorme/monitorme/processors"
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -17,7 +15,7 @@ var at = time.Date(2026, 11, 22, 9, 0, 0, 123e6, time.UTC)
 
 func TestRowsFromRecords(t *testing.T) {
 	rd := schemas.Reading{PatientID: "P1", DeviceID: "D1", Kind: schemas.SpO2, Value: 86, Unit: "%", TS: at, Seq: 7}
-	rec, _ := producers.ReadingRecord("vitals.v1", &rd)
+	rec, _ := schemas.ReadingRecord("vitals.v1", &rd)
 	rec.Timestamp = at.Add(40 * time.Millisecond)
 	var v VitalRows
 	if err := v.Add(rec); err != nil {
@@ -42,7 +40,7 @@ func TestRowsFromRecords(t *testing.T) {
 	score := 9
 	a := schemas.Alert{AlertID: "a1", PatientID: "P1", Condition: "news2", Priority: schemas.High, State: schemas.Raised, TS: at,
 		Message: "NEWS2 9", Reading: rd, Score: &score, Components: map[string]int{"spo2": 3, "resp_rate": 3}}
-	arec, err := processors.AlertRecord("alerts.v1", &a)
+	arec, err := schemas.AlertRecord("alerts.v1", &a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +52,7 @@ func TestRowsFromRecords(t *testing.T) {
 		t.Fatalf("alert row %+v", ar)
 	}
 	a.Score = nil
-	arec, _ = processors.AlertRecord("alerts.v1", &a)
+	arec, _ = schemas.AlertRecord("alerts.v1", &a)
 	if err := ar.Add(arec); err != nil || ar.Score[1] != nil {
 		t.Fatalf("alert without a score: %v %v", err, ar.Score[1])
 	}
@@ -71,7 +69,7 @@ func BenchmarkVitalRows(b *testing.B) {
 	for i := range 1000 {
 		rd := schemas.Reading{PatientID: "P0001", DeviceID: "P0001-monitor", Kind: schemas.HeartRate, Value: float64(60 + i%40), Unit: "/min",
 			TS: at.Add(time.Duration(i) * time.Second), Seq: uint64(i)}
-		rec, _ := producers.ReadingRecord("vitals.v1", &rd)
+		rec, _ := schemas.ReadingRecord("vitals.v1", &rd)
 		rec.Timestamp = rd.TS
 		recs = append(recs, rec)
 	}

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -31,10 +32,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/monitorme/monitorme/internal/kafka"
-	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/schemas"
 )
 
 // Inserter writes one batch of rows to a table. A token it has seen (within
@@ -74,13 +75,13 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 func (c *Config) Validate() error {
 	switch {
 	case c.Group == "":
-		return errors.New("group: empty")
+		return errors.New("sink-group: must not be empty")
 	case c.MaxRows < 1 || c.MaxRows > 1_000_000:
-		return fmt.Errorf("max-rows: %d, want 1 to 1000000", c.MaxRows)
+		return fmt.Errorf("sink-max-rows: %d, want 1 to 1000000", c.MaxRows)
 	case c.FlushInterval < 10*time.Millisecond || c.FlushInterval > time.Minute:
-		return fmt.Errorf("flush-interval: %v, want 10ms to 1m", c.FlushInterval)
+		return fmt.Errorf("sink-flush-interval: %v, want 10ms to 1m", c.FlushInterval)
 	case c.MaxBackoff < 100*time.Millisecond:
-		return fmt.Errorf("max-backoff: %v, want at least 100ms", c.MaxBackoff)
+		return fmt.Errorf("sink-max-backoff: %v, want at least 100ms", c.MaxBackoff)
 	}
 	return nil
 }
@@ -102,6 +103,7 @@ type Sink struct {
 	ins    Inserter
 	log    *slog.Logger
 	opts   []kgo.Opt
+	ran    atomic.Bool
 
 	rowsWritten metric.Int64Counter
 	failures    metric.Int64Counter
@@ -143,20 +145,25 @@ type batch struct {
 
 func (b *batch) size() int { return b.rows.Len() + len(b.dead) }
 
-// New returns a sink writing the topics of kcfg through ins. opts are
-// extra client options (telemetry hooks); mp may be nil.
-func New(cfg Config, kcfg kafka.Config, ins Inserter, log *slog.Logger, mp metric.MeterProvider, opts ...kgo.Opt) (*Sink, error) {
-	if err := cfg.Validate(); err != nil {
+// ErrRunTwice is returned by a second call of Run.
+var ErrRunTwice = errors.New("sink: Run called twice")
+
+// New validates cfg and returns a sink writing the topics of kcfg through
+// ins; it does no I/O (Run makes the client). tel may be nil
+// (telemetry.Nop()).
+func New(cfg Config, kcfg kafka.Config, ins Inserter, log *slog.Logger, tel *telemetry.Telemetry) (*Sink, error) {
+	if err := errors.Join(cfg.Validate(), kcfg.Validate()); err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, kcfg: kcfg, ins: ins, log: log, opts: opts, tables: map[string]*Table{}, batches: map[partition]*batch{}, spare: map[string][]Rows{}, cuts: map[partition]int64{}}
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
+	s := &Sink{cfg: cfg, kcfg: kcfg, ins: ins, log: log, opts: []kgo.Opt{tel.KafkaHooks(nil)},
+		tables: map[string]*Table{}, batches: map[partition]*batch{}, spare: map[string][]Rows{}, cuts: map[partition]int64{}}
 	for _, t := range Tables(kcfg.Topics) {
 		s.tables[t.Topic] = &t
 	}
-	if mp == nil {
-		mp = noop.NewMeterProvider()
-	}
-	m := mp.Meter("monitorme/sinks/clickhouse")
+	m := tel.MeterProvider.Meter("monitorme/sinks/clickhouse")
 	var errs [4]error
 	s.rowsWritten, errs[0] = m.Int64Counter("monitorme.sink.rows", metric.WithDescription("Rows inserted into ClickHouse, by table (a batch ClickHouse deduplicated counts too)"))
 	s.failures, errs[1] = m.Int64Counter("monitorme.sink.insert.failures", metric.WithDescription("Failed inserts, by table; each is retried"))
@@ -169,8 +176,12 @@ var errCrashed = errors.New("sink stopped as if killed (test)")
 
 const pendingMeta = "monitorme-sink/v1 pending "
 
-// Run consumes until ctx ends, then inserts and commits what it holds.
+// Run consumes until ctx ends, then inserts and commits what it holds. It
+// runs once: a second call returns ErrRunTwice.
 func (s *Sink) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return ErrRunTwice
+	}
 	topics := make([]string, 0, len(s.tables))
 	for t := range s.tables {
 		topics = append(topics, t)
@@ -280,7 +291,7 @@ func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
 		s.batches[k] = b
 	}
 	if err := b.rows.Add(r); err != nil {
-		b.dead = append(b.dead, processors.DeadLetter(s.kcfg.Topics.VitalsDLQ, r, fmt.Errorf("history sink, table %s: %w", t.Name, err)))
+		b.dead = append(b.dead, schemas.DeadLetter(s.kcfg.Topics.DeadLetterTopic(r.Topic), r, fmt.Errorf("history sink, table %s: %w", t.Name, err)))
 	}
 	b.last, b.epoch = r.Offset, r.LeaderEpoch
 	if hasCut && r.Offset == cut {

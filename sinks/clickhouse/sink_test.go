@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,8 +16,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
-	"github.com/monitorme/monitorme/processors"
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -74,14 +73,8 @@ type sinkEnv struct {
 }
 
 func newSinkEnv(t *testing.T) *sinkEnv {
-	c := testkit.Cluster(t)
-	kc := kafka.DefaultConfig()
-	kc.Brokers, kc.Partitions = c.ListenAddrs(), 4
-	adm := kadm.NewClient(testkit.Client(t, c))
-	if err := kafka.Provision(testkit.Context(t), adm, &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	return &sinkEnv{c: c, kc: kc, adm: adm}
+	c, kc := testkit.CreateCluster(t, 4)
+	return &sinkEnv{c: c, kc: kc, adm: testkit.Admin(t, c)}
 }
 
 // produce writes n readings of 10 patients and poison poison records.
@@ -92,7 +85,7 @@ func (e *sinkEnv) produce(t *testing.T, n, poison int) {
 	for i := range n {
 		rd := schemas.Reading{PatientID: fmt.Sprintf("P%02d", i%10), DeviceID: fmt.Sprintf("D%02d", i%10), Kind: schemas.HeartRate,
 			Value: float64(60 + i%50), Unit: "/min", TS: base.Add(time.Duration(i) * time.Second), Seq: uint64(i)}
-		rec, err := producers.ReadingRecord(e.kc.Topics.Vitals, &rd)
+		rec, err := schemas.ReadingRecord(e.kc.Topics.Vitals, &rd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +168,7 @@ func TestSinkCrashBetweenInsertAndCommit(t *testing.T) {
 	// sends its dead letters again. Each names its source record.
 	sources := map[string]bool{}
 	for _, r := range testkit.ReadAll(t, e.c, e.kc.Topics.VitalsDLQ, kgo.ReadCommitted()) {
-		sources[processors.Header(r, schemas.HeaderSource)] = true
+		sources[schemas.Header(r, schemas.HeaderSource)] = true
 	}
 	if len(sources) != poison {
 		t.Fatalf("dead letters of %d source records, want %d: %v", len(sources), poison, sources)
@@ -209,7 +202,7 @@ func TestPendingMarkPastItsRecords(t *testing.T) {
 	k := partition{s.kcfg.Topics.Vitals, 3}
 	s.cuts[k] = 41
 	rd := schemas.Reading{PatientID: "P1", DeviceID: "D1", Kind: schemas.HeartRate, Value: 70, Unit: "/min", TS: time.Now().UTC(), Seq: 1}
-	rec, _ := producers.ReadingRecord(k.topic, &rd)
+	rec, _ := schemas.ReadingRecord(k.topic, &rd)
 	rec.Partition, rec.Offset = 3, 57
 	if err := s.add(context.Background(), rec); err != nil {
 		t.Fatal(err)
@@ -219,5 +212,55 @@ func TestPendingMarkPastItsRecords(t *testing.T) {
 	}
 	if b := s.batches[k]; b == nil || b.first != 57 || b.rows.Len() != 1 {
 		t.Fatalf("batch %+v", b)
+	}
+}
+
+// A record the sink cannot read goes to the dead-letter topic of the topic
+// it came from: a bad alert to the alerts' one, not the vitals'.
+func TestSinkDeadLettersToTheInputsTopic(t *testing.T) {
+	s, err := New(DefaultConfig(), kafka.DefaultConfig(), newFakeClickHouse(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := s.kcfg.Topics
+	for _, in := range []string{tp.Vitals, tp.Alerts, tp.Acks} {
+		rec := &kgo.Record{Topic: in, Partition: 1, Offset: 9, Key: []byte("P1"), Value: []byte("{")}
+		if err := s.add(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		b := s.batches[partition{in, 1}]
+		if b == nil || len(b.dead) != 1 || b.dead[0].Topic != tp.DeadLetterTopic(in) || b.dead[0].Topic == in {
+			t.Fatalf("%s: dead letters %+v", in, b)
+		}
+	}
+}
+
+// Settings errors name the flags users type.
+func TestSinkConfigErrorsNameTheFlags(t *testing.T) {
+	for flag, mut := range map[string]func(*Config){
+		"sink-group":          func(c *Config) { c.Group = "" },
+		"sink-max-rows":       func(c *Config) { c.MaxRows = 0 },
+		"sink-flush-interval": func(c *Config) { c.FlushInterval = 0 },
+		"sink-max-backoff":    func(c *Config) { c.MaxBackoff = 0 },
+	} {
+		c := DefaultConfig()
+		mut(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), flag+":") {
+			t.Errorf("%s: %v", flag, err)
+		}
+	}
+}
+
+func TestSinkRunsOnce(t *testing.T) {
+	_, kc := testkit.CreateCluster(t, 1)
+	s, err := New(DefaultConfig(), kc, newFakeClickHouse(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.Run(ctx)
+	if err := s.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+		t.Fatalf("second Run: %v", err)
 	}
 }

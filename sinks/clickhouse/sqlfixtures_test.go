@@ -21,8 +21,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/warehouse"
-	"github.com/monitorme/monitorme/processors"
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 	chschema "github.com/monitorme/monitorme/schemas/clickhouse"
 )
@@ -218,7 +216,7 @@ func (sc *scenario) data() {
 		}
 	}
 	at := func(r *schemas.Reading) *kgo.Record {
-		rec, err := producers.ReadingRecord(fixtureTopics.Vitals, r)
+		rec, err := schemas.ReadingRecord(fixtureTopics.Vitals, r)
 		if err != nil {
 			sc.t.Fatal(err)
 		}
@@ -259,7 +257,7 @@ func (sc *scenario) data() {
 	}
 	sc.alerts = []schemas.Alert{gone, past, raised, hr, acked, resolved, news}
 	for i := range sc.alerts {
-		rec, err := processors.AlertRecord(fixtureTopics.Alerts, &sc.alerts[i])
+		rec, err := schemas.AlertRecord(fixtureTopics.Alerts, &sc.alerts[i])
 		if err != nil {
 			sc.t.Fatal(err)
 		}
@@ -268,7 +266,7 @@ func (sc *scenario) data() {
 	}
 	sc.acks = []schemas.Ack{{AlertID: raised.AlertID, PatientID: "P1", By: "nurse-7", TS: acked.TS.Add(-time.Second)}}
 	for i := range sc.acks {
-		rec, err := producers.AckRecord(fixtureTopics.Acks, &sc.acks[i])
+		rec, err := schemas.AckRecord(fixtureTopics.Acks, &sc.acks[i])
 		if err != nil {
 			sc.t.Fatal(err)
 		}

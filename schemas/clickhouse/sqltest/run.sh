@@ -4,7 +4,7 @@
 # A Go test writes the scenario (sinks/clickhouse TestSQLFixtures); the
 # Python runner plays it and compares every answer with what Go expects.
 # Then chDB is served over ClickHouse's HTTP interface and `monitorme dev`
-# runs against it through clickhouse-go (internal/cli TestDevHistoryOnChDB).
+# runs against it through clickhouse-go (roles TestDevHistoryOnChDB).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 here=schemas/clickhouse/sqltest
@@ -28,4 +28,4 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ -s "$work/port" ] || { echo "chdb_http.py did not start"; cat "$work/shim.log"; exit 1; }
-MONITORME_TEST_CHDB_HTTP="127.0.0.1:$(cat "$work/port")" ${GO:-go} test -count=1 -v -run '^TestDevHistoryOnChDB$' ./internal/cli
+MONITORME_TEST_CHDB_HTTP="127.0.0.1:$(cat "$work/port")" ${GO:-go} test -count=1 -v -run '^TestDevHistoryOnChDB$' ./roles

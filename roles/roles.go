@@ -1,4 +1,4 @@
-package cli
+package roles
 
 import (
 	"context"
@@ -66,25 +66,6 @@ type roleFlags struct {
 	schema    chschema.Settings
 	httpAddr  string
 	provision bool
-	// rules is the clinical configuration: the built-in defaults, or
-	// the rules file once loadRules read it.
-	rules processors.ClinicalConfig
-}
-
-// loadRules reads --rules-file; it runs with the other settings checks, so
-// a bad file stops the role before it touches a broker, with the file's
-// line and the reason.
-func (f *roleFlags) loadRules() error {
-	f.rules = processors.DefaultClinicalConfig()
-	if f.prc.RulesFile == "" {
-		return nil
-	}
-	cfg, err := processors.LoadRulesFile(f.prc.RulesFile)
-	if err != nil {
-		return err
-	}
-	f.rules = cfg
-	return nil
 }
 
 func defaultRoleFlags(httpAddr string) *roleFlags {
@@ -167,24 +148,19 @@ func (f *roleFlags) runRole(cmd *cobra.Command, g *globals, service string, vali
 	return p.run(cmd.Context())
 }
 
-// withProducer starts the producer ingest and acknowledgements share.
+// withProducer makes the producer ingest and acknowledgements share.
 func (p *platform) withProducer(f *roleFlags) error {
 	if p.producer != nil {
 		return nil
 	}
-	cl, prod, err := newProducer(&p.kc, &f.pc, p.tel)
+	prod, err := producers.NewProducer(f.pc, p.kc, p.tel)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	p.closers = append(p.closers, func() {
-		// Flush what is buffered before closing: nothing accepted may
-		// be dropped on the way out.
-		fctx, cancel := context.WithTimeout(context.Background(), f.pc.DeliveryTimeout)
-		defer cancel()
-		if err := cl.Flush(fctx); err != nil {
-			p.log.Error("producer flush at shutdown", "err", err)
+		if err := prod.Close(); err != nil {
+			p.log.Error("producer", "err", err)
 		}
-		cl.Close()
 	})
 	p.producer = prod
 	return nil
@@ -201,15 +177,7 @@ func (p *platform) withIngest(f *roleFlags) error {
 
 func (p *platform) withProcessor(f *roleFlags) error {
 	var err error
-	var h processors.Handler = &processors.Thresholds{Limits: processors.DefaultLimits, AlertsTopic: p.kc.Topics.Alerts}
-	if f.prc.Rules == "clinical" {
-		c := processors.NewClinical(f.rules, p.kc.Topics, p.kc.ClientOpts("restore")...)
-		if err := c.Instrument(p.tel.MeterProvider); err != nil {
-			return err
-		}
-		h = c
-	}
-	p.proc, err = processors.New(f.prc, p.kc, h, p.log.With("component", "processor"), p.tel)
+	p.proc, err = processors.New(f.prc, p.kc, p.log.With("component", "processor"), p.tel)
 	return usage(err)
 }
 
@@ -219,7 +187,7 @@ func (p *platform) withLive(f *roleFlags) error {
 	}
 	var err error
 	p.live, err = api.NewLive(f.lc, p.kc, p.log.With("component", "live"), p.tel)
-	p.apiOpts = []api.Option{api.WithRules(f.rules), api.WithAcks(producers.AckWriter{P: p.producer, Topic: p.kc.Topics.Acks})}
+	p.apiOpts = []api.Option{api.WithRules(&f.prc.Clinical), api.WithAcks(p.producer)}
 	if p.ch != nil {
 		p.apiOpts = append(p.apiOpts, api.WithHistory(warehouse.History{DB: p.ch}))
 	}
@@ -256,13 +224,13 @@ func (p *platform) withClickHouse(ctx context.Context, f *roleFlags, migrate boo
 
 func (p *platform) withSink(f *roleFlags) error {
 	var err error
-	p.sink, err = sinkch.New(f.skc, p.kc, sinkch.Native{Conn: p.ch}, p.log.With("component", "sink"), p.tel.MeterProvider, p.tel.KafkaHooks(nil))
+	p.sink, err = sinkch.New(f.skc, p.kc, sinkch.Native{Conn: p.ch}, p.log.With("component", "sink"), p.tel)
 	return usage(err)
 }
 
 // run serves HTTP and runs the components until ctx ends.
 func (p *platform) run(ctx context.Context) error {
-	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Vitals, p.kc.Topics.Alerts, p.kc.Topics.VitalsDLQ, p.kc.Topics.State, p.kc.Topics.Acks))
+	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Names()...))
 	var tasks []task
 	if p.sim != nil {
 		tasks = append(tasks, task{"simulator", p.sim.Run})
@@ -303,7 +271,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			// The broker starts before start() runs, so its settings and
 			// everything else are checked here first.
 			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(),
-				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.loadRules()); err != nil {
+				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.prc.LoadRules()); err != nil {
 				return usage(err)
 			}
 			log, err := g.logger()
@@ -411,7 +379,7 @@ func processCmd(g *globals) *cobra.Command {
 		Short: "Compute alerts from vitals exactly once (consumer group + transactions)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.runRole(cmd, g, "monitorme-process", []func() error{f.prc.Validate, f.loadRules},
+			return f.runRole(cmd, g, "monitorme-process", []func() error{f.prc.Validate, f.prc.LoadRules},
 				func(_ context.Context, p *platform) error { return p.withProcessor(f) },
 				func(p *platform) {
 					p.log.Info("processor starting", "group", f.prc.Group, "brokers", f.kc.Brokers, "http", p.ln.Addr().String())
@@ -430,7 +398,7 @@ func apiCmd(g *globals) *cobra.Command {
 		Short: "Serve the query API: patients, latest vitals, alerts, acknowledgements, rules, alarm burden, live stream",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.runRole(cmd, g, "monitorme-api", []func() error{f.lc.Validate, f.pc.Validate, f.wc.Validate, f.loadRules},
+			return f.runRole(cmd, g, "monitorme-api", []func() error{f.lc.Validate, f.pc.Validate, f.wc.Validate, f.prc.LoadRules},
 				func(ctx context.Context, p *platform) error {
 					if err := p.withClickHouse(ctx, f, false); err != nil {
 						return err

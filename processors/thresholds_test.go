@@ -3,9 +3,10 @@ package processors
 import (
 	"encoding/json"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/schemas"
 )

@@ -1,8 +1,4 @@
-// Package ward generates the input of the clinical engine's determinism
-// tests: a ward's readings over half an hour, as records. It is apart from
-// testkit because it builds records with producers, whose own tests use
-// testkit.
-package ward
+package testkit
 
 import (
 	"fmt"
@@ -10,11 +6,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/monitorme/monitorme/producers"
 	"github.com/monitorme/monitorme/schemas"
 )
 
-// Input is 30 minutes of a ward of n patients from base: heart rate
+// WardInput is 30 minutes of a ward of n patients from base: heart rate
 // and SpO2 every 5 s with desaturations, critical values and heart-rate
 // outages, and NEWS2 observations every 5 minutes. It is the input of the
 // clinical engine's determinism tests, which need every kind of alert
@@ -23,7 +18,7 @@ import (
 // arrival time (a little after the event time) as their timestamp, as
 // ingest gives them, and no topic. Patients are prefix00, prefix01, …;
 // patient p behaves as patient p%8 of an 8-bed ward.
-func Input(prefix string, base time.Time, n int) []*kgo.Record {
+func WardInput(prefix string, base time.Time, n int) []*kgo.Record {
 	var recs []*kgo.Record
 	seqs := make([]uint64, n)
 	add := func(p int, k schemas.Kind, v float64, s int) {
@@ -31,7 +26,7 @@ func Input(prefix string, base time.Time, n int) []*kgo.Record {
 		seqs[p]++
 		rd := schemas.Reading{PatientID: fmt.Sprintf("%s%02d", prefix, p), DeviceID: fmt.Sprintf("%s-mon%02d", prefix, p), Kind: k, Value: v,
 			Unit: spec.Unit, TS: base.Add(time.Duration(s) * time.Second), Seq: seqs[p]}
-		rec, err := producers.ReadingRecord("", &rd)
+		rec, err := schemas.ReadingRecord("", &rd)
 		if err != nil {
 			panic(err) // a bug in this generator, not in what it tests
 		}

@@ -1,4 +1,4 @@
-package cli
+package roles
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
-	"github.com/monitorme/monitorme/producers"
 )
 
 // task is a component's Run.
@@ -90,15 +89,6 @@ func provision(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry, 
 		return nil, fmt.Errorf("%w (brokers %v)", err, kc.Brokers)
 	}
 	return adm, nil
-}
-
-func newProducer(kc *kafka.Config, pc *producers.ProducerConfig, tel *telemetry.Telemetry) (*kgo.Client, *producers.Producer, error) {
-	tracer := tel.KafkaTracer("")
-	cl, err := kgo.NewClient(append(append(kc.ClientOpts("ingest"), pc.Opts()...), tel.KafkaHooks(tracer))...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("producer client: %w", err)
-	}
-	return cl, producers.NewProducer(cl, kc.Topics.Vitals), nil
 }
 
 func adminOnly(kc *kafka.Config, tel *telemetry.Telemetry) (*kadm.Client, error) {

@@ -1,4 +1,4 @@
-package cli
+package roles
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/monitorme/monitorme/internal/bench"
+	"github.com/monitorme/monitorme/roles/bench"
 )
 
 func benchCmd(g *globals) *cobra.Command {

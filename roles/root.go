@@ -1,8 +1,4 @@
-// Package cli is the monitorme command line: one cobra command per role
-// (dev, ingest, process, api, simulate, topics, bench), each building its
-// components from flags and MONITORME_* environment variables and running
-// them until SIGINT or SIGTERM.
-package cli
+package roles
 
 import (
 	"context"

@@ -1,0 +1,101 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// The processor builds the handler its Config names: callers choose rules,
+// not handlers.
+func TestNewPicksTheHandlerFromTheRules(t *testing.T) {
+	kc := kafka.DefaultConfig()
+	for rules, want := range map[string]string{"clinical": "*processors.Clinical", "threshold": "*processors.Thresholds"} {
+		cfg := DefaultConfig()
+		cfg.Rules = rules
+		p, err := New(cfg, kc, slog.New(slog.DiscardHandler), telemetry.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch p.h.(type) {
+		case *Clinical:
+			if want != "*processors.Clinical" {
+				t.Errorf("%s: got the clinical engine", rules)
+			}
+		case *Thresholds:
+			if want != "*processors.Thresholds" {
+				t.Errorf("%s: got the thresholds", rules)
+			}
+		default:
+			t.Errorf("%s: handler %T", rules, p.h)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Rules = "magic"
+	if _, err := New(cfg, kc, slog.New(slog.DiscardHandler), telemetry.Nop()); err == nil || !strings.HasPrefix(err.Error(), "rules:") {
+		t.Fatalf("rules magic: %v", err)
+	}
+}
+
+// LoadRules reads the rules file into the Config the clinical engine is
+// built from; without one, the built-in defaults.
+func TestConfigLoadRules(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RulesFile = "../config/rules.example.yaml"
+	if err := cfg.LoadRules(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Clinical.Patients) == 0 {
+		t.Fatal("the example rules file named no patient")
+	}
+	cfg.RulesFile = ""
+	if err := cfg.LoadRules(); err != nil || len(cfg.Clinical.Patients) != 0 || !cfg.Clinical.Default.NEWS2 {
+		t.Fatalf("defaults: %v %+v", err, cfg.Clinical)
+	}
+	cfg.RulesFile = "no-such-file.yaml"
+	if err := cfg.LoadRules(); err == nil {
+		t.Fatal("a missing rules file loaded")
+	}
+}
+
+func TestProcessorRunsOnce(t *testing.T) {
+	_, kc := testkit.CreateCluster(t, 1)
+	p := newTestProcessor(kc.Brokers)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = p.Run(ctx)
+	if err := p.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+		t.Fatalf("second Run: %v", err)
+	}
+}
+
+// A record the clinical engine cannot read goes to the dead-letter topic
+// of the topic it came from: a bad acknowledgement to the acks' one.
+func TestClinicalDeadLettersAcksToTheAcksTopic(t *testing.T) {
+	c, kc := testCluster(t)
+	p := newClinicalProcessor(c.ListenAddrs())
+	p.cfg.Group = "dlq-test"
+	bad := &kgo.Record{Topic: kc.Topics.Acks, Key: []byte("P01"), Value: []byte(`{"alert_id":"x"}`),
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSchema, Value: []byte(schemas.AckV1)}}}
+	if err := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))).ProduceSync(testkit.Context(t), bad).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	stop := runProcessor(t, p)
+	testkit.Eventually(t, 30*time.Second, "the bad acknowledgement dead-lettered", func() bool {
+		return len(testkit.ReadAll(t, c, kc.Topics.AcksDLQ, kgo.ReadCommitted())) == 1
+	})
+	stop()
+	if n := len(testkit.ReadAll(t, c, kc.Topics.VitalsDLQ, kgo.ReadCommitted())); n != 0 {
+		t.Fatalf("%d dead letters on the vitals' dead-letter topic", n)
+	}
+}

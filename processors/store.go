@@ -1,0 +1,364 @@
+package processors
+
+// The clinical engine's per-patient state: what one patient's record in
+// the state changelog holds, and the store that keeps it per transaction
+// (Begin, Flush, Committed, Aborted) and per partition (Restore, Forget).
+// Apart from the engine's rules, as Redpanda Connect keeps a partition's
+// state apart from its poll loop.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// Sample is the latest value of one vital.
+type Sample struct {
+	Value float64   `json:"v"`
+	TS    time.Time `json:"ts"`
+	// At is when it arrived: the timestamp the ingest producer gave its
+	// record. Silence is measured in arrival time, not device time, so a
+	// device whose clock is off neither hides nor fakes a lost signal.
+	At time.Time `json:"at,omitzero"`
+	// Gap is the time between the last two arrivals: the cadence a
+	// signal-lost rule learns what "normally sends" means from.
+	Gap    time.Duration `json:"g,omitempty"`
+	Device string        `json:"d,omitempty"`
+	Seq    uint64        `json:"s,omitempty"`
+}
+
+// Vitals holds a patient's latest sample of each kind, at the kind's
+// schemas.Kind.Index; a sample with no ts is absent (every reading has
+// one). A fixed array, not a map: the rules look kinds up about a dozen
+// times per reading, and as map lookups those were the largest part of
+// the rules' own time in a profile of the benchmark; a transaction's copy
+// of the state is then a plain copy too. It
+// encodes as a JSON object keyed by kind in name order, as the map it
+// replaced did, so changelog records read the same either way.
+type Vitals [schemas.NumKinds]Sample
+
+// Get returns the latest sample of kind k, if there is one.
+func (v *Vitals) Get(k schemas.Kind) (Sample, bool) {
+	i := k.Index()
+	if i < 0 || v[i].TS.IsZero() {
+		return Sample{}, false
+	}
+	return v[i], true
+}
+
+// Set records s as the latest sample of k. Readings reach the engine
+// decoded and checked, so k is known; an unknown one is not stored.
+func (v *Vitals) Set(k schemas.Kind, s Sample) {
+	if i := k.Index(); i >= 0 {
+		v[i] = s
+	}
+}
+
+// kindsByName orders the kinds' indexes by name, the order of the JSON
+// object.
+var kindsByName = func() []int {
+	idx := make([]int, len(schemas.Specs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		return strings.Compare(string(schemas.Specs[a].Kind), string(schemas.Specs[b].Kind))
+	})
+	return idx
+}()
+
+// MarshalJSON encodes v as an object of the present samples by kind.
+func (v *Vitals) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for _, i := range kindsByName {
+		if v[i].TS.IsZero() {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, string(schemas.Specs[i].Kind))
+		b = append(b, ':')
+		sb, err := json.Marshal(&v[i])
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, sb...)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON decodes the object MarshalJSON writes; null is no sample,
+// and so is one without a ts, as in the array.
+func (v *Vitals) UnmarshalJSON(b []byte) error {
+	var m map[schemas.Kind]Sample
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*v = Vitals{}
+	for k, s := range m {
+		i := k.Index()
+		if i < 0 {
+			return fmt.Errorf("latest sample of unknown kind %q", k)
+		}
+		v[i] = s
+	}
+	return nil
+}
+
+// PatientState is everything the clinical rules remember of one patient;
+// it is what the changelog holds, one record per patient.
+type PatientState struct {
+	Latest Vitals `json:"latest"`
+	// Conditions holds the rules' state and the open technical alarms,
+	// by condition.
+	Conditions map[string]ConditionState `json:"conditions,omitempty"`
+	// NEWS2 is the open "news2" alert, if any, and when its band last
+	// dropped back to low.
+	NEWS2 ConditionState `json:"news2"`
+}
+
+func (s *PatientState) clone() *PatientState {
+	c := &PatientState{Latest: s.Latest, Conditions: maps.Clone(s.Conditions), NEWS2: s.NEWS2}
+	if c.Conditions == nil {
+		c.Conditions = map[string]ConditionState{}
+	}
+	return c
+}
+
+// store holds the committed state of the patients on this processor's
+// vitals partitions and the copies the open transaction changed. A
+// transaction works on copies (get), so an abort drops them and the
+// committed state is what the changelog has; a commit makes them the
+// committed state.
+type store struct {
+	// topic is the state changelog.
+	topic string
+	// restoreOpts reach the brokers for restoring state.
+	restoreOpts []kgo.Opt
+
+	mu        sync.Mutex
+	committed map[string]*PatientState // by patient
+	partition map[string]int32         // patient -> vitals partition
+	dirty     map[string]*PatientState // changed in the open transaction
+}
+
+func newStore(topic string, restoreOpts []kgo.Opt) *store {
+	return &store{topic: topic, restoreOpts: restoreOpts,
+		committed: map[string]*PatientState{}, partition: map[string]int32{}, dirty: map[string]*PatientState{}}
+}
+
+// patients is how many patients' state the store holds.
+func (s *store) patients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.committed)
+}
+
+// get returns the patient's state for the open transaction, creating it
+// if create is set; nil if the patient is unknown and create is not set.
+func (s *store) get(patient string, partition int32, create bool) *PatientState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.dirty[patient]; st != nil {
+		return st
+	}
+	cur := s.committed[patient]
+	if cur == nil && !create {
+		return nil
+	}
+	if cur == nil {
+		cur = &PatientState{}
+	}
+	st := cur.clone()
+	s.dirty[patient] = st
+	s.partition[patient] = partition
+	return st
+}
+
+// begin starts a transaction.
+func (s *store) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.dirty)
+}
+
+// flush returns the changelog records of the patients changed in this
+// transaction.
+func (s *store) flush() ([]*kgo.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*kgo.Record, 0, len(s.dirty))
+	states := make([]*PatientState, 0, len(s.dirty))
+	for id, st := range s.dirty {
+		out = append(out, &kgo.Record{Topic: s.topic, Key: []byte(id)})
+		states = append(states, st)
+	}
+	// Encoding every changed patient's snapshot was a fifth of a
+	// transaction's time (measured): spread it over the cores.
+	workers := min(runtime.GOMAXPROCS(0), len(out)/64+1)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(out); i += workers {
+				if out[i].Value, errs[w] = json.Marshal(states[i]); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("encode state of a patient: %w", err)
+	}
+	return out, nil
+}
+
+// commit makes the transaction's state the committed state.
+func (s *store) commit() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	maps.Copy(s.committed, s.dirty)
+	clear(s.dirty)
+}
+
+// abort drops the transaction's state: its records come again.
+func (s *store) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.dirty)
+}
+
+// forget drops the state of patients on partitions this processor lost.
+func (s *store) forget(partitions []int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, p := range s.partition {
+		for _, lost := range partitions {
+			if p == lost {
+				delete(s.committed, id)
+				delete(s.partition, id)
+			}
+		}
+	}
+}
+
+// restore reads the changelog partitions with read_committed up to their
+// last stable offset and loads every patient's latest snapshot.
+func (s *store) restore(ctx context.Context, partitions []int32) error {
+	if len(partitions) == 0 {
+		return nil
+	}
+	adm, err := kgo.NewClient(s.restoreOpts...)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, s.topic)
+	if err != nil {
+		return fmt.Errorf("list changelog offsets: %w", err)
+	}
+	assign := map[int32]kgo.Offset{}
+	want := map[int32]int64{}
+	for _, p := range partitions {
+		if o, ok := ends.Lookup(s.topic, p); ok && o.Err == nil && o.Offset > 0 {
+			assign[p] = kgo.NewOffset().AtStart()
+			want[p] = o.Offset
+		}
+	}
+	loaded := map[string]*PatientState{}
+	owner := map[string]int32{}
+	if len(assign) > 0 {
+		cl, err := kgo.NewClient(append(s.restoreOpts,
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: assign}),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			// Control records count towards the end: a partition whose
+			// last record is a commit marker is otherwise never "done".
+			kgo.KeepControlRecords(),
+			kgo.FetchMaxWait(100*time.Millisecond))...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		at := map[int32]int64{}
+		for !restored(at, want) {
+			fs := cl.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("restore state: %w", err)
+			}
+			var ferr error
+			fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+			if ferr != nil {
+				return fmt.Errorf("restore state: %w", ferr)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				at[r.Partition] = r.Offset + 1
+				if r.Attrs.IsControl() {
+					return
+				}
+				if r.Value == nil {
+					delete(loaded, string(r.Key))
+					return
+				}
+				var st PatientState
+				if json.Unmarshal(r.Value, &st) == nil {
+					loaded[string(r.Key)] = st.clone()
+					owner[string(r.Key)] = r.Partition
+				}
+			})
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, st := range loaded {
+		s.committed[id] = st
+		s.partition[id] = owner[id]
+	}
+	return nil
+}
+
+func restored(at, want map[int32]int64) bool {
+	for p, end := range want {
+		if at[p] < end {
+			return false
+		}
+	}
+	return true
+}
+
+// each calls fn with every patient's state as the open transaction sees
+// it: its copy where it changed one, else the committed state.
+func (s *store) each(fn func(patient string, partition int32, st *PatientState)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, st := range s.dirty {
+		fn(id, s.partition[id], st)
+	}
+	for id, st := range s.committed {
+		if s.dirty[id] == nil {
+			fn(id, s.partition[id], st)
+		}
+	}
+}
+
+// partitionOf is the vitals partition of a patient whose state the store
+// holds.
+func (s *store) partitionOf(patient string) int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.partition[patient]
+}

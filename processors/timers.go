@@ -1,0 +1,132 @@
+package processors
+
+// The clinical engine's timers, on the processor clock (clock.go): signal
+// lost for a vital that stopped arriving, escalation of an alert nobody
+// acknowledged.
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// deadline is the earliest time on the processor clock at which one of the
+// patient's timers fires; zero if none is pending.
+func deadline(st *PatientState, rs *RuleSet) time.Time {
+	var first time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	for i := range rs.SignalLost {
+		sl := &rs.SignalLost[i]
+		if s, ok := st.Latest.Get(sl.Kind); ok && sl.armed(s) && st.Conditions[SignalLostCondition(sl.Kind)].Open == nil {
+			at(s.At.Add(sl.After))
+		}
+	}
+	for _, cs := range st.Conditions {
+		at(escalationDue(&cs, rs))
+	}
+	at(escalationDue(&st.NEWS2, rs))
+	return first
+}
+
+// armed says whether silence of s's kind would be a lost signal: the
+// patient sends it more often than the rule's After (the last two readings
+// arrived closer together). A vital charted every few minutes by a nurse
+// is never "lost" by a 15 s rule, nor is one sent only once.
+func (sl *SignalLostRule) armed(s Sample) bool {
+	return !s.At.IsZero() && s.Gap > 0 && s.Gap < sl.After
+}
+
+func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
+	if cs.Open == nil || cs.Open.State != schemas.Raised || cs.RaisedAt.IsZero() {
+		return time.Time{}
+	}
+	after := rs.Escalation[cs.Open.Priority]
+	if after <= 0 {
+		return time.Time{}
+	}
+	return cs.RaisedAt.Add(after)
+}
+
+// timers fires the patient's timers due by now: signal lost for a vital
+// that stopped arriving, escalation of an alert nobody acknowledged. Each
+// event carries the deadline that passed as its ts, not the moment it was
+// noticed, so a replay that notices it at another moment emits the same
+// event.
+func timers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
+	if d := deadline(st, rs); d.IsZero() || now.Before(d) {
+		return nil
+	}
+	var out []schemas.Alert
+	for i := range rs.SignalLost {
+		sl := &rs.SignalLost[i]
+		cond := SignalLostCondition(sl.Kind)
+		s, ok := st.Latest.Get(sl.Kind)
+		if !ok || !sl.armed(s) || st.Conditions[cond].Open != nil || now.Before(s.At.Add(sl.After)) {
+			continue
+		}
+		last := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: sl.Kind, Value: s.Value,
+			Unit: unitOf(sl.Kind), TS: s.TS, Seq: s.Seq}
+		due := s.At.Add(sl.After)
+		a := schemas.Alert{AlertID: schemas.AlertID(cond, &last), PatientID: patient, Condition: cond,
+			Priority: sl.Priority, State: schemas.Raised, TS: due, Limit: sl.After.Seconds(),
+			Message: "no " + string(sl.Kind) + " from device " + s.Device + " for " + sl.After.String(), Reading: last}
+		st.Conditions[cond] = ConditionState{Open: &a, RaisedAt: due}
+		out = append(out, a)
+	}
+	escalate := func(cs *ConditionState) {
+		due := escalationDue(cs, rs)
+		if due.IsZero() || now.Before(due) {
+			return
+		}
+		a := *cs.Open
+		a.State, a.TS = schemas.Escalated, due
+		a.Message = "not acknowledged within " + rs.Escalation[a.Priority].String() + ": " + a.Message
+		cs.Open = &a
+		out = append(out, a)
+	}
+	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
+		cs := st.Conditions[cond]
+		escalate(&cs)
+		st.Conditions[cond] = cs
+	}
+	escalate(&st.NEWS2)
+	return out
+}
+
+// Due reports whether a patient's timer is due by clock(partition).
+func (c *Clinical) Due(clock func(partition int32) time.Time) bool {
+	return len(c.due(clock)) > 0
+}
+
+func (c *Clinical) due(clock func(partition int32) time.Time) []string {
+	var ids []string
+	c.store.each(func(id string, partition int32, st *PatientState) {
+		if d := deadline(st, c.cfg.For(id)); !d.IsZero() && !clock(partition).Before(d) {
+			ids = append(ids, id)
+		}
+	})
+	slices.Sort(ids)
+	return ids
+}
+
+// Tick fires every timer due by clock(partition) of the patient's
+// partition, for the patients no record has touched lately: a device that
+// went quiet, an alert nobody acknowledged. It runs inside a transaction,
+// like Handle.
+func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, error) {
+	var alerts []schemas.Alert
+	for _, id := range c.due(clock) {
+		p := c.store.partitionOf(id)
+		st := c.store.get(id, p, false)
+		alerts = append(alerts, timers(st, c.cfg.For(id), id, clock(p))...)
+	}
+	return c.records(alerts)
+}

@@ -1,0 +1,52 @@
+package roles
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The tree reads top to bottom (doc.go): the binary, the roles, the
+// components, internal/, schemas/. No arrow may run back up: nothing under
+// internal/ or schemas/ depends on a component or on the roles, and the
+// sink and the API read records through schemas, not through the
+// processors or producers that write them.
+func TestNoImportRunsBackUpTheTree(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "github.com/monitorme/monitorme/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/monitorme/monitorme/"
+	components := []string{"producers", "processors", "sinks", "api", "roles"}
+	forbidden := func(pkg string) []string {
+		switch {
+		case strings.HasPrefix(pkg, mod+"internal/"), strings.HasPrefix(pkg, mod+"schemas"):
+			return components
+		case strings.HasPrefix(pkg, mod+"sinks/"), strings.HasPrefix(pkg, mod+"api"):
+			return []string{"producers", "processors", "roles"}
+		case strings.HasPrefix(pkg, mod+"producers"), strings.HasPrefix(pkg, mod+"processors"):
+			return []string{"sinks", "api", "roles"}
+		}
+		return nil
+	}
+	checked := 0
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		pkg := fields[0]
+		bad := forbidden(pkg)
+		if bad == nil {
+			continue
+		}
+		checked++
+		for _, dep := range fields[1:] {
+			for _, b := range bad {
+				if dep == mod+b || strings.HasPrefix(dep, mod+b+"/") {
+					t.Errorf("%s depends on %s", pkg, dep)
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("checked %d packages: the listing is not the tree", checked)
+	}
+}
