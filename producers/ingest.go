@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/labstack/gommon/bytes"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -23,7 +25,8 @@ import (
 // IngestConfig configures POST /v1/vitals.
 type IngestConfig struct {
 	// BodyLimit is the largest request body accepted, in echo's size
-	// notation ("4M"); a larger one is answered 413.
+	// notation: K, M, G are powers of 1000 ("4M" is 4,000,000 bytes), Ki,
+	// Mi, Gi powers of 1024. A larger body is answered 413.
 	BodyLimit string
 	// AckTimeout bounds how long a request waits for the brokers. It is
 	// needed on top of the producer's delivery timeout because a record
@@ -35,19 +38,19 @@ type IngestConfig struct {
 
 // DefaultIngestConfig returns the defaults the flag help names.
 func DefaultIngestConfig() IngestConfig {
-	return IngestConfig{BodyLimit: "4M", AckTimeout: 20 * time.Second}
+	return IngestConfig{BodyLimit: "4MiB", AckTimeout: 20 * time.Second}
 }
 
 // RegisterFlags binds c to flags.
 func (c *IngestConfig) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.BodyLimit, "ingest-body-limit", c.BodyLimit, "largest POST /v1/vitals body (K, M suffixes)")
+	fs.StringVar(&c.BodyLimit, "ingest-body-limit", c.BodyLimit, "largest POST /v1/vitals body: KiB/MiB are 1024s, K/M 1000s (4MiB is 4194304 bytes)")
 	fs.DurationVar(&c.AckTimeout, "ingest-ack-timeout", c.AckTimeout, "longest wait for broker acknowledgement before answering 503")
 }
 
 // Validate refuses settings ingest cannot honor.
 func (c *IngestConfig) Validate() error {
-	if c.BodyLimit == "" {
-		return errors.New("ingest-body-limit: must be set")
+	if n, err := bytes.Parse(c.BodyLimit); err != nil || n < 1024 {
+		return fmt.Errorf("ingest-body-limit: %q, want a size of at least 1KiB such as 512KiB or 4MiB", c.BodyLimit)
 	}
 	if c.AckTimeout < time.Second {
 		return fmt.Errorf("ingest-ack-timeout: %v, want at least 1s", c.AckTimeout)
@@ -94,17 +97,21 @@ type Accepted struct {
 
 func (in *Ingest) post(c echo.Context) error {
 	req := c.Request()
+	// The Content-Type is required: a body without one is not taken as
+	// JSON, which also keeps a browser's cross-site "simple" form post
+	// (text/plain, no preflight) from writing readings.
 	ndjson := false
-	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		switch {
-		case err != nil:
-			return web.NewProblem(http.StatusUnsupportedMediaType, "unreadable Content-Type "+ct)
-		case mt == "application/x-ndjson" || mt == "application/jsonl":
-			ndjson = true
-		case mt != echo.MIMEApplicationJSON:
-			return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type "+mt+" is not accepted; send application/json (an array of readings) or application/x-ndjson")
-		}
+	ct := req.Header.Get(echo.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case ct == "":
+		return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type is missing; send application/json (an array of readings) or application/x-ndjson (one reading a line)")
+	case err != nil:
+		return web.NewProblem(http.StatusUnsupportedMediaType, "unreadable Content-Type "+truncateHeader(ct))
+	case mt == "application/x-ndjson" || mt == "application/jsonl":
+		ndjson = true
+	case mt != echo.MIMEApplicationJSON:
+		return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type "+truncateHeader(mt)+" is not accepted; send application/json (an array of readings) or application/x-ndjson (one reading a line)")
 	}
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
@@ -128,6 +135,14 @@ func (in *Ingest) post(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, Accepted{Accepted: len(rs)})
 }
 
+// truncateHeader keeps a client's header short in the answer.
+func truncateHeader(v string) string {
+	if len(v) > 64 {
+		return strconv.Quote(v[:64]) + "…"
+	}
+	return strconv.Quote(v)
+}
+
 func (in *Ingest) count(c echo.Context, outcome string, n int) {
 	in.readings.Add(c.Request().Context(), int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
 }
@@ -137,7 +152,10 @@ func (in *Ingest) invalid(c echo.Context, err error) error {
 	p.Title = "Invalid readings"
 	var be *schemas.BatchError
 	if errors.As(err, &be) {
-		p.Detail = fmt.Sprintf("%d problem(s) in the batch; nothing of it was accepted", len(be.Items))
+		p.Detail = fmt.Sprintf("%d problem(s) in the batch; nothing of it was accepted", be.Total())
+		if be.More > 0 {
+			p.Detail += fmt.Sprintf(" (the first %d are listed, %d more are not)", len(be.Items), be.More)
+		}
 		p.Errors = be.Items
 	}
 	in.count(c, "invalid", 1)

@@ -138,6 +138,8 @@ func TestInvalidRequestsProduceNothing(t *testing.T) {
 		{"empty", "application/json", `[]`, 400, "empty"},
 		{"too large", "application/json", "[" + strings.Repeat(string(good[1:len(good)-1])+",", 20) + string(good[1:]), 413, "larger than the limit"},
 		{"wrong media type", "text/plain", string(good), 415, "application/json"},
+		{"no media type", "", string(good), 415, "Content-Type is missing"},
+		{"two readings on one NDJSON line", "application/x-ndjson", string(good[1:len(good)-1]) + string(good[1:len(good)-1]), 400, "nothing of it was accepted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +157,11 @@ func TestInvalidRequestsProduceNothing(t *testing.T) {
 			if tt.status == 400 && tt.name == "one bad item rejects the batch" {
 				if len(p.Errors) != 1 || p.Errors[0].Index != 1 || p.Errors[0].Field != "unit" {
 					t.Fatalf("errors %+v, want index 1 field unit", p.Errors)
+				}
+			}
+			if tt.name == "two readings on one NDJSON line" {
+				if len(p.Errors) != 1 || p.Errors[0].Line != 1 || !strings.Contains(p.Errors[0].Reason, "data after the reading") {
+					t.Fatalf("errors %+v, want line 1 with data after the reading", p.Errors)
 				}
 			}
 		})
@@ -307,5 +314,15 @@ func TestUnansweredProduceAnswers503AtTheAckTimeout(t *testing.T) {
 	resp, b := post(t, env.url, "application/json", body)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "in time") {
 		t.Fatalf("want 503 'not acknowledged in time', got %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestIngestConfigBodyLimit(t *testing.T) {
+	for limit, ok := range map[string]bool{"4MiB": true, "512KiB": true, "4M": true, "1KiB": true, "": false, "lots": false, "12": false, "-1M": false} {
+		c := DefaultIngestConfig()
+		c.BodyLimit = limit
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("%q: %v", limit, err)
+		}
 	}
 }

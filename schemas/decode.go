@@ -35,47 +35,97 @@ type wireReading struct {
 // *BatchError naming each bad item by index and field. Either all readings
 // are valid or none is returned, so a caller never produces part of a bad
 // request.
+//
+// Every byte of the body must belong to a reading it returns: trailing data
+// after an NDJSON line's object (or two objects on one line) is a problem
+// of that line, never silently dropped.
 func DecodeBatch(body []byte, ndjson bool, now time.Time) ([]Reading, error) {
-	items, err := split(body, ndjson)
+	var (
+		items []rawItem
+		err   error
+	)
+	if ndjson {
+		items, err = splitLines(body)
+	} else {
+		items, err = splitArray(body)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%w: the batch is empty", ErrMalformed)
 	}
-	if len(items) > MaxBatchItems {
-		return nil, fmt.Errorf("%w: %d readings, at most %d per request", ErrMalformed, len(items), MaxBatchItems)
-	}
 	out := make([]Reading, len(items))
-	var bad []FieldError
-	for i, raw := range items {
-		errs := decodeItem(raw, &out[i], now)
-		for _, e := range errs {
-			e.Index = i
-			bad = append(bad, e)
+	var bad BatchError
+	for i, it := range items {
+		for _, e := range decodeItem(it.raw, &out[i], now) {
+			e.Index, e.Line = i, it.line
+			bad.add(e)
 		}
 	}
-	if bad != nil {
-		return nil, &BatchError{Items: bad}
+	if bad.Items != nil {
+		return nil, &bad
 	}
 	return out, nil
 }
 
-func split(body []byte, ndjson bool) ([]json.RawMessage, error) {
-	if !ndjson {
-		var items []json.RawMessage
-		if err := json.Unmarshal(body, &items); err != nil {
-			return nil, fmt.Errorf("%w: want a JSON array of readings: %v", ErrMalformed, err)
-		}
-		return items, nil
+// rawItem is one reading's bytes and, in NDJSON, its line (1-based).
+type rawItem struct {
+	raw  []byte
+	line int
+}
+
+func tooMany() error {
+	return fmt.Errorf("%w: more than %d readings; send at most %d per request", ErrMalformed, MaxBatchItems, MaxBatchItems)
+}
+
+// splitArray splits a JSON array into its items, counting them as it
+// goes: a body of a million small values is refused at the first item
+// past the limit instead of after all of them are parsed.
+func splitArray(body []byte) ([]rawItem, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	malformed := func(err error) error {
+		return fmt.Errorf("%w: want a JSON array of readings: %v", ErrMalformed, err)
 	}
-	var items []json.RawMessage
+	if tok, err := dec.Token(); err != nil {
+		return nil, malformed(err)
+	} else if tok != json.Delim('[') {
+		return nil, malformed(fmt.Errorf("the body starts with %v, not [", tok))
+	}
+	var items []rawItem
+	for dec.More() {
+		if len(items) == MaxBatchItems {
+			return nil, tooMany()
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, malformed(err)
+		}
+		items = append(items, rawItem{raw: raw})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, malformed(err)
+	}
+	if off := dec.InputOffset(); len(bytes.TrimSpace(body[off:])) > 0 {
+		return nil, malformed(errors.New("data after the closing ]"))
+	}
+	return items, nil
+}
+
+// splitLines splits NDJSON into its non-blank lines, numbered from 1.
+func splitLines(body []byte) ([]rawItem, error) {
+	var items []rawItem
+	n := 0
 	for line := range bytes.Lines(body) {
+		n++
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		items = append(items, json.RawMessage(line))
+		if len(items) == MaxBatchItems {
+			return nil, tooMany()
+		}
+		items = append(items, rawItem{raw: line, line: n})
 	}
 	return items, nil
 }
@@ -99,13 +149,23 @@ func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 	if err := dec.Decode(&w); err != nil {
 		// A wrong type in one field still decodes the others, so the
 		// client hears of every problem at once; anything else
-		// (syntax, unknown field) makes the item unreadable.
+		// (syntax, unknown field) makes the rawItem unreadable.
 		var te *json.UnmarshalTypeError
 		if !errors.As(err, &te) || te.Field == "" {
 			return []FieldError{decodeError(err)}
 		}
 		errs = append(errs, decodeError(err))
 		badField = te.Field
+	}
+	// encoding/json stops after the first value: what follows it would
+	// otherwise be dropped without a word.
+	if rest := bytes.TrimSpace(raw[dec.InputOffset():]); len(rest) > 0 {
+		return []FieldError{{Reason: "data after the reading's object: " + quote(string(rest)) + " (one reading per line, one object per reading)"}}
+	}
+	// encoding/json keeps the last of repeated keys; a reading that says
+	// two things of one field is refused instead.
+	if key := repeatedKey(raw); key != "" {
+		return []FieldError{{Field: key, Reason: "is given more than once"}}
 	}
 	*r = Reading{PatientID: w.PatientID, DeviceID: w.DeviceID, Kind: w.Kind, Unit: w.Unit}
 	if w.Value == nil {
@@ -125,8 +185,13 @@ func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 	tsOK := true
 	if w.TS != "" {
 		ts, err := time.Parse(time.RFC3339Nano, w.TS)
-		if err != nil {
+		switch {
+		case err != nil:
 			errs = append(errs, FieldError{Field: "ts", Reason: "is not an RFC 3339 time: " + quote(w.TS)})
+			tsOK = false
+		case ts.Before(MinEventTime):
+			// Year 1 is Go's zero time, which Check would call missing.
+			errs = append(errs, FieldError{Field: "ts", Reason: "is before 2000-01-01T00:00:00Z (device clock not set?): " + quote(w.TS)})
 			tsOK = false
 		}
 		r.TS = ts.UTC()
@@ -140,6 +205,31 @@ func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 	return errs
 }
 
+// repeatedKey returns the first key the JSON object raw repeats, or "".
+func repeatedKey(raw []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return truncate(key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
 // decodeError turns encoding/json's error into a FieldError that names the
 // field, so a client sees "value: must be a number" rather than Go types.
 func decodeError(err error) FieldError {
@@ -147,15 +237,15 @@ func decodeError(err error) FieldError {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te) && te.Field != "":
-		return FieldError{Field: te.Field, Reason: "must be " + jsonType(te.Type.Kind().String()) + ", got " + te.Value}
+		return FieldError{Field: te.Field, Reason: "must be " + jsonType(te.Type.Kind().String()) + ", got " + truncate(te.Value)}
 	case errors.As(err, &se):
 		return FieldError{Reason: "not valid JSON: " + se.Error()}
 	case errors.As(err, &te):
-		return FieldError{Reason: "must be a JSON object, got " + te.Value}
+		return FieldError{Reason: "must be a JSON object, got " + truncate(te.Value)}
 	}
 	// DisallowUnknownFields reports `json: unknown field "x"`.
 	if msg := err.Error(); len(msg) > 20 && msg[:20] == "json: unknown field " {
-		return FieldError{Field: unquote(msg[20:]), Reason: "is not a field of vital-reading.v1"}
+		return FieldError{Field: truncate(unquote(msg[20:])), Reason: "is not a field of vital-reading.v1"}
 	}
 	return FieldError{Reason: err.Error()}
 }

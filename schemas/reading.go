@@ -161,11 +161,18 @@ func (r *Reading) Check(now time.Time) []FieldError {
 	switch {
 	case r.TS.IsZero():
 		add("ts", "is required (RFC 3339 event time)")
+	case r.TS.Before(MinEventTime):
+		add("ts", "is before 2000-01-01T00:00:00Z (device clock not set?)")
 	case r.TS.After(now.Add(MaxFutureSkew)):
 		add("ts", "is more than 5m0s in the future (device clock wrong?)")
 	}
 	return errs
 }
+
+// MinEventTime is the earliest event time a reading may carry: anything
+// older is a device whose clock was never set (1970, year 1), not a
+// measurement.
+var MinEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // CheckID returns what is wrong with a patient or device id, "" if nothing.
 func CheckID(id string) string {
