@@ -54,17 +54,23 @@ type AckRequest struct {
 }
 
 func (s *Server) ack(c echo.Context) error {
-	id := c.Param("id")
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
 	if !schemas.IsAlertID(id) {
-		return badQuery([]schemas.FieldError{{Field: "id", Reason: "is not an alert id (32 lowercase hex digits): " + strconv.Quote(id)}})
+		return badQuery([]schemas.FieldError{{Field: "id", Reason: "is not an alert id (32 lowercase hex digits): " + strconv.Quote(truncate(id))}})
 	}
 	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		return web.NewProblem(http.StatusUnsupportedMediaType, "send the acknowledgement as application/json, e.g. {\"by\":\"nurse-7\"}")
 	}
 	var req AckRequest
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 4096))
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxAckBody+1))
 	if err != nil {
 		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	if len(body) > maxAckBody {
+		return web.NewProblem(http.StatusRequestEntityTooLarge, "an acknowledgement body is at most 4 KiB: {\"by\":\"nurse-7\"}")
 	}
 	if err := decodeStrict(body, &req); err != nil {
 		return fieldProblem("Invalid acknowledgement", []schemas.FieldError{{Field: "body", Reason: err.Error()}})
@@ -97,10 +103,19 @@ func (s *Server) ack(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, map[string]any{"ack": ack})
 }
 
+// maxAckBody bounds an acknowledgement's body: it holds one short id.
+const maxAckBody = 4096
+
+// decodeStrict decodes exactly one JSON object with no unknown field and
+// nothing after it.
 func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
+		err = errors.New("data after the object")
+	}
+	if err != nil {
 		return errors.New("is not the JSON object {\"by\": \"<user or station id>\"}: " + err.Error())
 	}
 	return nil
@@ -117,7 +132,7 @@ type PatientRules struct {
 }
 
 func (s *Server) patientRules(c echo.Context) error {
-	id, err := patientParam(c.Param("id"), "id")
+	id, err := patientPath(c)
 	if err != nil {
 		return err
 	}

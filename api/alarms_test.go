@@ -180,3 +180,34 @@ func TestAlarmSummary(t *testing.T) {
 		t.Fatalf("bad window: %d %s", code, body)
 	}
 }
+
+// Lax input found by probing the API (issue 12): each is a named 4xx now.
+func TestLaxInputIsRefused(t *testing.T) {
+	live, e, acks := newAlarmServer(t, fakeRules{})
+	now := time.Now().UTC()
+	event(t, live, idA, "P1", "spo2_low", schemas.High, schemas.Raised, now)
+	for name, c := range map[string]struct {
+		body       string
+		code       int
+		detailPart string
+	}{
+		"trailing data after the object": {`{"by":"nurse-7"} {"by":"x"}`, 400, "data after the object"},
+		"a body over 4 KiB":              {`{"by":"nurse-7"}` + strings.Repeat(" ", 5000), 413, "at most 4 KiB"},
+	} {
+		code, body := post(t, e, "/v1/alerts/"+idA+"/ack", "application/json", c.body)
+		if code != c.code || !strings.Contains(string(body), c.detailPart) {
+			t.Errorf("%s: %d %s", name, code, body)
+		}
+	}
+	if len(acks.got) != 0 {
+		t.Fatalf("refused acknowledgements were written: %+v", acks.got)
+	}
+	if code, body, _ := get(t, e, "/v1/alerts?since="); code != 400 || !strings.Contains(string(body), "since") {
+		t.Errorf("empty since: %d %s", code, body)
+	}
+	// What a browser's encodeURIComponent sends for the id ward3:bed7.
+	feedReading(t, live, reading("ward3:bed7", schemas.HeartRate, 70, now), now)
+	if code, body, _ := get(t, e, "/v1/patients/ward3%3Abed7/vitals/latest"); code != 200 || !strings.Contains(string(body), `"ward3:bed7"`) {
+		t.Errorf("percent-encoded id: %d %s", code, body)
+	}
+}

@@ -142,7 +142,7 @@ func (h *historyParams) limit(c echo.Context, def int) int {
 }
 
 func (s *Server) vitalsHistory(c echo.Context) error {
-	id, err := patientParam(c.Param("id"), "id")
+	id, err := patientPath(c)
 	if err != nil {
 		return err
 	}
@@ -228,7 +228,7 @@ func series(out *VitalsHistory, kind string) *Series {
 }
 
 func (s *Server) alertsHistory(c echo.Context) error {
-	id, err := patientParam(c.Param("id"), "id")
+	id, err := patientPath(c)
 	if err != nil {
 		return err
 	}

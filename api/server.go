@@ -4,6 +4,7 @@ import (
 	"embed"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -61,7 +62,7 @@ func (s *Server) Register(e *echo.Echo) {
 func (s *Server) schema(c echo.Context) error {
 	b, err := schemas.Files.ReadFile(c.Param("name"))
 	if err != nil {
-		return web.NewProblem(http.StatusNotFound, "no schema "+strconv.Quote(c.Param("name"))+"; try "+schemas.ReadingV1+".schema.json, "+schemas.AlertV1+".schema.json or "+schemas.AckV1+".schema.json")
+		return web.NewProblem(http.StatusNotFound, "no schema "+strconv.Quote(truncate(c.Param("name")))+"; try "+schemas.ReadingV1+".schema.json, "+schemas.AlertV1+".schema.json or "+schemas.AckV1+".schema.json")
 	}
 	return c.Blob(http.StatusOK, "application/schema+json", b)
 }
@@ -77,7 +78,7 @@ type LatestVitals struct {
 }
 
 func (s *Server) latest(c echo.Context) error {
-	id, err := patientParam(c.Param("id"), "id")
+	id, err := patientPath(c)
 	if err != nil {
 		return err
 	}
@@ -100,10 +101,14 @@ func (s *Server) alerts(c echo.Context) error {
 		}
 	}
 	var since time.Time
-	if v := c.QueryParam("since"); v != "" {
+	if vs, given := c.QueryParams()["since"]; given {
+		v := vs[0]
 		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			problems = append(problems, schemas.FieldError{Field: "since", Reason: "is not an RFC 3339 time: " + strconv.Quote(v)})
+		switch {
+		case v == "":
+			problems = append(problems, schemas.FieldError{Field: "since", Reason: "is empty: give an RFC 3339 time, or leave since out"})
+		case err != nil:
+			problems = append(problems, schemas.FieldError{Field: "since", Reason: "is not an RFC 3339 time: " + strconv.Quote(truncate(v))})
 		}
 		since = t
 	}
@@ -131,6 +136,34 @@ func fieldProblem(title string, problems []schemas.FieldError) error {
 	p.Title = title
 	p.Errors = problems
 	return p
+}
+
+// pathID returns the path parameter name percent-decoded: a browser's
+// encodeURIComponent sends "ward3:bed7" as "ward3%3Abed7", and echo hands
+// path parameters over as they came.
+func pathID(c echo.Context, name string) (string, error) {
+	v, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		return "", badQuery([]schemas.FieldError{{Field: name, Reason: "is not percent-encoded correctly: " + strconv.Quote(truncate(c.Param(name)))}})
+	}
+	return v, nil
+}
+
+// patientPath is the patient id of the route's :id, decoded and checked.
+func patientPath(c echo.Context) (string, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return "", err
+	}
+	return patientParam(id, "id")
+}
+
+// truncate keeps a client's value short in an answer.
+func truncate(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "…"
+	}
+	return v
 }
 
 func patientParam(id, field string) (string, error) {
