@@ -11,9 +11,12 @@ STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
 .PHONY: dev test lint unit build bench bench-go test-sql e2e kafka-up kafka-down clean
 
-## dev: run the whole platform on an embedded broker (127.0.0.1:8080)
-dev:
-	$(GO) run ./cmd/monitorme dev
+## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
+## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
+## The binary is built and then run (not go run, which turns the exit 0
+## of an interrupted child into 1), so Ctrl-C ends it with exit 0.
+dev: build
+	exec ./$(BIN) dev $(ARGS)
 
 ## test: lint, then every test with the race detector (what CI runs)
 test: lint unit

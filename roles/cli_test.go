@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,6 +41,11 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"dev", "--log-level", "loud"}, want: "log-level"},
 		{args: []string{"simulate"}, env: map[string]string{"MONITORME_PATIENTS": "many"}, want: "MONITORME_PATIENTS"},
 		{args: []string{"dev", "extra"}, want: "unknown command"},
+		{args: []string{"bogus"}, want: `unknown command "bogus"`},
+		{args: []string{"dev", "--http-addr", "nonsense"}, want: "http-addr"},
+		{args: []string{"ingest", "--http-addr", "127.0.0.1:99999"}, want: "http-addr"},
+		{args: []string{"simulate", "--target", "notaurl"}, want: "target"},
+		{args: []string{"simulate", "--target", "ftp://x:21"}, want: "target"},
 		// Settings are checked before any broker is dialed: none listens
 		// on port 1, and the answer is still the usage error.
 		{args: []string{"ingest", "--brokers", "127.0.0.1:1", "--producer-compression", "brotli"}, want: "producer-compression"},
@@ -193,6 +200,15 @@ func TestDevEndToEndAndRestart(t *testing.T) {
 	if code := getJSON(t, base+"/readyz", &ready); code != 200 {
 		t.Fatalf("readyz %d", code)
 	}
+	mresp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !regexp.MustCompile(`monitorme_build_info\{[^}]*service="monitorme-dev"[^}]*\} 1`).Match(metrics) {
+		t.Fatalf("no build_info in /metrics:\n%.2000s", metrics)
+	}
 	if code := stop(); code != 0 {
 		t.Fatalf("dev exited %d on shutdown", code)
 	}
@@ -226,5 +242,48 @@ func TestMigrateDryRunRendersTheSchema(t *testing.T) {
 	}
 	if strings.Contains(out, "${") {
 		t.Fatalf("placeholder left unrendered:\n%s", out)
+	}
+}
+
+// A bad setting is refused before anything is created: no data dir.
+func TestBadSettingsCreateNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	var stdout, stderr bytes.Buffer
+	if code := Run(context.Background(), []string{"dev", "--data-dir", dir, "--http-addr", "nonsense"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the data dir was created: %v", err)
+	}
+}
+
+// A taken broker port names the flag that moves it.
+func TestTakenBrokerPortNamesTheFlag(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"dev", "--data-dir", t.TempDir(), "--broker-addr", ln.Addr().String(), "--http-addr", "127.0.0.1:0"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "--broker-addr") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		if code := Run(context.Background(), args, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "monitorme ") || !strings.Contains(stdout.String(), "go1.") {
+			t.Fatalf("%v: exit %d, %q %q", args, code, stdout.String(), stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	var v struct {
+		Version   string `json:"version"`
+		GoVersion string `json:"go_version"`
+	}
+	if code := Run(context.Background(), []string{"version", "--json"}, &stdout, &stderr); code != 0 || json.Unmarshal(stdout.Bytes(), &v) != nil || v.Version == "" || v.GoVersion == "" {
+		t.Fatalf("--json: exit %d, %q", code, stdout.String())
 	}
 }

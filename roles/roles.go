@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -77,6 +79,19 @@ func defaultRoleFlags(httpAddr string) *roleFlags {
 	}
 }
 
+// checkHTTPAddr refuses an --http-addr no listener can take, before
+// anything is started or created.
+func (f *roleFlags) checkHTTPAddr() error {
+	_, port, err := net.SplitHostPort(f.httpAddr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("http-addr: %q is not host:port (e.g. 127.0.0.1:8080, or :8080 for every interface): %w", f.httpAddr, err)
+	}
+	return nil
+}
+
 func (f *roleFlags) common(cmd *cobra.Command) {
 	f.kc.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", f.httpAddr, "address of the HTTP server (API, /healthz, /readyz, /metrics)")
@@ -91,7 +106,7 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 	if err != nil {
 		return nil, err
 	}
-	errs := []error{f.kc.Validate()}
+	errs := []error{f.kc.Validate(), f.checkHTTPAddr()}
 	for _, v := range validate {
 		errs = append(errs, v())
 	}
@@ -270,7 +285,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The broker starts before start() runs, so its settings and
 			// everything else are checked here first.
-			if err := errors.Join(bc.Validate(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(),
+			if err := errors.Join(bc.Validate(), f.checkHTTPAddr(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(),
 				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.prc.LoadRules()); err != nil {
 				return usage(err)
 			}
@@ -429,6 +444,9 @@ func simulateCmd(g *globals) *cobra.Command {
 		Short: "Simulate a ward of bedside monitors posting to an ingest API",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkTarget(target); err != nil {
+				return usage(err)
+			}
 			log, err := g.logger()
 			if err != nil {
 				return err
@@ -444,6 +462,16 @@ func simulateCmd(g *globals) *cobra.Command {
 	sc.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringVar(&target, "target", target, "base URL of the ingest API")
 	return cmd
+}
+
+// checkTarget refuses a --target that is not an http(s) URL with a host:
+// the simulator would otherwise retry it for ever.
+func checkTarget(target string) error {
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("target: %q is not the URL of an ingest API, e.g. http://127.0.0.1:8080", target)
+	}
+	return nil
 }
 
 func topicsCmd(g *globals) *cobra.Command {

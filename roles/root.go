@@ -2,6 +2,7 @@ package roles
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/monitorme/monitorme/internal/version"
 )
 
 // UsageError is a bad flag, environment variable or setting: exit code 2.
@@ -43,6 +46,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	// cobra finds an unknown subcommand before any of ours runs, so its
+	// error is not a UsageError yet.
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		err = usage(fmt.Errorf("%w (see monitorme --help)", err))
 	}
 	fmt.Fprintln(stderr, "monitorme:", err)
 	var ue *UsageError
@@ -87,6 +95,7 @@ dashes as underscores (e.g. MONITORME_BROKERS=a:9092,b:9092); a flag on the
 command line wins.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return usage(bindEnv(cmd.Flags()))
 		},
@@ -96,8 +105,28 @@ command line wins.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "debug, info, warn or error; patient values are logged only at debug")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", g.logFormat, "text or json")
-	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), sinkCmd(g), migrateCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g))
+	root.SetVersionTemplate("monitorme {{.Version}}\n")
+	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), sinkCmd(g), migrateCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g), versionCmd())
 	return root
+}
+
+func versionCmd() *cobra.Command {
+	asJSON := false
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, commit and Go version of this build",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := version.Get()
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(v)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "monitorme", v)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", asJSON, "print {\"version\", \"revision\", \"go_version\"} as JSON")
+	return cmd
 }
 
 // bindEnv sets every flag not given on the command line from its

@@ -90,7 +90,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		unlock(lock)
-		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("start embedded broker on %s: %w (is the port taken? choose another with --broker-addr, or use running brokers with --brokers)", cfg.Addr, err)
 	}
 	log.Debug("embedded broker started", "addrs", c.ListenAddrs(), "data_dir", cfg.DataDir)
 	return &Broker{c: c, lock: lock}, nil

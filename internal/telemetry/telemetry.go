@@ -27,6 +27,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/monitorme/monitorme/internal/version"
 )
 
 // Telemetry is a process's providers and registry.
@@ -51,7 +53,7 @@ func Setup(ctx context.Context, service string) (*Telemetry, error) {
 		Registry:   prometheus.NewRegistry(),
 		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
-	t.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	t.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo(service))
 
 	if os.Getenv("OTEL_SERVICE_NAME") == "" {
 		os.Setenv("OTEL_SERVICE_NAME", service)
@@ -100,6 +102,19 @@ func Setup(ctx context.Context, service string) (*Telemetry, error) {
 	otel.SetMeterProvider(mp)
 	otel.SetTextMapPropagator(t.Propagator)
 	return t, nil
+}
+
+// buildInfo is the constant monitorme_build_info{version, revision,
+// goversion, service} 1, so dashboards can tell which build each pod runs.
+func buildInfo(service string) prometheus.Collector {
+	v := version.Get()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "monitorme_build_info",
+		Help:        "The running build of monitorme: always 1, with its version, revision, Go version and service as labels.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": v.Revision, "goversion": v.GoVersion, "service": service},
+	})
+	g.Set(1)
+	return g
 }
 
 // Nop returns telemetry that records nothing and exports nothing, for
