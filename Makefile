@@ -9,7 +9,7 @@ BIN := bin/monitorme
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: dev test lint unit build bench bench-go test-sql e2e kafka-up kafka-down clean
+.PHONY: dev test lint unit build bench bench-go fuzz test-sql e2e kafka-up kafka-down clean
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
 ## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
@@ -43,6 +43,15 @@ bench: build
 ## bench-go: micro-benchmarks of the hot paths
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./processors ./sinks/clickhouse
+
+FUZZTIME ?= 30s
+## fuzz: every fuzz target for FUZZTIME each (make test runs their seeds)
+fuzz:
+	@set -e; for pkg in ./schemas ./producers ./api; do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 ## test-sql: the ClickHouse schema, the sink's rows and the API's queries on the
 ## ClickHouse engine (chDB from PyPI, in .cache/sqltest-venv)

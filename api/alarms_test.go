@@ -211,3 +211,29 @@ func TestLaxInputIsRefused(t *testing.T) {
 		t.Errorf("percent-encoded id: %d %s", code, body)
 	}
 }
+
+// Whatever the body, POST /v1/alerts/{id}/ack answers 202 or a 4xx; a 202
+// writes one acknowledgement of that alert by a valid id, a 4xx none.
+func FuzzAckHandler(f *testing.F) {
+	f.Add("application/json", `{"by":"nurse-7"}`)
+	f.Add("application/json", `{"by":"nurse-7"} {}`)
+	f.Add("application/json", `{"by":"nurse 7"}`)
+	f.Add("text/plain", `{"by":"nurse-7"}`)
+	f.Fuzz(func(t *testing.T, contentType, body string) {
+		live, e, acks := newAlarmServer(t, fakeRules{})
+		event(t, live, idA, "P1", "spo2_low", schemas.High, schemas.Raised, time.Now().UTC())
+		code, out := post(t, e, "/v1/alerts/"+idA+"/ack", contentType, body)
+		switch {
+		case code == 202:
+			if len(acks.got) != 1 || acks.got[0].AlertID != idA || acks.got[0].Validate() != nil {
+				t.Fatalf("202 wrote %+v", acks.got)
+			}
+		case code >= 400 && code < 500:
+			if len(acks.got) != 0 {
+				t.Fatalf("%d, yet wrote %+v", code, acks.got)
+			}
+		default:
+			t.Fatalf("answer %d: %s", code, out)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +84,64 @@ func TestDeadLetterKeepsTheRecordAndSaysWhy(t *testing.T) {
 	if Header(d, HeaderError) != "decode reading: unexpected end" || Header(d, HeaderSource) != "vitals.v1/3/41" || Header(d, "traceparent") != "00-x" {
 		t.Fatalf("headers: %+v", d.Headers)
 	}
+}
+
+// Whatever DecodeAck accepts is a valid acknowledgement of the record's
+// key, and encodes back to the same acknowledgement.
+func FuzzDecodeAck(f *testing.F) {
+	f.Add("P1", `{"alert_id":"0123456789abcdef0123456789abcdef","patient_id":"P1","by":"nurse-7","ts":"2026-11-22T09:00:00Z"}`)
+	f.Add("P1", `{"alert_id":"0123456789abcdef0123456789abcdef","patient_id":"P1","by":"nurse-7","ts":"2026-11-22T09:00:00Z"} x`)
+	f.Add("P2", `{"alert_id":"x","patient_id":"P2","by":"","ts":"0001-01-01T00:00:00Z"}`)
+	f.Fuzz(func(t *testing.T, key, value string) {
+		rec := &kgo.Record{Key: []byte(key), Value: []byte(value), Headers: []kgo.RecordHeader{{Key: HeaderSchema, Value: []byte(AckV1)}}}
+		a, err := DecodeAck(rec)
+		if err != nil {
+			return
+		}
+		if a.Validate() != nil || a.PatientID != key {
+			t.Fatalf("accepted %+v from key %q", a, key)
+		}
+		back, err := AckRecord("acks", &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodeAck(back)
+		if err != nil || again != a {
+			t.Fatalf("round trip: %+v %v", again, err)
+		}
+	})
+}
+
+// Whatever DecodeAlert accepts encodes back to the same alert event.
+func FuzzDecodeAlert(f *testing.F) {
+	rd := Reading{PatientID: "P1", DeviceID: "D1", Kind: SpO2, Value: 85, Unit: "%", TS: now, Seq: 9}
+	score := 7
+	a := Alert{AlertID: AlertID("news2", &rd), PatientID: "P1", Condition: "news2", Priority: High, State: Raised, TS: now, Reading: rd, Score: &score, Components: map[string]int{"spo2": 3}}
+	seed, _ := AlertRecord("alerts", &a)
+	f.Add(string(seed.Value))
+	f.Add(`{"alert_id":1}`)
+	f.Fuzz(func(t *testing.T, value string) {
+		got, err := DecodeAlert(&kgo.Record{Value: []byte(value)})
+		if err != nil {
+			return
+		}
+		back, err := AlertRecord("alerts", &got)
+		if err != nil {
+			return // a value encoding/json cannot write back (NaN) was never written by MonitorMe
+		}
+		again, err := DecodeAlert(back)
+		if err != nil || !reflect.DeepEqual(normalize(again), normalize(got)) {
+			t.Fatalf("round trip of %s:\n%+v\n%+v %v", value, got, again, err)
+		}
+	})
+}
+
+// normalize drops what JSON cannot tell apart: time zones and monotonic
+// clocks, and an empty map from a missing one.
+func normalize(a Alert) Alert {
+	a.TS, a.Reading.TS = a.TS.UTC(), a.Reading.TS.UTC()
+	if len(a.Components) == 0 {
+		a.Components = nil
+	}
+	return a
 }
