@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,9 +14,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func start(t *testing.T, dir string) *Broker {
+func start(t *testing.T, dir string, mod ...func(*Config)) *Broker {
 	t.Helper()
-	b, err := Start(Config{DataDir: dir, Addr: "127.0.0.1:0", Partitions: 4}, slog.New(slog.DiscardHandler))
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Addr, cfg.Partitions = dir, "127.0.0.1:0", 4
+	for _, m := range mod {
+		m(&cfg)
+	}
+	b, err := Start(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +132,9 @@ func TestDataDirIsExclusive(t *testing.T) {
 	dir := t.TempDir()
 	b := start(t, dir)
 	defer b.Close()
-	_, err := Start(Config{DataDir: dir, Addr: "127.0.0.1:0", Partitions: 1}, slog.New(slog.DiscardHandler))
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Addr = dir, "127.0.0.1:0"
+	_, err := Start(cfg, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, ErrDataDirInUse) {
 		t.Fatalf("second broker on one data dir: got %v, want ErrDataDirInUse", err)
 	}
@@ -139,4 +148,123 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("addr %q accepted", addr)
 		}
 	}
+}
+
+// A data dir restarted more often than any clean interval still plateaus:
+// every start deletes what is past retention and compacts the compacted
+// topics (kfake alone did neither after loading a data dir). Each round
+// writes a round of old readings (past retention) and a transactional
+// changelog of 20 keys, as the processor does, then stops.
+func TestDataDirPlateausAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	small := func(c *Config) { c.SegmentBytes = 16 << 10; c.CleanInterval = time.Hour }
+	const rounds, perRound, keys = 8, 3000, 20
+	var sizes []int64
+	for round := range rounds {
+		b := start(t, dir, small)
+		adm := kadm.NewClient(client(t, b))
+		if round == 0 {
+			if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": kadm.StringPtr("60000")}, "vitals"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, "state"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl := client(t, b, kgo.ProducerLinger(0))
+		old := time.Now().Add(-time.Hour) // past the 1-minute retention
+		tx := client(t, b, kgo.TransactionalID(fmt.Sprint("plateau-", round)), kgo.ProducerLinger(0))
+		for i := range perRound / 100 {
+			var recs []*kgo.Record
+			for j := range 100 {
+				recs = append(recs, &kgo.Record{Topic: "vitals", Timestamp: old, Value: []byte(fmt.Sprintf("reading %d-%d-%d padding padding padding padding", round, i, j))})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			for j := range 100 {
+				tx.Produce(ctx, &kgo.Record{Topic: "state", Key: []byte(fmt.Sprint("P", j%keys)), Value: []byte(fmt.Sprintf(`{"round":%d,"i":%d,"state":"padding padding padding"}`, round, i))}, nil)
+			}
+			if err := tx.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl.Close()
+		tx.Close()
+		b.Close()
+		sizes = append(sizes, dirSize(t, dir))
+	}
+	t.Logf("data dir bytes after each round: %v", sizes)
+	// Round r wrote about r times the bytes of round 1: without cleaning
+	// the last size is about rounds times the first.
+	if last, first := sizes[len(sizes)-1], sizes[1]; last > first*3/2 {
+		t.Fatalf("the data dir grew from %d to %d bytes over %d restarts: no plateau", first, last, rounds-2)
+	}
+	b := start(t, dir, small)
+	defer b.Close()
+	state := readAllValues(t, b, "state")
+	if len(state) > keys+100 { // a key each, and the last batch, which compaction keeps whole
+		t.Fatalf("state: %d records for %d keys after compaction", len(state), keys)
+	}
+	starts, err := kadm.NewClient(client(t, b)).ListStartOffsets(ctx, "vitals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := starts.Lookup("vitals", 0); o.Offset < int64(perRound*(rounds-1)) {
+		t.Fatalf("vitals start at offset %d: readings past retention were kept", o.Offset)
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// readAllValues reads every committed record of topic up to its end.
+func readAllValues(t *testing.T, b *Broker, topic string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(client(t, b)).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(topic, 0)
+	cl := client(t, b, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	var out []string
+	for at := int64(0); at < end.Offset; {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: at %d of %d by the deadline", topic, at, end.Offset)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			at = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				out = append(out, string(r.Value))
+			}
+		})
+	}
+	return out
 }
