@@ -55,7 +55,18 @@ type Config struct {
 	// DialTimeout bounds connecting to a broker, so an unreachable broker
 	// fails a request in seconds, not minutes.
 	DialTimeout time.Duration
+	// Retention is how long the delete-policy topics keep records. It is
+	// set when this process creates a topic; an existing topic keeps its
+	// own (change it with rpk topic alter-config or kafka-configs).
+	Retention Retention
 }
+
+// Retention is each delete-policy topic's retention.ms.
+type Retention struct {
+	Vitals, Alerts, Acks, DeadLetters time.Duration
+}
+
+const day = 24 * time.Hour
 
 // DefaultConfig returns the defaults every flag help text names.
 func DefaultConfig() Config {
@@ -73,6 +84,7 @@ func DefaultConfig() Config {
 		},
 		Partitions:  12,
 		DialTimeout: 5 * time.Second,
+		Retention:   Retention{Vitals: 7 * day, Alerts: 30 * day, Acks: 30 * day, DeadLetters: 30 * day},
 	}
 }
 
@@ -89,6 +101,10 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Topics.AlertsDLQ, "topic-alerts-dlq", c.Topics.AlertsDLQ, "dead-letter topic of alert records the sink cannot read")
 	fs.StringVar(&c.Topics.AcksDLQ, "topic-acks-dlq", c.Topics.AcksDLQ, "dead-letter topic of acknowledgement records the processor or the sink cannot read")
 	fs.Int32Var(&c.Partitions, "partitions", c.Partitions, "partitions of topics this process creates")
+	fs.DurationVar(&c.Retention.Vitals, "retention-vitals", c.Retention.Vitals, "retention of a vitals topic this process creates (168h: 7 days)")
+	fs.DurationVar(&c.Retention.Alerts, "retention-alerts", c.Retention.Alerts, "retention of an alerts topic this process creates (720h: 30 days)")
+	fs.DurationVar(&c.Retention.Acks, "retention-acks", c.Retention.Acks, "retention of an acknowledgements topic this process creates")
+	fs.DurationVar(&c.Retention.DeadLetters, "retention-dlq", c.Retention.DeadLetters, "retention of the dead-letter topics this process creates")
 	fs.Int16Var(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics this process creates (0: 3 if the cluster has 3+ brokers, else 1)")
 }
 
@@ -116,6 +132,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions: %d, want at least 1", c.Partitions))
+	}
+	for flag, d := range map[string]time.Duration{"retention-vitals": c.Retention.Vitals, "retention-alerts": c.Retention.Alerts, "retention-acks": c.Retention.Acks, "retention-dlq": c.Retention.DeadLetters} {
+		if d < time.Minute {
+			errs = append(errs, fmt.Errorf("%s: %v, want at least 1m", flag, d))
+		}
 	}
 	if c.ReplicationFactor < 0 {
 		errs = append(errs, fmt.Errorf("replication-factor: %d, want 0 (auto) or more", c.ReplicationFactor))

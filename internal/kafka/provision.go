@@ -22,19 +22,26 @@ type TopicSpec struct {
 	// topic: the processor owning vitals partition p reads partition p of
 	// these too (its state changelog, the acknowledgements).
 	CoPartitioned bool
+	// Configs are further topic configs set at creation.
+	Configs map[string]string
 }
 
-// Specs returns the topics of c with the retention DESIGN.md sets.
+// Specs returns the topics of c with their retention (DESIGN.md's
+// defaults, changed by the --retention-* flags).
 func (c *Config) Specs() []TopicSpec {
-	const day = 24 * time.Hour
+	r := c.Retention
 	return []TopicSpec{
-		{Name: c.Topics.Vitals, Retention: 7 * day},
-		{Name: c.Topics.Alerts, Retention: 30 * day},
-		{Name: c.Topics.State, Compact: true, CoPartitioned: true},
-		{Name: c.Topics.Acks, Retention: 30 * day, CoPartitioned: true},
-		{Name: c.Topics.VitalsDLQ, Retention: 30 * day},
-		{Name: c.Topics.AlertsDLQ, Retention: 30 * day},
-		{Name: c.Topics.AcksDLQ, Retention: 30 * day},
+		{Name: c.Topics.Vitals, Retention: r.Vitals},
+		{Name: c.Topics.Alerts, Retention: r.Alerts},
+		// A broker compacts closed segments only, and Kafka and Redpanda
+		// close one after segment.ms (7 days by default): the changelog
+		// a processor restores from would hold a week of snapshots per
+		// patient. An hour keeps it to about an hour's.
+		{Name: c.Topics.State, Compact: true, CoPartitioned: true, Configs: map[string]string{"segment.ms": "3600000"}},
+		{Name: c.Topics.Acks, Retention: r.Acks, CoPartitioned: true},
+		{Name: c.Topics.VitalsDLQ, Retention: r.DeadLetters},
+		{Name: c.Topics.AlertsDLQ, Retention: r.DeadLetters},
+		{Name: c.Topics.AcksDLQ, Retention: r.DeadLetters},
 	}
 }
 
@@ -97,6 +104,9 @@ func Provision(ctx context.Context, adm *kadm.Client, c *Config, specs []TopicSp
 			configs["retention.ms"] = kadm.StringPtr(strconv.FormatInt(s.Retention.Milliseconds(), 10))
 		} else {
 			configs["retention.ms"] = kadm.StringPtr("-1")
+		}
+		for k, v := range s.Configs {
+			configs[k] = kadm.StringPtr(v)
 		}
 		if rf >= 3 {
 			// acks=all is only as strong as the in-sync set it waits for.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -35,19 +36,16 @@ func TestProvisionIsIdempotentAndChecksPolicy(t *testing.T) {
 			t.Fatalf("topic %s: %+v", name, d)
 		}
 	}
-	rc, err := adm.DescribeTopicConfigs(ctx, kc.Topics.Vitals)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _ := rc.On(kc.Topics.Vitals, nil)
-	var retention string
-	for _, c := range r.Configs {
-		if c.Key == "retention.ms" && c.Value != nil {
-			retention = *c.Value
+	for _, want := range []struct{ topic, key, value string }{
+		{kc.Topics.Vitals, "retention.ms", "604800000"},
+		{kc.Topics.Alerts, "retention.ms", "2592000000"},
+		{kc.Topics.State, "cleanup.policy", "compact"},
+		// The changelog's segments close hourly, so a broker compacts it.
+		{kc.Topics.State, "segment.ms", "3600000"},
+	} {
+		if got := topicConfig(t, adm, want.topic, want.key); got != want.value {
+			t.Errorf("%s %s = %q, want %q", want.topic, want.key, got, want.value)
 		}
-	}
-	if retention != "604800000" {
-		t.Fatalf("vitals retention.ms = %q, want 7 days", retention)
 	}
 	if err := kafka.ReadyCheck(adm, kc.Topics.Vitals)(ctx); err != nil {
 		t.Fatalf("ready: %v", err)
@@ -130,5 +128,39 @@ func TestDeadLetterTopicPerInput(t *testing.T) {
 		if got := tp.DeadLetterTopic(in); got != want {
 			t.Errorf("%s: dead letters to %s, want %s", in, got, want)
 		}
+	}
+}
+
+func topicConfig(t *testing.T, adm *kadm.Client, topic, key string) string {
+	t.Helper()
+	rc, err := adm.DescribeTopicConfigs(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := rc.On(topic, nil)
+	for _, c := range r.Configs {
+		if c.Key == key && c.Value != nil {
+			return *c.Value
+		}
+	}
+	return ""
+}
+
+// --retention-vitals sets the retention of a vitals topic it creates.
+func TestRetentionFlag(t *testing.T) {
+	c := testkit.Cluster(t)
+	adm := kadm.NewClient(testkit.Client(t, c))
+	kc := kafka.DefaultConfig()
+	kc.Brokers = c.ListenAddrs()
+	kc.Retention.Vitals = 6 * time.Hour
+	if err := kafka.Provision(context.Background(), adm, &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if got := topicConfig(t, adm, kc.Topics.Vitals, "retention.ms"); got != "21600000" {
+		t.Fatalf("retention.ms %q, want 6h", got)
+	}
+	kc.Retention.Alerts = time.Second
+	if err := kc.Validate(); err == nil || !strings.Contains(err.Error(), "retention-alerts") {
+		t.Fatalf("1s retention: %v", err)
 	}
 }
