@@ -343,8 +343,14 @@ func (s *store) restore(ctx context.Context, partitions []int32) error {
 			want[p] = o.Offset
 		}
 	}
-	loaded := map[string]*PatientState{}
-	owner := map[string]int32{}
+	// Only a patient's last snapshot counts: keep the bytes of each and
+	// decode those alone at the end, so an uncompacted changelog costs
+	// reading it, not decoding every snapshot in it.
+	type last struct {
+		value     []byte
+		partition int32
+	}
+	latest := map[string]last{}
 	if len(assign) > 0 {
 		cl, err := kgo.NewClient(append(s.restoreOpts,
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: assign}),
@@ -374,22 +380,28 @@ func (s *store) restore(ctx context.Context, partitions []int32) error {
 					return
 				}
 				if r.Value == nil {
-					delete(loaded, string(r.Key))
+					delete(latest, string(r.Key))
 					return
 				}
-				var st PatientState
-				if json.Unmarshal(r.Value, &st) == nil {
-					loaded[string(r.Key)] = st.clone()
-					owner[string(r.Key)] = r.Partition
-				}
+				latest[string(r.Key)] = last{r.Value, r.Partition}
 			})
+		}
+	}
+	loaded := make(map[string]*PatientState, len(latest))
+	for id, l := range latest {
+		// A snapshot this build cannot read starts the patient afresh,
+		// as before: failing the restore would stop the partition for
+		// good on one bad record.
+		var st PatientState
+		if json.Unmarshal(l.value, &st) == nil {
+			loaded[id] = st.clone()
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, st := range loaded {
 		s.committed[id] = st
-		s.partition[id] = owner[id]
+		s.partition[id] = latest[id].partition
 	}
 	return nil
 }

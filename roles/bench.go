@@ -47,5 +47,7 @@ reading-to-alert latency at a steady rate. It prints a table.`,
 	f.DurationVar(&cfg.LatencyFor, "latency-for", cfg.LatencyFor, "length of the latency run")
 	f.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions per topic")
 	f.BoolVar(&persist, "persist", persist, "persist the broker to a temporary data dir, as dev does (false: in memory)")
+	f.IntVar(&cfg.RestartPatients, "restart-patients", cfg.RestartPatients, "patients in the restart run")
+	f.IntVar(&cfg.RestartSnapshots, "restart-snapshots", cfg.RestartSnapshots, "state snapshots per patient in the changelog of the restart run")
 	return cmd
 }

@@ -45,11 +45,16 @@ type Config struct {
 	LatencyFor  time.Duration // length of the latency run
 	Partitions  int32
 	DataDir     string // "" keeps the broker in memory
+	// RestartPatients and RestartSnapshots size the restart run: that
+	// many patients, each with that many snapshots in the state
+	// changelog, as a broker holds them before compacting.
+	RestartPatients, RestartSnapshots int
 }
 
 // DefaultConfig returns the defaults the flag help names.
 func DefaultConfig() Config {
-	return Config{Readings: 200_000, Batch: 1000, Concurrency: 4, LatencyRate: 500, LatencyFor: 10 * time.Second, Partitions: 12}
+	return Config{Readings: 200_000, Batch: 1000, Concurrency: 4, LatencyRate: 500, LatencyFor: 10 * time.Second, Partitions: 12,
+		RestartPatients: 1000, RestartSnapshots: 60}
 }
 
 // Validate refuses sizes that cannot give a number.
@@ -65,6 +70,8 @@ func (c *Config) Validate() error {
 		return errors.New("latency-rate must be at least 1 and latency-for at least 1s")
 	case c.Partitions < 1:
 		return fmt.Errorf("partitions: %d, want at least 1", c.Partitions)
+	case c.RestartPatients < 1 || c.RestartSnapshots < 1:
+		return fmt.Errorf("restart-patients and restart-snapshots: %d and %d, want at least 1", c.RestartPatients, c.RestartSnapshots)
 	}
 	return nil
 }
@@ -97,7 +104,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		return nil, err
 	}
 	log := slog.New(slog.DiscardHandler)
-	b, err := broker.Start(broker.Config{DataDir: cfg.DataDir, Addr: "127.0.0.1:0", Partitions: int(cfg.Partitions)}, log)
+	bc := broker.DefaultConfig()
+	bc.DataDir, bc.Addr, bc.Partitions = cfg.DataDir, "127.0.0.1:0", int(cfg.Partitions)
+	b, err := broker.Start(bc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +150,113 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	}
 	fmt.Fprintf(out, "\nreading -> alert latency (ingest produce to alert visible to a read_committed consumer), %d alerts at %d readings/s: p50 %v, p99 %v\n",
 		n, cfg.LatencyRate, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
+	for _, compacted := range []bool{false, true} {
+		r, err := e.restart(ctx, compacted)
+		if err != nil {
+			return results, err
+		}
+		fmt.Fprintln(out, r)
+	}
 	return results, nil
+}
+
+// restart measures what a nurse waits for after a processor (re)starts:
+// RestartPatients patients have RestartSnapshots snapshots each in the
+// state changelog; a clinical processor starts, and a critical reading
+// (SpO2 70 %, which alarms at once) is produced at the same moment. It
+// reports when the processor's first transaction committed and when the
+// alert was visible to a read_committed reader. compacted runs the
+// broker's cleaner first, as every start of the embedded broker does.
+func (e *env) restart(ctx context.Context, compacted bool) (string, error) {
+	if err := e.topics(); err != nil {
+		return "", err
+	}
+	base := time.Now().UTC().Add(-time.Hour)
+	// Each snapshot differs, as a patient's do from one transaction to
+	// the next, so compression does not make the changelog free to read.
+	snapshot := func(p, v int) ([]byte, error) {
+		var st processors.PatientState
+		at := base.Add(time.Duration(v) * time.Second)
+		for i, spec := range schemas.Specs {
+			st.Latest.Set(spec.Kind, processors.Sample{Value: spec.Min + float64((p+v+i)%7), TS: at.Add(time.Duration(p) * time.Microsecond), At: at,
+				Gap: time.Second, Device: fmt.Sprintf("R%04d-dev%d", p, i), Seq: uint64(v*len(schemas.Specs) + i + 1)})
+		}
+		return json.Marshal(&st)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	for v := range e.cfg.RestartSnapshots {
+		recs := make([]*kgo.Record, 0, e.cfg.RestartPatients)
+		for p := range e.cfg.RestartPatients {
+			value, err := snapshot(p, v)
+			if err != nil {
+				return "", err
+			}
+			recs = append(recs, &kgo.Record{Topic: e.kc.Topics.State, Key: fmt.Appendf(nil, "R%04d", p), Value: value})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return "", fmt.Errorf("write snapshot %d: %w", v, err)
+		}
+	}
+	clean := time.Duration(0)
+	if compacted {
+		start := time.Now()
+		e.b.Clean()
+		clean = time.Since(start)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.ConsumeTopics(e.kc.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		return "", err
+	}
+	defer cons.Close()
+	p, err := e.producer()
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	group := "restart-" + e.kc.Topics.Vitals
+	start := time.Now()
+	stop, err := e.startRules(ctx, group, "clinical")
+	if err != nil {
+		return "", err
+	}
+	defer stop()
+	rd := schemas.Reading{PatientID: "R0000", DeviceID: "bench-oximeter", Kind: schemas.SpO2, Value: 70, Unit: "%", TS: time.Now().UTC(), Seq: 1}
+	if err := p.Produce(ctx, []schemas.Reading{rd}); err != nil {
+		return "", err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var firstCommit, alert time.Duration
+	for alert == 0 {
+		if firstCommit == 0 {
+			if offs, err := e.adm.FetchOffsets(rctx, group); err == nil && len(offs) > 0 {
+				firstCommit = time.Since(start)
+			}
+		}
+		fs := cons.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return "", fmt.Errorf("restart run: no alert within 5m: %w", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if a, err := schemas.DecodeAlert(r); err == nil && a.PatientID == rd.PatientID && alert == 0 {
+				alert = time.Since(start)
+			}
+		})
+	}
+	if firstCommit == 0 {
+		firstCommit = alert
+	}
+	what := "uncompacted changelog"
+	if compacted {
+		what = fmt.Sprintf("changelog compacted by the broker's clean (%.2fs)", clean.Seconds())
+	}
+	return fmt.Sprintf("restart, %d patients x %d snapshots, %s: first commit %.2fs, alert for a reading sent at start %.2fs after start",
+		e.cfg.RestartPatients, e.cfg.RestartSnapshots, what, firstCommit.Seconds(), alert.Seconds()), nil
 }
 
 // topics gives each run fresh topics so runs do not see each other's data.

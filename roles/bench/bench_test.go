@@ -21,6 +21,7 @@ func TestRunProducesEveryRow(t *testing.T) {
 	cfg.LatencyRate = 50
 	cfg.LatencyFor = time.Second
 	cfg.Partitions = 3
+	cfg.RestartPatients, cfg.RestartSnapshots = 50, 3
 	var out bytes.Buffer
 	res, err := Run(context.Background(), cfg, &out)
 	if err != nil {
@@ -40,5 +41,8 @@ func TestRunProducesEveryRow(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "p99") {
 		t.Fatalf("no latency line:\n%s", out.String())
+	}
+	if n := strings.Count(out.String(), "restart, 50 patients x 3 snapshots"); n != 2 {
+		t.Fatalf("%d restart lines:\n%s", n, out.String())
 	}
 }

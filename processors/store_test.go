@@ -1,0 +1,67 @@
+package processors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// Restore keeps each patient's last snapshot of an uncompacted changelog,
+// honours tombstones in either order, and reads past snapshots it cannot
+// decode when a later one can be.
+func TestRestoreKeepsTheLastSnapshot(t *testing.T) {
+	c, kc := testkit.CreateCluster(t, 3)
+	snap := func(v float64) []byte {
+		var st PatientState
+		st.Latest.Set(schemas.HeartRate, Sample{Value: v, TS: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), Device: "D", Seq: 1})
+		b, err := json.Marshal(&st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var recs []*kgo.Record
+	for v := range 50 {
+		for p := range 10 {
+			recs = append(recs, &kgo.Record{Topic: kc.Topics.State, Key: fmt.Appendf(nil, "P%d", p), Value: snap(float64(100*p + v))})
+		}
+	}
+	recs = append(recs,
+		&kgo.Record{Topic: kc.Topics.State, Key: []byte("P1")}, // discharged
+		&kgo.Record{Topic: kc.Topics.State, Key: []byte("P2")},
+		&kgo.Record{Topic: kc.Topics.State, Key: []byte("P2"), Value: snap(7)}, // back
+		&kgo.Record{Topic: kc.Topics.State, Key: []byte("P3"), Value: []byte("{not json")},
+		&kgo.Record{Topic: kc.Topics.State, Key: []byte("P3"), Value: snap(3)},
+	)
+	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(kc.Topics.State, []kgo.Opt{kgo.SeedBrokers(kc.Brokers...)})
+	if err := s.restore(context.Background(), []int32{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"P0": 49, "P2": 7, "P3": 3, "P4": 449, "P9": 949}
+	for id, v := range want {
+		st := s.committed[id]
+		if st == nil {
+			t.Fatalf("%s not restored", id)
+		}
+		if got, _ := st.Latest.Get(schemas.HeartRate); got.Value != v {
+			t.Errorf("%s: heart rate %v, want the last snapshot's %v", id, got.Value, v)
+		}
+	}
+	if s.committed["P1"] != nil {
+		t.Error("P1 restored after its tombstone")
+	}
+	if n := s.patients(); n != 9 {
+		t.Errorf("%d patients restored, want 9", n)
+	}
+}
