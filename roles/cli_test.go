@@ -209,6 +209,12 @@ func TestDevEndToEndAndRestart(t *testing.T) {
 	if !regexp.MustCompile(`monitorme_build_info\{[^}]*service="monitorme-dev"[^}]*\} 1`).Match(metrics) {
 		t.Fatalf("no build_info in /metrics:\n%.2000s", metrics)
 	}
+	for _, want := range []string{`monitorme_consumer_group_lag{group="alerting",partition="0",topic="vitals.v1"}`, `monitorme_consumer_group_lag_up{group="alerting"} 1`,
+		`monitorme_processor_alert_latency_seconds_bucket`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("no %s in /metrics:\n%.3000s", want, metrics)
+		}
+	}
 	if code := stop(); code != 0 {
 		t.Fatalf("dev exited %d on shutdown", code)
 	}

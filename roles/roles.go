@@ -45,6 +45,8 @@ type platform struct {
 	ch      driver.Conn
 	ln      net.Listener
 	apiOpts []api.Option
+	// groups are the consumer groups whose lag /metrics exports.
+	groups []string
 
 	closers []func()
 }
@@ -193,6 +195,7 @@ func (p *platform) withIngest(f *roleFlags) error {
 func (p *platform) withProcessor(f *roleFlags) error {
 	var err error
 	p.proc, err = processors.New(f.prc, p.kc, p.log.With("component", "processor"), p.tel)
+	p.groups = append(p.groups, f.prc.Group)
 	return usage(err)
 }
 
@@ -240,12 +243,18 @@ func (p *platform) withClickHouse(ctx context.Context, f *roleFlags, migrate boo
 func (p *platform) withSink(f *roleFlags) error {
 	var err error
 	p.sink, err = sinkch.New(f.skc, p.kc, sinkch.Native{Conn: p.ch}, p.log.With("component", "sink"), p.tel)
+	p.groups = append(p.groups, f.skc.Group)
 	return usage(err)
 }
 
 // run serves HTTP and runs the components until ctx ends.
 func (p *platform) run(ctx context.Context) error {
 	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Names()...))
+	if len(p.groups) > 0 {
+		if err := p.tel.Registry.Register(kafka.LagCollector(p.adm, p.groups...)); err != nil {
+			return err
+		}
+	}
 	var tasks []task
 	if p.sim != nil {
 		tasks = append(tasks, task{"simulator", p.sim.Run})
