@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
@@ -95,6 +96,9 @@ type Live struct {
 	subs     map[*subscriber]struct{}
 
 	ran atomic.Bool
+	// caughtUp is set once the view read up to the end offsets of its
+	// start; /readyz waits for it.
+	caughtUp atomic.Bool
 }
 
 // ErrRunTwice is returned by a second call of Live.Run: the view is
@@ -128,6 +132,9 @@ func (l *Live) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(now.Add(-l.cfg.AlertsLookback).UnixMilli())),
+		// Commit and abort markers come through, so the position passes
+		// them: a partition whose last record is a marker is caught up.
+		kgo.KeepControlRecords(),
 		l.tel.KafkaHooks(nil),
 	)
 	cl, err := kgo.NewClient(opts...)
@@ -136,7 +143,13 @@ func (l *Live) Run(ctx context.Context) error {
 	}
 	defer cl.Close()
 	vitalsFrom := now.Add(-l.cfg.VitalsLookback)
+	from := now.Add(-l.cfg.AlertsLookback)
+	var behind map[string]map[int32]int64 // nil until the targets are known
 	for {
+		if behind == nil && !l.caughtUp.Load() {
+			// Asked once the client can: the brokers may not answer yet.
+			behind = l.targets(ctx, cl, from)
+		}
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			l.closeAll()
@@ -146,12 +159,64 @@ func (l *Live) Run(ctx context.Context) error {
 			l.log.Warn("live view fetch error", "topic", t, "partition", p, "err", err)
 		})
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Topic == l.kcfg.Topics.Vitals && r.Timestamp.Before(vitalsFrom) {
+			if behind != nil {
+				if end, ok := behind[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
+					delete(behind[r.Topic], r.Partition)
+				}
+			}
+			if r.Attrs.IsControl() || r.Topic == l.kcfg.Topics.Vitals && r.Timestamp.Before(vitalsFrom) {
 				return
 			}
 			l.apply(r)
 		})
+		if behind != nil && !l.caughtUp.Load() && len(behind[l.kcfg.Topics.Vitals])+len(behind[l.kcfg.Topics.Alerts]) == 0 {
+			l.caughtUp.Store(true)
+			l.log.Debug("live view caught up")
+		}
 	}
+}
+
+// targets returns, per partition, the end (last stable) offset the view
+// must read up to before it shows what the topics held at start: the
+// partitions whose records since from end before that offset. nil if the
+// brokers did not answer.
+func (l *Live) targets(ctx context.Context, cl *kgo.Client, from time.Time) map[string]map[int32]int64 {
+	adm := kadm.NewClient(cl)
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	topics := []string{l.kcfg.Topics.Vitals, l.kcfg.Topics.Alerts}
+	ends, err := adm.ListCommittedOffsets(lctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	starts, serr := adm.ListOffsetsAfterMilli(lctx, from.UnixMilli(), topics...)
+	if err = errors.Join(err, serr); err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		l.log.Debug("live view: end offsets not known yet", "err", err)
+		return nil
+	}
+	behind := map[string]map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if behind[o.Topic] == nil {
+			behind[o.Topic] = map[int32]int64{}
+		}
+		if s, ok := starts.Lookup(o.Topic, o.Partition); !ok || s.Offset < o.Offset {
+			behind[o.Topic][o.Partition] = o.Offset
+		}
+	})
+	return behind
+}
+
+// Ready reports, for /readyz, whether the view has read what the topics
+// held when it started: before that, GET /v1/alerts and the patient views
+// would answer with part of the truth.
+func (l *Live) Ready(context.Context) error {
+	if !l.caughtUp.Load() {
+		return errors.New("live view: still reading the topics up to their end at start")
+	}
+	return nil
 }
 
 func (l *Live) apply(r *kgo.Record) {

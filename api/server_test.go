@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
@@ -369,4 +372,68 @@ func TestLiveRunsOnce(t *testing.T) {
 	if err := live.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
 		t.Fatalf("second Run: %v", err)
 	}
+}
+
+// Ready means the view read what the topics held when it started: until
+// then it says so, and once it does, every alert is there. An aborted
+// transaction at a partition's end (nothing for read_committed to return
+// but its marker) does not hold it back.
+func TestLiveReadyOnlyWhenCaughtUp(t *testing.T) {
+	c, kc := testkit.CreateCluster(t, 3)
+	ctx := context.Background()
+	const n = 20_000
+	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	now := time.Now().UTC()
+	var recs []*kgo.Record
+	for i := range n {
+		r := reading(fmt.Sprintf("P%03d", i%50), schemas.HeartRate, 150, now.Add(-time.Duration(i)*time.Millisecond))
+		r.Seq = uint64(i)
+		a := schemas.Alert{AlertID: schemas.AlertID("hr", &r), PatientID: r.PatientID, Condition: "hr", Priority: schemas.High, State: schemas.Raised, TS: r.TS, Reading: r}
+		rec, err := schemas.AlertRecord(kc.Topics.Alerts, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	tx := testkit.Client(t, c, kgo.TransactionalID("live-ready-test"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Topic: kc.Topics.Alerts, Partition: 1, Value: []byte("aborted")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	// Slow the view's fetches down so that "not yet" can be seen.
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		time.Sleep(50 * time.Millisecond)
+		return nil, nil, false
+	})
+	cfg := DefaultLiveConfig()
+	cfg.MaxAlerts = n
+	live, err := NewLive(cfg, kc, slog.New(slog.DiscardHandler), telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.Ready(ctx) == nil {
+		t.Fatal("ready before it ran")
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- live.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	testkit.Eventually(t, 30*time.Second, "the live view ready", func() bool {
+		if live.Ready(ctx) != nil {
+			return false
+		}
+		if got := len(live.Alerts("", time.Time{}, n)); got != n {
+			t.Fatalf("ready with %d of %d alerts", got, n)
+		}
+		return true
+	})
 }

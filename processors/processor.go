@@ -211,6 +211,18 @@ type Processor struct {
 	restoreErr atomic.Pointer[error]
 	clock      procClock
 	ran        atomic.Bool
+	// ready is set once the session joined the group and restored the
+	// state of the partitions it was given.
+	ready atomic.Bool
+}
+
+// Ready reports, for /readyz, whether the processor has joined its group
+// and restored the state of its partitions: until then readings wait.
+func (p *Processor) Ready(context.Context) error {
+	if !p.ready.Load() {
+		return errors.New("processor: joining the group and restoring partition state")
+	}
+	return nil
 }
 
 // ErrRunTwice is returned by a second call of Run: a processor's session,
@@ -302,13 +314,21 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		// does not.
 		opts = append(opts, kgo.Balancers(kgo.RangeBalancer()))
 	}
-	if st, ok := p.h.(Stateful); ok {
+	p.ready.Store(false)
+	st, stateful := p.h.(Stateful)
+	// kgo calls this after every join, even when nothing new is
+	// assigned: the end of a join is when the processor is ready.
+	opts = append(opts, kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+		if stateful {
+			if err := st.Restore(ctx, assigned[p.kcfg.Topics.Vitals]); err != nil {
+				p.restoreErr.Store(&err)
+				return
+			}
+		}
+		p.ready.Store(true)
+	}))
+	if stateful {
 		opts = append(opts,
-			kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
-				if err := st.Restore(ctx, assigned[p.kcfg.Topics.Vitals]); err != nil {
-					p.restoreErr.Store(&err)
-				}
-			}),
 			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 				st.Forget(revoked[p.kcfg.Topics.Vitals])
 			}),

@@ -99,3 +99,15 @@ func TestClinicalDeadLettersAcksToTheAcksTopic(t *testing.T) {
 		t.Fatalf("%d dead letters on the vitals' dead-letter topic", n)
 	}
 }
+
+// The processor is ready once it joined and restored its partitions.
+func TestProcessorReadyAfterRestore(t *testing.T) {
+	c, kc := testCluster(t)
+	p := newClinicalProcessor(c.ListenAddrs())
+	p.kcfg = kc
+	if p.Ready(context.Background()) == nil {
+		t.Fatal("ready before it ran")
+	}
+	runProcessor(t, p)
+	testkit.Eventually(t, 30*time.Second, "the processor ready", func() bool { return p.Ready(context.Background()) == nil })
+}

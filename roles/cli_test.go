@@ -220,10 +220,16 @@ func TestDevEndToEndAndRestart(t *testing.T) {
 	}
 
 	base, _ = startDev(t, "--data-dir", dir, "--no-simulator")
-	var after alertsBody
-	testkit.Eventually(t, 20*time.Second, "alerts back after restart", func() bool {
-		return getJSON(t, base+"/v1/alerts?limit=1000", &after) == 200 && len(after.Alerts) >= len(before.Alerts)
+	// Ready means the live view has read what the topics held: the first
+	// answer after /readyz says 200 already has every alert (before, it
+	// had none for a second or so).
+	testkit.Eventually(t, 20*time.Second, "ready after restart", func() bool {
+		return getJSON(t, base+"/readyz", &ready) == 200
 	})
+	var after alertsBody
+	if code := getJSON(t, base+"/v1/alerts?limit=1000", &after); code != 200 || len(after.Alerts) < len(before.Alerts) {
+		t.Fatalf("ready, yet /v1/alerts answers %d with %d of the %d alerts", code, len(after.Alerts), len(before.Alerts))
+	}
 	have := map[string]bool{}
 	for _, a := range after.Alerts {
 		have[a.AlertID] = true

@@ -249,7 +249,17 @@ func (p *platform) withSink(f *roleFlags) error {
 
 // run serves HTTP and runs the components until ctx ends.
 func (p *platform) run(ctx context.Context) error {
-	e := web.New(p.log.With("component", "http"), p.tel, kafka.ReadyCheck(p.adm, p.kc.Topics.Names()...))
+	// Ready means answering with the whole truth: the brokers and topics
+	// are there, the processor joined and restored its partitions, and
+	// the live view read what the topics held at start.
+	checks := []web.Check{kafka.ReadyCheck(p.adm, p.kc.Topics.Names()...)}
+	if p.proc != nil {
+		checks = append(checks, p.proc.Ready)
+	}
+	if p.live != nil {
+		checks = append(checks, p.live.Ready)
+	}
+	e := web.New(p.log.With("component", "http"), p.tel, checks...)
 	if len(p.groups) > 0 {
 		if err := p.tel.Registry.Register(kafka.LagCollector(p.adm, p.groups...)); err != nil {
 			return err
