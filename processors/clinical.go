@@ -38,6 +38,10 @@ type Clinical struct {
 	cfg    ClinicalConfig
 	topics kafka.Topics
 	store  *store
+	// resumedAt gives when the processor caught up with a vitals
+	// partition after it started or was given it (zero before); nil
+	// (tests feeding records by hand) is always zero.
+	resumedAt func(partition int32) time.Time
 
 	// pre holds the readings Predecode decoded, consumed by Handle in
 	// order from next.
@@ -77,6 +81,17 @@ func (c *Clinical) Instrument(mp metric.MeterProvider) error {
 // (seeds, TLS) of the client that reads the changelog back.
 func NewClinical(cfg ClinicalConfig, topics kafka.Topics, restoreOpts ...kgo.Opt) *Clinical {
 	return &Clinical{cfg: cfg, topics: topics, store: newStore(topics.State, restoreOpts)}
+}
+
+// Resume tells the engine when the processor caught up with each vitals
+// partition: silence timers do not blame a device for the time before.
+func (c *Clinical) Resume(resumedAt func(partition int32) time.Time) { c.resumedAt = resumedAt }
+
+func (c *Clinical) resumed(partition int32) time.Time {
+	if c.resumedAt == nil {
+		return time.Time{}
+	}
+	return c.resumedAt(partition)
 }
 
 // Inputs names the topics the handler reads: the vitals and, co-partitioned
@@ -189,7 +204,7 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	st := c.store.get(rd.PatientID, r.Partition, true)
 	rs := c.cfg.For(rd.PatientID)
-	alerts := timers(st, rs, rd.PatientID, r.Timestamp)
+	alerts := timers(st, rs, rd.PatientID, r.Timestamp, c.resumed(r.Partition))
 	alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
 	return c.records(alerts)
 }
@@ -225,7 +240,7 @@ func (c *Clinical) handleAck(r *kgo.Record) ([]*kgo.Record, error) {
 	if st == nil {
 		return nil, nil
 	}
-	alerts := timers(st, c.cfg.For(ack.PatientID), ack.PatientID, r.Timestamp)
+	alerts := timers(st, c.cfg.For(ack.PatientID), ack.PatientID, r.Timestamp, c.resumed(r.Partition))
 	acknowledge := func(cs *ConditionState) bool {
 		if cs.Open == nil || cs.Open.AlertID != ack.AlertID || cs.Open.State == schemas.Acknowledged {
 			return false

@@ -30,8 +30,11 @@ type procClock struct {
 	stream   map[int32]time.Time
 	pending  map[int32]time.Time
 	caughtUp map[int32]bool
-	checked  time.Time
-	now      func() time.Time
+	// resumed is when each partition was first found caught up in this
+	// run: the moment monitoring resumed after a start or a rebalance.
+	resumed map[int32]time.Time
+	checked time.Time
+	now     func() time.Time
 }
 
 func (c *procClock) init(vitals string) {
@@ -39,6 +42,7 @@ func (c *procClock) init(vitals string) {
 	c.stream = map[int32]time.Time{}
 	c.pending = map[int32]time.Time{}
 	c.caughtUp = map[int32]bool{}
+	c.resumed = map[int32]time.Time{}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -117,6 +121,13 @@ func (c *procClock) refresh(cl *kgo.Client, interval time.Duration) {
 	ends.Each(func(o kadm.ListedOffset) {
 		if at, ok := pos[o.Partition]; ok && o.Err == nil && at >= o.Offset {
 			c.caughtUp[o.Partition] = true
+			if c.resumed[o.Partition].IsZero() {
+				c.resumed[o.Partition] = now
+			}
 		}
 	})
 }
+
+// resumedAt is when partition p was first caught up in this run, zero
+// while it has never been.
+func (c *procClock) resumedAt(p int32) time.Time { return c.resumed[p] }

@@ -69,6 +69,12 @@ type Predecoder interface {
 	Predecode(recs []*kgo.Record)
 }
 
+// resumer is a Timed handler that is told when monitoring of a partition
+// resumed, so that silence before it is not blamed on a device.
+type resumer interface {
+	Resume(resumedAt func(partition int32) time.Time)
+}
+
 // Inputs, when a handler implements it, names the topics it consumes in
 // place of the vitals topic alone. They must be co-partitioned with the
 // vitals topic (provisioning checks it): the processor assigns them with
@@ -360,6 +366,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	timed, _ := p.h.(Timed)
 	p.clock.init(p.kcfg.Topics.Vitals)
+	if r, ok := p.h.(resumer); ok {
+		r.Resume(p.clock.resumedAt)
+	}
 	for {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if timed != nil {

@@ -15,8 +15,10 @@ import (
 )
 
 // deadline is the earliest time on the processor clock at which one of the
-// patient's timers fires; zero if none is pending.
-func deadline(st *PatientState, rs *RuleSet) time.Time {
+// patient's timers fires; zero if none is pending. resumed is when this
+// processor caught up with the patient's partition after it started or
+// was given the partition (zero while it has a backlog): see silentSince.
+func deadline(st *PatientState, rs *RuleSet, resumed time.Time) time.Time {
 	var first time.Time
 	at := func(t time.Time) {
 		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
@@ -26,7 +28,7 @@ func deadline(st *PatientState, rs *RuleSet) time.Time {
 	for i := range rs.SignalLost {
 		sl := &rs.SignalLost[i]
 		if s, ok := st.Latest.Get(sl.Kind); ok && sl.armed(s) && st.Conditions[SignalLostCondition(sl.Kind)].Open == nil {
-			at(s.At.Add(sl.After))
+			at(silentSince(s, resumed).Add(sl.After))
 		}
 	}
 	for _, cs := range st.Conditions {
@@ -34,6 +36,19 @@ func deadline(st *PatientState, rs *RuleSet) time.Time {
 	}
 	at(escalationDue(&st.NEWS2, rs))
 	return first
+}
+
+// silentSince is when silence of s's kind began as far as a device can be
+// blamed: its last arrival, or, if later, when the processor caught up
+// after a start. Platform downtime is not a device failure: a ward whose
+// monitoring stopped for ten seconds got a signal-lost alarm for every
+// patient at the restart, each blaming the patient's device. From the
+// restart on, a device has the rule's whole After to be heard again.
+func silentSince(s Sample, resumed time.Time) time.Time {
+	if resumed.After(s.At) {
+		return resumed
+	}
+	return s.At
 }
 
 // armed says whether silence of s's kind would be a lost signal: the
@@ -60,8 +75,8 @@ func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
 // event carries the deadline that passed as its ts, not the moment it was
 // noticed, so a replay that notices it at another moment emits the same
 // event.
-func timers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
-	if d := deadline(st, rs); d.IsZero() || now.Before(d) {
+func timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
+	if d := deadline(st, rs, resumed); d.IsZero() || now.Before(d) {
 		return nil
 	}
 	var out []schemas.Alert
@@ -69,15 +84,23 @@ func timers(st *PatientState, rs *RuleSet, patient string, now time.Time) []sche
 		sl := &rs.SignalLost[i]
 		cond := SignalLostCondition(sl.Kind)
 		s, ok := st.Latest.Get(sl.Kind)
-		if !ok || !sl.armed(s) || st.Conditions[cond].Open != nil || now.Before(s.At.Add(sl.After)) {
+		if !ok || !sl.armed(s) || st.Conditions[cond].Open != nil {
+			continue
+		}
+		since := silentSince(s, resumed)
+		due := since.Add(sl.After)
+		if now.Before(due) {
 			continue
 		}
 		last := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: sl.Kind, Value: s.Value,
 			Unit: unitOf(sl.Kind), TS: s.TS, Seq: s.Seq}
-		due := s.At.Add(sl.After)
+		msg := "no " + string(sl.Kind) + " from device " + s.Device + " for " + sl.After.String()
+		if since != s.At {
+			msg += " since monitoring resumed at " + since.UTC().Format(time.RFC3339) + " (last reading at " + s.At.UTC().Format(time.RFC3339) + ")"
+		}
 		a := schemas.Alert{AlertID: schemas.AlertID(cond, &last), PatientID: patient, Condition: cond,
 			Priority: sl.Priority, State: schemas.Raised, TS: due, Limit: sl.After.Seconds(),
-			Message: "no " + string(sl.Kind) + " from device " + s.Device + " for " + sl.After.String(), Reading: last}
+			Message: msg, Reading: last}
 		st.Conditions[cond] = ConditionState{Open: &a, RaisedAt: due}
 		out = append(out, a)
 	}
@@ -109,7 +132,7 @@ func (c *Clinical) Due(clock func(partition int32) time.Time) bool {
 func (c *Clinical) due(clock func(partition int32) time.Time) []string {
 	var ids []string
 	c.store.each(func(id string, partition int32, st *PatientState) {
-		if d := deadline(st, c.cfg.For(id)); !d.IsZero() && !clock(partition).Before(d) {
+		if d := deadline(st, c.cfg.For(id), c.resumed(partition)); !d.IsZero() && !clock(partition).Before(d) {
 			ids = append(ids, id)
 		}
 	})
@@ -126,7 +149,7 @@ func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, e
 	for _, id := range c.due(clock) {
 		p := c.store.partitionOf(id)
 		st := c.store.get(id, p, false)
-		alerts = append(alerts, timers(st, c.cfg.For(id), id, clock(p))...)
+		alerts = append(alerts, timers(st, c.cfg.For(id), id, clock(p), c.resumed(p))...)
 	}
 	return c.records(alerts)
 }
