@@ -284,16 +284,13 @@ var signalLostNames = func() (names [schemas.NumKinds]string) {
 // the reading's arrival time on the processor clock.
 func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at time.Time) []schemas.Alert {
 	cur, ok := st.Latest.Get(rd.Kind)
-	var gap time.Duration
-	if ok && at.After(cur.At) {
-		gap = at.Sub(cur.At)
-	}
+	gap, since, arrived := cadence(cur, ok, at)
 	switch {
 	case !ok || !rd.TS.Before(cur.TS):
-		st.Latest.Set(rd.Kind, Sample{Value: rd.Value, TS: rd.TS, At: at, Gap: gap, Device: rd.DeviceID, Seq: rd.Seq})
-	case gap > 0:
+		st.Latest.Set(rd.Kind, Sample{Value: rd.Value, TS: rd.TS, At: at, Gap: gap, Since: since, Device: rd.DeviceID, Seq: rd.Seq})
+	case arrived:
 		// A late reading is no newer a value, but the signal is there.
-		cur.At, cur.Gap = at, gap
+		cur.At, cur.Gap, cur.Since = at, gap, since
 		st.Latest.Set(rd.Kind, cur)
 	}
 	var out []schemas.Alert
@@ -328,6 +325,36 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 		out = append(out, c.news2(st, rs, rd, at)...)
 	}
 	return out
+}
+
+// deliveryWindow groups arrivals into deliveries: readings a gateway
+// posts together arrive within milliseconds of each other (often in the
+// same one), and are one delivery of the device's cadence, not a gap of
+// zero.
+const deliveryWindow = 250 * time.Millisecond
+
+// runReset is the silence after which a device's cadence must be
+// established again.
+const runReset = 2 * time.Minute
+
+// cadence is a kind's arrival bookkeeping after a reading arrived at at:
+// the gap between the last two deliveries, when the current run of
+// deliveries began, and whether at is a later arrival than cur's (a
+// reading arriving with or before the last one changes nothing).
+func cadence(cur Sample, ok bool, at time.Time) (gap time.Duration, since time.Time, arrived bool) {
+	if !ok || cur.At.IsZero() {
+		return 0, at, true
+	}
+	d := at.Sub(cur.At)
+	switch {
+	case d <= 0:
+		return cur.Gap, cur.Since, false
+	case d < deliveryWindow:
+		return cur.Gap, cur.Since, true // the same delivery
+	case d >= runReset:
+		return d, at, true // a new run
+	}
+	return d, cur.Since, true
 }
 
 // isNEWS2Parameter says whether a reading of k can change the score; the

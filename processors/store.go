@@ -37,6 +37,11 @@ type Sample struct {
 	// Gap is the time between the last two arrivals: the cadence a
 	// signal-lost rule learns what "normally sends" means from.
 	Gap    time.Duration
+	// Since is when the current run of deliveries began: arrivals with
+	// no silence of runReset or more between them. A signal-lost rule
+	// arms only once a run is established (see armed). Zero in
+	// snapshots written before it existed, which counts as established.
+	Since  time.Time
 	Device string
 	Seq    uint64
 }
@@ -50,6 +55,7 @@ type sampleJSON struct {
 	Value  float64       `json:"v"`
 	TN     int64         `json:"tn,omitempty"`
 	AN     int64         `json:"an,omitempty"`
+	SN     int64         `json:"sn,omitempty"`
 	TS     time.Time     `json:"ts,omitzero"`
 	At     time.Time     `json:"at,omitzero"`
 	Gap    time.Duration `json:"g,omitempty"`
@@ -76,6 +82,10 @@ func (s *Sample) MarshalJSON() ([]byte, error) {
 		b = append(b, `,"g":`...)
 		b = strconv.AppendInt(b, int64(s.Gap), 10)
 	}
+	if !s.Since.IsZero() {
+		b = append(b, `,"sn":`...)
+		b = strconv.AppendInt(b, s.Since.UnixNano(), 10)
+	}
 	if s.Device != "" {
 		b = append(b, `,"d":`...)
 		b = strconv.AppendQuote(b, s.Device)
@@ -99,6 +109,9 @@ func (s *Sample) UnmarshalJSON(b []byte) error {
 	}
 	if w.AN != 0 {
 		s.At = time.Unix(0, w.AN).UTC()
+	}
+	if w.SN != 0 {
+		s.Since = time.Unix(0, w.SN).UTC()
 	}
 	return nil
 }
@@ -194,6 +207,12 @@ type PatientState struct {
 	NEWS2 ConditionState `json:"news2"`
 }
 
+// empty says whether the state holds nothing: a patient whose state
+// expired, deleted from the store and the changelog at commit.
+func (s *PatientState) empty() bool {
+	return s.Latest == Vitals{} && len(s.Conditions) == 0 && s.NEWS2.isZero()
+}
+
 func (s *PatientState) clone() *PatientState {
 	c := &PatientState{Latest: s.Latest, Conditions: maps.Clone(s.Conditions), NEWS2: s.NEWS2}
 	if c.Conditions == nil {
@@ -270,6 +289,9 @@ func (s *store) flush() ([]*kgo.Record, error) {
 		out = append(out, &kgo.Record{Topic: s.topic, Key: []byte(id)})
 		states = append(states, st)
 	}
+	// A state emptied in this transaction (the patient expired) is
+	// written as a tombstone: compaction then drops the patient from the
+	// changelog, and a restore never sees it.
 	// Encoding every changed patient's snapshot was a fifth of a
 	// transaction's time (measured): spread it over the cores.
 	workers := min(runtime.GOMAXPROCS(0), len(out)/64+1)
@@ -278,6 +300,9 @@ func (s *store) flush() ([]*kgo.Record, error) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(out); i += workers {
+				if states[i].empty() {
+					continue // Value nil: a tombstone
+				}
 				if out[i].Value, errs[w] = json.Marshal(states[i]); errs[w] != nil {
 					return
 				}
@@ -295,7 +320,14 @@ func (s *store) flush() ([]*kgo.Record, error) {
 func (s *store) commit() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	maps.Copy(s.committed, s.dirty)
+	for id, st := range s.dirty {
+		if st.empty() {
+			delete(s.committed, id)
+			delete(s.partition, id)
+			continue
+		}
+		s.committed[id] = st
+	}
 	clear(s.dirty)
 }
 

@@ -52,11 +52,17 @@ func silentSince(s Sample, resumed time.Time) time.Time {
 }
 
 // armed says whether silence of s's kind would be a lost signal: the
-// patient sends it more often than the rule's After (the last two readings
-// arrived closer together). A vital charted every few minutes by a nurse
-// is never "lost" by a 15 s rule, nor is one sent only once.
+// device has an established cadence, more often than the rule's After.
+// The last two deliveries (a gateway's batch is one) arrived closer than
+// After, and the current run of deliveries has lasted half of After at
+// least. A vital charted every few minutes by a nurse is never "lost" by
+// a 15 s rule; nor is one sent once, or by a request that invents a
+// thousand patients with a reading or two each (each raised a signal-lost
+// alarm before); and a gateway that posts five readings every five seconds
+// arms the rule on its second post (before, its readings shared an
+// arrival time and it never armed).
 func (sl *SignalLostRule) armed(s Sample) bool {
-	return !s.At.IsZero() && s.Gap > 0 && s.Gap < sl.After
+	return !s.At.IsZero() && s.Gap > 0 && s.Gap < sl.After && s.At.Sub(s.Since) >= sl.After/2
 }
 
 func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {

@@ -38,6 +38,16 @@ func (f feed) reading(patient string, kind schemas.Kind, v float64, s int) []sch
 	return f.handle(rec)
 }
 
+// readingArriving is reading with its own arrival time, in milliseconds
+// from t0: a gateway's batch arrives at once.
+func (f feed) readingArriving(patient string, kind schemas.Kind, v float64, s int, arriveMs int) []schemas.Alert {
+	spec, _ := schemas.SpecFor(kind)
+	rd := schemas.Reading{PatientID: patient, DeviceID: "dev-" + patient, Kind: kind, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
+	rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
+	rec.Timestamp = t0.Add(time.Duration(arriveMs) * time.Millisecond)
+	return f.handle(rec)
+}
+
 func (f feed) ack(a schemas.Alert, by string, s int) []schemas.Alert {
 	ack := schemas.Ack{AlertID: a.AlertID, PatientID: a.PatientID, By: by, TS: t0.Add(time.Duration(s) * time.Second)}
 	v, _ := json.Marshal(ack)
@@ -155,16 +165,18 @@ func TestSignalLostNeedsACadence(t *testing.T) {
 // silence gives the same event, first.
 func TestSignalLostNoticedByRecord(t *testing.T) {
 	f := feed{t, NewClinical(timerConfig(), topics)}
-	f.reading("P01", schemas.HeartRate, 80, 0)
-	f.reading("P01", schemas.HeartRate, 80, 1)
+	for s := range 6 {
+		f.reading("P01", schemas.HeartRate, 80, s)
+	}
 	f.reading("P01", schemas.SpO2, 97, 5)
-	got := f.reading("P01", schemas.SpO2, 97, 12)
-	lost := one(t, "record at 12 s", got, "heart_rate_signal_lost", schemas.Raised)
+	got := f.reading("P01", schemas.SpO2, 97, 16)
+	lost := one(t, "record at 16 s", got, "heart_rate_signal_lost", schemas.Raised)
 	g := feed{t, NewClinical(timerConfig(), topics)}
-	g.reading("P01", schemas.HeartRate, 80, 0)
-	g.reading("P01", schemas.HeartRate, 80, 1)
+	for s := range 6 {
+		g.reading("P01", schemas.HeartRate, 80, s)
+	}
 	g.reading("P01", schemas.SpO2, 97, 5)
-	ticked := one(t, "tick at 11 s", g.tick(11), "heart_rate_signal_lost", schemas.Raised)
+	ticked := one(t, "tick at 15 s", g.tick(15), "heart_rate_signal_lost", schemas.Raised)
 	a, _ := json.Marshal(lost)
 	b, _ := json.Marshal(ticked)
 	if string(a) != string(b) {
@@ -258,4 +270,35 @@ func TestNEWS2AckAndUpgrade(t *testing.T) {
 		t.Fatalf("upgrade: %+v", high)
 	}
 	one(t, "not acknowledged at high", f.tick(64), "news2", schemas.Escalated)
+}
+
+// Signal lost needs an established cadence: a device heard twice within a
+// second (as every id of a request inventing patients is) arms nothing,
+// while a gateway posting five readings every five seconds, each batch
+// arriving in one millisecond, arms the rule and is reported when it stops.
+func TestSignalLostNeedsAnEstablishedCadence(t *testing.T) {
+	f := feed{t, NewClinical(timerConfig(), topics)}
+	f.readingArriving("P01", schemas.HeartRate, 80, 0, 0)
+	f.readingArriving("P01", schemas.HeartRate, 80, 1, 1000)
+	for s := 2; s <= 120; s += 2 {
+		if got := f.tick(s); len(got) != 0 {
+			t.Fatalf("two readings a second apart armed signal lost: %+v", got)
+		}
+	}
+
+	g := feed{t, NewClinical(timerConfig(), topics)}
+	seq := 0
+	for post := range 3 {
+		for range 5 {
+			g.readingArriving("P02", schemas.HeartRate, 80, seq, post*5000)
+			seq++
+		}
+	}
+	if got := g.tick(19); len(got) != 0 {
+		t.Fatalf("lost before 10 s of silence: %+v", got)
+	}
+	lost := one(t, "the gateway stopped", g.tick(20), "heart_rate_signal_lost", schemas.Raised)
+	if !lost.TS.Equal(t0.Add(20 * time.Second)) {
+		t.Fatalf("lost at %v, want the last post + 10 s", lost.TS)
+	}
 }
