@@ -36,7 +36,7 @@ type Sample struct {
 	At time.Time
 	// Gap is the time between the last two arrivals: the cadence a
 	// signal-lost rule learns what "normally sends" means from.
-	Gap    time.Duration
+	Gap time.Duration
 	// Since is when the current run of deliveries began: arrivals with
 	// no silence of runReset or more between them. A signal-lost rule
 	// arms only once a run is established (see armed). Zero in
