@@ -80,7 +80,15 @@ type Event struct {
 type patientView struct {
 	latest  map[schemas.Kind]schemas.Reading
 	updated time.Time
+	// records counts what the view applied for the patient, up to
+	// establishedRecords: eviction takes a patient seen once or twice (an
+	// invented id) before one a monitor keeps updating.
+	records int
 }
+
+// establishedRecords is how many records make a patient established for
+// eviction: beyond it, only the age of the last update counts.
+const establishedRecords = 10
 
 // Live is a read_committed, bounded, in-memory view of the topics.
 type Live struct {
@@ -235,6 +243,7 @@ func (l *Live) apply(r *kgo.Record) {
 			pv.latest[reading.Kind] = reading
 		}
 		pv.updated = r.Timestamp
+		pv.records = min(pv.records+1, establishedRecords)
 	case l.kcfg.Topics.Alerts:
 		a, err := schemas.DecodeAlert(r)
 		if err != nil {
@@ -262,14 +271,17 @@ func (l *Live) patient(id string) *patientView {
 		return pv
 	}
 	if len(l.patients) >= l.cfg.MaxPatients {
-		var oldest string
-		var at time.Time
+		// A request of 12,000 invented ids once pushed real patients out
+		// (their last update was older than all of them): the fewest
+		// records go first, then the least recently updated.
+		var victim string
+		var vp *patientView
 		for k, pv := range l.patients {
-			if oldest == "" || pv.updated.Before(at) {
-				oldest, at = k, pv.updated
+			if vp == nil || pv.records < vp.records || pv.records == vp.records && pv.updated.Before(vp.updated) {
+				victim, vp = k, pv
 			}
 		}
-		delete(l.patients, oldest)
+		delete(l.patients, victim)
 	}
 	pv := &patientView{latest: map[schemas.Kind]schemas.Reading{}}
 	l.patients[id] = pv

@@ -437,3 +437,25 @@ func TestLiveReadyOnlyWhenCaughtUp(t *testing.T) {
 		return true
 	})
 }
+
+// Ids a request invents push each other out of a full view, not a patient
+// a monitor keeps updating (12,000 of them once made a real patient 404).
+func TestInventedPatientsDoNotEvictRealOnes(t *testing.T) {
+	cfg := DefaultLiveConfig()
+	cfg.MaxPatients = 100
+	live, e := newTestServer(t, cfg)
+	now := time.Now().UTC()
+	for i := range 20 {
+		at := now.Add(time.Duration(i-30) * time.Second)
+		feedReading(t, live, reading("P001", schemas.HeartRate, 70, at), at)
+	}
+	for i := range 500 {
+		feedReading(t, live, reading(fmt.Sprintf("X%04d", i), schemas.HeartRate, 70, now), now)
+	}
+	if code, body, _ := get(t, e, "/v1/patients/P001/vitals/latest"); code != 200 {
+		t.Fatalf("the real patient was evicted: %d %s", code, body)
+	}
+	if n := len(live.Patients()); n != 100 {
+		t.Fatalf("%d patients held, want the bound 100", n)
+	}
+}

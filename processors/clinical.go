@@ -204,7 +204,7 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	st := c.store.get(rd.PatientID, r.Partition, true)
 	rs := c.cfg.For(rd.PatientID)
-	alerts := timers(st, rs, rd.PatientID, r.Timestamp, c.resumed(r.Partition))
+	alerts := c.timers(st, rs, rd.PatientID, r.Timestamp, c.resumed(r.Partition))
 	alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
 	return c.records(alerts)
 }
@@ -240,7 +240,7 @@ func (c *Clinical) handleAck(r *kgo.Record) ([]*kgo.Record, error) {
 	if st == nil {
 		return nil, nil
 	}
-	alerts := timers(st, c.cfg.For(ack.PatientID), ack.PatientID, r.Timestamp, c.resumed(r.Partition))
+	alerts := c.timers(st, c.cfg.For(ack.PatientID), ack.PatientID, r.Timestamp, c.resumed(r.Partition))
 	acknowledge := func(cs *ConditionState) bool {
 		if cs.Open == nil || cs.Open.AlertID != ack.AlertID || cs.Open.State == schemas.Acknowledged {
 			return false

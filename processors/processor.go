@@ -124,6 +124,10 @@ type Config struct {
 	// Clinical is the clinical engine's configuration: the built-in
 	// defaults, or RulesFile once LoadRules read it. It is no flag.
 	Clinical ClinicalConfig
+	// PatientExpiry and PatientExpiryUnestablished set
+	// Clinical.ExpireIdle and Clinical.ExpireUnestablished: the state of
+	// every patient is bounded by time, however many ids arrive.
+	PatientExpiry, PatientExpiryUnestablished time.Duration
 }
 
 // DefaultConfig returns the defaults the flag help names.
@@ -137,6 +141,9 @@ func DefaultConfig() Config {
 		Rules:              "clinical",
 		TickInterval:       500 * time.Millisecond,
 		Clinical:           DefaultClinicalConfig(),
+
+		PatientExpiry:              24 * time.Hour,
+		PatientExpiryUnestablished: 10 * time.Minute,
 	}
 }
 
@@ -167,6 +174,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxPollRecords, "max-poll-records", c.MaxPollRecords, "records per transaction at most")
 	fs.StringVar(&c.Rules, "rules", c.Rules, `alert rules: "clinical" (stateful: persistence, hysteresis, sleep-aware limits, NEWS2, signal lost, escalation) or "threshold" (an alert per reading beyond a limit)`)
 	fs.DurationVar(&c.TickInterval, "tick", c.TickInterval, "how often timers (signal lost, escalation) are checked while no record arrives")
+	fs.DurationVar(&c.PatientExpiry, "patient-expiry", c.PatientExpiry, "forget a patient who sent nothing this long: open alerts are resolved, the state is deleted (tombstone in the changelog)")
+	fs.DurationVar(&c.PatientExpiryUnestablished, "patient-expiry-unestablished", c.PatientExpiryUnestablished, "forget sooner a patient whose devices never kept a cadence for a minute and who has no open alert (invented or mistyped ids)")
 	fs.StringVar(&c.RulesFile, "rules-file", c.RulesFile, "YAML file of per-ward and per-patient clinical rules (docs/rules.md); empty: built-in defaults")
 }
 
@@ -187,6 +196,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("rules: %q, want clinical or threshold", c.Rules)
 	case c.TickInterval < 10*time.Millisecond || c.TickInterval > 10*time.Second:
 		return fmt.Errorf("tick: %v, want 10ms to 10s", c.TickInterval)
+	case c.PatientExpiry < time.Hour:
+		return fmt.Errorf("patient-expiry: %v, want at least 1h", c.PatientExpiry)
+	case c.PatientExpiryUnestablished < time.Minute || c.PatientExpiryUnestablished > c.PatientExpiry:
+		return fmt.Errorf("patient-expiry-unestablished: %v, want 1m up to patient-expiry", c.PatientExpiryUnestablished)
 	case c.RulesFile != "" && c.Rules != "clinical":
 		return fmt.Errorf("rules-file: only the clinical rules read it (rules is %q)", c.Rules)
 	}
@@ -246,7 +259,9 @@ func New(cfg Config, kcfg kafka.Config, log *slog.Logger, tel *telemetry.Telemet
 	p := &Processor{cfg: cfg, kcfg: kcfg, log: log.With("group", cfg.Group), tel: tel}
 	switch cfg.Rules {
 	case "clinical":
-		c := NewClinical(cfg.Clinical, kcfg.Topics, kcfg.ClientOpts("restore")...)
+		cc := cfg.Clinical
+		cc.ExpireIdle, cc.ExpireUnestablished = cfg.PatientExpiry, cfg.PatientExpiryUnestablished
+		c := NewClinical(cc, kcfg.Topics, kcfg.ClientOpts("restore")...)
 		if err := c.Instrument(tel.MeterProvider); err != nil {
 			return nil, err
 		}

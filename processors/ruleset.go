@@ -47,6 +47,14 @@ type ClinicalConfig struct {
 	// NEWS2ResolveAfter is how long the score must stay in a lower band
 	// before an open news2 alert is lowered or resolved.
 	NEWS2ResolveAfter time.Duration
+	// ExpireIdle is how long a patient may send nothing before the
+	// processor forgets the patient: open alerts are resolved, and the
+	// state is deleted from memory and, with a tombstone, from the
+	// changelog. ExpireUnestablished is the same for a patient whose
+	// devices never kept a cadence for a minute and who has no open
+	// alert. Zero never expires. Set by --patient-expiry and
+	// --patient-expiry-unestablished.
+	ExpireIdle, ExpireUnestablished time.Duration
 }
 
 // For returns the rule set of a patient.
@@ -109,7 +117,9 @@ func DefaultClinicalConfig() ClinicalConfig {
 				schemas.Low:    15 * time.Minute,
 			},
 		},
-		NEWS2MaxAge:       90 * time.Minute,
-		NEWS2ResolveAfter: 5 * time.Minute,
+		NEWS2MaxAge:         90 * time.Minute,
+		NEWS2ResolveAfter:   5 * time.Minute,
+		ExpireIdle:          24 * time.Hour,
+		ExpireUnestablished: 10 * time.Minute,
 	}
 }

@@ -18,7 +18,7 @@ import (
 // patient's timers fires; zero if none is pending. resumed is when this
 // processor caught up with the patient's partition after it started or
 // was given the partition (zero while it has a backlog): see silentSince.
-func deadline(st *PatientState, rs *RuleSet, resumed time.Time) time.Time {
+func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed time.Time) time.Time {
 	var first time.Time
 	at := func(t time.Time) {
 		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
@@ -35,7 +35,75 @@ func deadline(st *PatientState, rs *RuleSet, resumed time.Time) time.Time {
 		at(escalationDue(&cs, rs))
 	}
 	at(escalationDue(&st.NEWS2, rs))
+	at(c.expiry(st))
 	return first
+}
+
+// expiry is when the patient's state expires: after ExpireIdle without a
+// reading, or after ExpireUnestablished for a patient whose devices never
+// kept a cadence for a minute and who has no open alert (an id a request
+// invented, a typo). Zero for a state with no reading.
+func (c *Clinical) expiry(st *PatientState) time.Time {
+	var last time.Time
+	established := false
+	for i := range st.Latest {
+		s := &st.Latest[i]
+		if s.TS.IsZero() {
+			continue
+		}
+		if s.At.After(last) {
+			last = s.At
+		}
+		if s.Since.IsZero() || s.At.Sub(s.Since) >= time.Minute {
+			established = true
+		}
+	}
+	if last.IsZero() {
+		return time.Time{}
+	}
+	if !established && !st.hasOpenAlert() && c.cfg.ExpireUnestablished > 0 {
+		return last.Add(c.cfg.ExpireUnestablished)
+	}
+	if c.cfg.ExpireIdle > 0 {
+		return last.Add(c.cfg.ExpireIdle)
+	}
+	return time.Time{}
+}
+
+// hasOpenAlert says whether any of the patient's alerts is open.
+func (s *PatientState) hasOpenAlert() bool {
+	if s.NEWS2.Open != nil {
+		return true
+	}
+	for _, cs := range s.Conditions {
+		if cs.Open != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// expire ends the monitoring of a patient whose state expired at due: each
+// open alert is resolved, saying why, and the state is emptied, so the
+// commit deletes it and the changelog gets a tombstone.
+func expire(st *PatientState, due time.Time, idle time.Duration) []schemas.Alert {
+	var out []schemas.Alert
+	end := func(cs *ConditionState) {
+		if cs.Open == nil {
+			return
+		}
+		a := *cs.Open
+		a.State, a.TS = schemas.Resolved, due
+		a.Message = "monitoring of the patient ended: no reading for " + idle.String() + " (" + a.Message + ")"
+		out = append(out, a)
+	}
+	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
+		cs := st.Conditions[cond]
+		end(&cs)
+	}
+	end(&st.NEWS2)
+	*st = PatientState{}
+	return out
 }
 
 // silentSince is when silence of s's kind began as far as a device can be
@@ -81,8 +149,8 @@ func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
 // event carries the deadline that passed as its ts, not the moment it was
 // noticed, so a replay that notices it at another moment emits the same
 // event.
-func timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
-	if d := deadline(st, rs, resumed); d.IsZero() || now.Before(d) {
+func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
+	if d := c.deadline(st, rs, resumed); d.IsZero() || now.Before(d) {
 		return nil
 	}
 	var out []schemas.Alert
@@ -127,7 +195,21 @@ func timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Tim
 		st.Conditions[cond] = cs
 	}
 	escalate(&st.NEWS2)
+	if due := c.expiry(st); !due.IsZero() && !now.Before(due) {
+		out = append(out, expire(st, due, due.Sub(lastArrival(st)))...)
+	}
 	return out
+}
+
+// lastArrival is the latest arrival of any of the patient's readings.
+func lastArrival(st *PatientState) time.Time {
+	var last time.Time
+	for i := range st.Latest {
+		if st.Latest[i].At.After(last) {
+			last = st.Latest[i].At
+		}
+	}
+	return last
 }
 
 // Due reports whether a patient's timer is due by clock(partition).
@@ -138,7 +220,7 @@ func (c *Clinical) Due(clock func(partition int32) time.Time) bool {
 func (c *Clinical) due(clock func(partition int32) time.Time) []string {
 	var ids []string
 	c.store.each(func(id string, partition int32, st *PatientState) {
-		if d := deadline(st, c.cfg.For(id), c.resumed(partition)); !d.IsZero() && !clock(partition).Before(d) {
+		if d := c.deadline(st, c.cfg.For(id), c.resumed(partition)); !d.IsZero() && !clock(partition).Before(d) {
 			ids = append(ids, id)
 		}
 	})
@@ -155,7 +237,7 @@ func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, e
 	for _, id := range c.due(clock) {
 		p := c.store.partitionOf(id)
 		st := c.store.get(id, p, false)
-		alerts = append(alerts, timers(st, c.cfg.For(id), id, clock(p), c.resumed(p))...)
+		alerts = append(alerts, c.timers(st, c.cfg.For(id), id, clock(p), c.resumed(p))...)
 	}
 	return c.records(alerts)
 }

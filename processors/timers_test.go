@@ -2,6 +2,8 @@ package processors
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -300,5 +302,67 @@ func TestSignalLostNeedsAnEstablishedCadence(t *testing.T) {
 	lost := one(t, "the gateway stopped", g.tick(20), "heart_rate_signal_lost", schemas.Raised)
 	if !lost.TS.Equal(t0.Add(20 * time.Second)) {
 		t.Fatalf("lost at %v, want the last post + 10 s", lost.TS)
+	}
+}
+
+// The state of every patient is bounded by time: an id that never kept a
+// cadence expires after ExpireUnestablished, any patient after ExpireIdle
+// without a reading, with its open alerts resolved; each leaves a
+// tombstone in the changelog and nothing in memory.
+func TestPatientsExpire(t *testing.T) {
+	cfg := timerConfig()
+	cfg.ExpireIdle, cfg.ExpireUnestablished = 24*time.Hour, 10*time.Minute
+	h := NewClinical(cfg, topics)
+	f := feed{t, h}
+	f.reading("X01", schemas.HeartRate, 80, 0) // an invented id: one reading
+	for s := range 120 {                       // P01: a monitor, once a second for two minutes
+		f.reading("P01", schemas.HeartRate, 80, s)
+	}
+	f.reading("P01", schemas.SpO2, 70, 119) // and an open critical alert
+	tombstones := func(at time.Duration) ([]schemas.Alert, []string) {
+		t.Helper()
+		clock := func(int32) time.Time { return t0.Add(at) }
+		h.Begin()
+		recs, err := h.Tick(clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, err := h.Flush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Committed()
+		var gone []string
+		for _, r := range state {
+			if r.Value == nil {
+				gone = append(gone, string(r.Key))
+			}
+		}
+		return decodeAlerts(t, recs), gone
+	}
+	// Escalations and signal lost fire on the way; only expiry matters here.
+	if _, gone := tombstones(9 * time.Minute); len(gone) != 0 {
+		t.Fatalf("expired early: %v", gone)
+	}
+	if _, gone := tombstones(10 * time.Minute); !slices.Equal(gone, []string{"X01"}) || h.store.patients() != 1 {
+		t.Fatalf("after 10 min: tombstones %v, %d patients held", gone, h.store.patients())
+	}
+	alerts, gone := tombstones(24*time.Hour + 2*time.Minute)
+	if !slices.Equal(gone, []string{"P01"}) || h.store.patients() != 0 {
+		t.Fatalf("after a day: tombstones %v, %d patients held", gone, h.store.patients())
+	}
+	var resolved int
+	for _, a := range alerts {
+		if a.State == schemas.Resolved && strings.Contains(a.Message, "monitoring of the patient ended") {
+			resolved++
+		}
+	}
+	if resolved != 2 { // the critical SpO2 and the heart rate's signal lost
+		t.Fatalf("expiry resolved %d alerts: %+v", resolved, alerts)
+	}
+	// Back after expiry: a fresh state.
+	f.reading("P01", schemas.HeartRate, 80, 90000)
+	if h.store.patients() != 1 {
+		t.Fatal("a returning patient has no state")
 	}
 }
