@@ -71,6 +71,7 @@ func verifyAcked(t *testing.T, topic string, l *loadResult) (found, dups int) {
 	}
 	if missing > 0 || dups > 0 {
 		t.Errorf("%s: %d acknowledged readings missing, %d duplicated (of %d acknowledged)", topic, missing, dups, len(l.acked))
+		logDuplicates(t, brokers, topic, readingIdent)
 	}
 	return found, dups
 }
@@ -292,10 +293,12 @@ func TestExactlyOnceUnderProcessorAndBrokerKills(t *testing.T) {
 	}
 	if len(inputs) != total || inputDups != 0 {
 		t.Errorf("input: %d of %d readings in the topic, %d duplicated", len(inputs), total, inputDups)
+		logDuplicates(t, brokers, topics.Vitals, readingIdent)
 	}
 	c := checkAlerts(want, countAlerts(t, brokers, topics.Alerts))
 	if c.missing+c.dups+c.unexpected > 0 {
 		t.Errorf("alerts: want %d exactly once; missing %d, duplicates %d, unexpected %d", c.want, c.missing, c.dups, c.unexpected)
+		logDuplicates(t, brokers, topics.Alerts, alertIdent)
 	}
 	if dlq := testkit.ReadAllFrom(t, brokers, topics.VitalsDLQ, kgo.ReadCommitted()); len(dlq) != 0 {
 		t.Errorf("%d dead letters from valid input", len(dlq))

@@ -101,9 +101,11 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	c := checkAlerts(expectedAlerts(present), countAlerts(t, seeds, "alerts.v1"))
 	if missing > 0 || dups > 0 {
 		t.Errorf("readings: %d acknowledged missing, %d duplicated", missing, dups)
+		logDuplicates(t, seeds, "vitals.v1", readingIdent)
 	}
 	if c.missing+c.dups+c.unexpected > 0 {
 		t.Errorf("alerts: want %d exactly once; missing %d, duplicates %d, unexpected %d", c.want, c.missing, c.dups, c.unexpected)
+		logDuplicates(t, seeds, "alerts.v1", alertIdent)
 	}
 	if code := dev.stop(t); code != 0 {
 		t.Errorf("dev exited %d on SIGTERM", code)

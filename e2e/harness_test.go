@@ -418,3 +418,48 @@ func result(t *testing.T) string {
 	}
 	return "ok"
 }
+
+// logDuplicates names every record of topic whose identity (key of the
+// record, as ident computes it) is there more than once: where each copy
+// is, its timestamp and the producer that wrote it. The same producer id
+// twice points at the broker's idempotence; two producers, at a record
+// processed twice (a commit that did not survive a crash).
+func logDuplicates(t *testing.T, seeds []string, topic string, ident func(*kgo.Record) string) {
+	t.Helper()
+	copies := map[string][]*kgo.Record{}
+	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
+		if testkit.IsFence(r) {
+			continue
+		}
+		id := ident(r)
+		copies[id] = append(copies[id], r)
+	}
+	for id, rs := range copies {
+		if len(rs) < 2 {
+			continue
+		}
+		var where []string
+		for _, r := range rs {
+			where = append(where, fmt.Sprintf("%s/%d/%d ts=%s producer=%d epoch=%d", r.Topic, r.Partition, r.Offset,
+				r.Timestamp.UTC().Format(time.RFC3339Nano), r.ProducerID, r.ProducerEpoch))
+		}
+		t.Logf("duplicate %s in %s: %s", id, topic, strings.Join(where, "; "))
+	}
+}
+
+// readingIdent and alertIdent are the identities the e2e cases count by.
+func readingIdent(r *kgo.Record) string {
+	rd, err := schemas.DecodeReading(r)
+	if err != nil {
+		return "undecodable " + string(r.Value)
+	}
+	return fmt.Sprintf("reading seq %d", rd.Seq)
+}
+
+func alertIdent(r *kgo.Record) string {
+	a, err := schemas.DecodeAlert(r)
+	if err != nil {
+		return "undecodable " + string(r.Value)
+	}
+	return "alert " + a.AlertID + " " + string(a.State)
+}
