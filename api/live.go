@@ -157,6 +157,9 @@ func (l *Live) Run(ctx context.Context) error {
 		if behind == nil && !l.caughtUp.Load() {
 			// Asked once the client can: the brokers may not answer yet.
 			behind = l.targets(ctx, cl, from)
+			// Nothing to read (empty or idle topics): ready now, since
+			// the poll below waits until a record comes.
+			l.checkCaughtUp(behind)
 		}
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -177,10 +180,15 @@ func (l *Live) Run(ctx context.Context) error {
 			}
 			l.apply(r)
 		})
-		if behind != nil && !l.caughtUp.Load() && len(behind[l.kcfg.Topics.Vitals])+len(behind[l.kcfg.Topics.Alerts]) == 0 {
-			l.caughtUp.Store(true)
-			l.log.Debug("live view caught up")
-		}
+		l.checkCaughtUp(behind)
+	}
+}
+
+// checkCaughtUp marks the view caught up once no partition is behind.
+func (l *Live) checkCaughtUp(behind map[string]map[int32]int64) {
+	if behind != nil && !l.caughtUp.Load() && len(behind[l.kcfg.Topics.Vitals])+len(behind[l.kcfg.Topics.Alerts]) == 0 {
+		l.caughtUp.Store(true)
+		l.log.Debug("live view caught up")
 	}
 }
 

@@ -299,3 +299,12 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("--json: exit %d, %q", code, stdout.String())
 	}
 }
+
+// A fresh dev with nothing to read is ready at once.
+func TestDevReadyWithNothingToRead(t *testing.T) {
+	base, _ := startDev(t, "--data-dir", t.TempDir(), "--no-simulator")
+	var ready map[string]string
+	testkit.Eventually(t, 15*time.Second, "ready with empty topics", func() bool {
+		return getJSON(t, base+"/readyz", &ready) == 200
+	})
+}
