@@ -87,6 +87,18 @@ func NewClinical(cfg ClinicalConfig, topics kafka.Topics, restoreOpts ...kgo.Opt
 // partition: silence timers do not blame a device for the time before.
 func (c *Clinical) Resume(resumedAt func(partition int32) time.Time) { c.resumedAt = resumedAt }
 
+// LastArrival is the latest arrival of a reading of any patient on
+// partition: where monitoring of it had got to.
+func (c *Clinical) LastArrival(partition int32) time.Time {
+	var last time.Time
+	c.store.each(func(_ string, p int32, st *PatientState) {
+		if a := lastArrival(st); p == partition && a.After(last) {
+			last = a
+		}
+	})
+	return last
+}
+
 func (c *Clinical) resumed(partition int32) time.Time {
 	if c.resumedAt == nil {
 		return time.Time{}

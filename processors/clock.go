@@ -99,17 +99,21 @@ func (c *procClock) aborted() {
 // offset of every vitals partition and marks the partitions whose consumed
 // position reached it. It fails safe: a partition not known to be caught
 // up keeps stream time, which delays timers but never fires one early.
-func (c *procClock) refresh(cl *kgo.Client, interval time.Duration) {
+//
+// It returns the partitions that resumed at this check (caught up for the
+// first time in this run) and when: the caller measures the platform's
+// gap in monitoring from the partition's last reading.
+func (c *procClock) refresh(cl *kgo.Client, interval time.Duration) (resumed map[int32]time.Time) {
 	now := c.now()
 	if now.Sub(c.checked) < interval {
-		return
+		return nil
 	}
 	c.checked = now
 	ctx, cancel := context.WithTimeout(context.Background(), max(interval, time.Second))
 	defer cancel()
 	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, c.topic)
 	if err != nil {
-		return
+		return nil
 	}
 	pos := map[int32]int64{}
 	for _, offs := range []map[string]map[int32]kgo.EpochOffset{cl.CommittedOffsets(), cl.UncommittedOffsets()} {
@@ -123,9 +127,14 @@ func (c *procClock) refresh(cl *kgo.Client, interval time.Duration) {
 			c.caughtUp[o.Partition] = true
 			if c.resumed[o.Partition].IsZero() {
 				c.resumed[o.Partition] = now
+				if resumed == nil {
+					resumed = map[int32]time.Time{}
+				}
+				resumed[o.Partition] = now
 			}
 		}
 	})
+	return resumed
 }
 
 // resumedAt is when partition p was first caught up in this run, zero

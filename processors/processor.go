@@ -217,6 +217,7 @@ type Processor struct {
 
 	txnLatency   metric.Float64Histogram
 	alertLatency metric.Float64Histogram
+	resumeGap    metric.Float64Histogram
 	records      metric.Int64Counter
 
 	// beforeEnd, if set, runs once a transaction's records are on the
@@ -284,6 +285,12 @@ func New(cfg Config, kcfg kafka.Config, log *slog.Logger, tel *telemetry.Telemet
 	p.alertLatency, err = m.Float64Histogram("monitorme.processor.alert.latency", metric.WithUnit("s"),
 		metric.WithDescription("From a reading's record timestamp to its alert's commit"),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	if err != nil {
+		return nil, err
+	}
+	p.resumeGap, err = m.Float64Histogram("monitorme.processor.resume.gap", metric.WithUnit("s"),
+		metric.WithDescription("When the processor caught up with a partition after a start or rebalance: how long before it the partition's last record arrived (the platform's gap in monitoring)"),
+		metric.WithExplicitBucketBoundaries(1, 10, 60, 300, 1800, 3600, 6*3600, 86400))
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +410,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		due := false
 		if timed != nil {
 			p.clock.observe(fetches)
-			p.clock.refresh(sess.Client(), p.cfg.TickInterval)
+			for part, at := range p.clock.refresh(sess.Client(), p.cfg.TickInterval) {
+				p.resumed(part, at)
+			}
 			// With records, the transaction's Tick scans the timers
 			// anyway; only an empty poll needs to ask first.
 			due = fetches.NumRecords() == 0 && timed.Due(p.clock.at)
@@ -577,6 +586,27 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 		p.log.Debug("transaction aborted by a rebalance; its records will be processed again")
 	}
 	return nil
+}
+
+// resumed reports that monitoring of partition part resumed at at: the
+// gap since the partition's last reading is the platform's, and silence
+// timers of its patients count from at (timers.go). It is logged, so the
+// platform team sees it, and measured in monitorme.processor.resume.gap.
+func (p *Processor) resumed(part int32, at time.Time) {
+	lr, ok := p.h.(interface{ LastArrival(partition int32) time.Time })
+	if !ok {
+		return
+	}
+	last := lr.LastArrival(part)
+	if last.IsZero() {
+		return // no patient on it yet
+	}
+	gap := at.Sub(last)
+	p.resumeGap.Record(context.Background(), gap.Seconds(), metric.WithAttributes(attribute.Int("partition", int(part))))
+	if gap > 5*time.Second {
+		p.log.Warn("monitoring resumed after a gap: silence before now is not blamed on devices",
+			"partition", part, "gap", gap.Round(time.Second), "last_reading_arrived", last.UTC().Format(time.RFC3339))
+	}
 }
 
 // inheritTrace copies the W3C trace context of the consumed record to a
