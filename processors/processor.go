@@ -593,7 +593,9 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 // timers of its patients count from at (timers.go). It is logged, so the
 // platform team sees it, and measured in monitorme.processor.resume.gap.
 func (p *Processor) resumed(part int32, at time.Time) {
-	lr, ok := p.h.(interface{ LastArrival(partition int32) time.Time })
+	lr, ok := p.h.(interface {
+		LastArrival(partition int32) time.Time
+	})
 	if !ok {
 		return
 	}
