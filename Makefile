@@ -32,6 +32,7 @@ $(STATICCHECK):
 
 unit:
 	$(GO) test -race -count=1 ./...
+	cd third_party/kfake && $(GO) test -race -count=1 ./
 
 build:
 	$(GO) build -o $(BIN) ./cmd/monitorme
