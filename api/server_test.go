@@ -455,8 +455,8 @@ func TestInventedPatientsDoNotEvictRealOnes(t *testing.T) {
 	if code, body, _ := get(t, e, "/v1/patients/P001/vitals/latest"); code != 200 {
 		t.Fatalf("the real patient was evicted: %d %s", code, body)
 	}
-	if n := len(live.Patients()); n != 100 {
-		t.Fatalf("%d patients held, want the bound 100", n)
+	if n := len(live.Patients()); n > 100 || n < 90 {
+		t.Fatalf("%d patients held, want at most the bound 100 (a tenth is dropped at once)", n)
 	}
 }
 
