@@ -1,6 +1,10 @@
 package processors
 
-import "github.com/monitorme/monitorme/schemas"
+import (
+	"math"
+
+	"github.com/monitorme/monitorme/schemas"
+)
 
 // NEWS2 inputs and scoring follow the Royal College of Physicians' National
 // Early Warning Score 2 chart (2017). A parameter with no recent value is
@@ -132,6 +136,16 @@ func scoreNEWS2(in NEWS2Input, detail bool) NEWS2Score {
 	return s
 }
 
+// The chart is in whole numbers (temperature in tenths of a degree), and a
+// value is rounded to that precision before it is banded: on the raw value
+// SpO2 91.4 % scored 2 where the chart, which reads it as 91, gives 3 (and
+// likewise 35.04 °C, a pulse of 40.4, a respiration of 8.4, a systolic
+// 90.4). Halves round up.
+func whole(v float64) float64 { return math.Floor(v + 0.5) }
+
+// tenths rounds to 0.1; the nudge keeps 35.05, stored as 35.04999…, a half.
+func tenths(v float64) float64 { return math.Floor(v*10+0.5+1e-9) / 10 }
+
 // Each chart row is a list of upper bounds, inclusive, with the points
 // for values up to that bound; values above the last bound score last.
 type band struct {
@@ -149,14 +163,15 @@ func points(v float64, bands []band, above int) int {
 }
 
 func respRatePoints(v float64) int {
-	return points(v, []band{{8, 3}, {11, 1}, {20, 0}, {24, 2}}, 3)
+	return points(whole(v), []band{{8, 3}, {11, 1}, {20, 0}, {24, 2}}, 3)
 }
 
 func spo2Scale1Points(v float64) int {
-	return points(v, []band{{91, 3}, {93, 2}, {95, 1}}, 0)
+	return points(whole(v), []band{{91, 3}, {93, 2}, {95, 1}}, 0)
 }
 
 func spo2Scale2Points(v float64, onOxygen bool) int {
+	v = whole(v)
 	if v <= 92 || !onOxygen {
 		return points(v, []band{{83, 3}, {85, 2}, {87, 1}}, 0)
 	}
@@ -164,13 +179,13 @@ func spo2Scale2Points(v float64, onOxygen bool) int {
 }
 
 func systolicPoints(v float64) int {
-	return points(v, []band{{90, 3}, {100, 2}, {110, 1}, {219, 0}}, 3)
+	return points(whole(v), []band{{90, 3}, {100, 2}, {110, 1}, {219, 0}}, 3)
 }
 
 func pulsePoints(v float64) int {
-	return points(v, []band{{40, 3}, {50, 1}, {90, 0}, {110, 1}, {130, 2}}, 3)
+	return points(whole(v), []band{{40, 3}, {50, 1}, {90, 0}, {110, 1}, {130, 2}}, 3)
 }
 
 func temperaturePoints(v float64) int {
-	return points(v, []band{{35.0, 3}, {36.0, 1}, {38.0, 0}, {39.0, 1}}, 2)
+	return points(tenths(v), []band{{35.0, 3}, {36.0, 1}, {38.0, 0}, {39.0, 1}}, 2)
 }

@@ -88,3 +88,54 @@ func TestNEWS2MissingParametersAreALowerBound(t *testing.T) {
 		t.Fatal("an empty input raised an alarm")
 	}
 }
+
+// Fractional values score as the chart reads them: rounded to whole
+// numbers (temperature to 0.1 °C) before banding. The raw values scored a
+// band too low on the chart's boundaries (issue 13 item 7).
+func TestNEWS2RoundsToTheChartsPrecision(t *testing.T) {
+	for name, c := range map[string]struct {
+		f    func(float64) int
+		v    float64
+		want int
+	}{
+		"SpO2 91.4":    {spo2Scale1Points, 91.4, 3},
+		"35.04 °C":     {temperaturePoints, 35.04, 3},
+		"HR 40.4":      {pulsePoints, 40.4, 3},
+		"RR 8.4":       {respRatePoints, 8.4, 3},
+		"SBP 90.4":     {systolicPoints, 90.4, 3},
+		"SpO2 91.5":    {spo2Scale1Points, 91.5, 2},
+		"35.05 °C":     {temperaturePoints, 35.05, 1},
+		"39.04 °C":     {temperaturePoints, 39.04, 1},
+		"39.06 °C":     {temperaturePoints, 39.06, 2},
+		"scale 2 83.4": {func(v float64) int { return spo2Scale2Points(v, false) }, 83.4, 3},
+	} {
+		if got := c.f(c.v); got != c.want {
+			t.Errorf("%s: %d points, the chart gives %d", name, got, c.want)
+		}
+	}
+	// Every boundary, a little on either side of it: the value scores as
+	// the whole number (tenth) it rounds to.
+	rows := map[string]struct {
+		f      func(float64) int
+		bounds []float64
+		step   float64
+	}{
+		"resp_rate":   {respRatePoints, []float64{8, 11, 20, 24}, 1},
+		"spo2":        {spo2Scale1Points, []float64{91, 93, 95}, 1},
+		"spo2 scale2": {func(v float64) int { return spo2Scale2Points(v, true) }, []float64{83, 85, 87, 92, 94, 96}, 1},
+		"bp_systolic": {systolicPoints, []float64{90, 100, 110, 219}, 1},
+		"heart_rate":  {pulsePoints, []float64{40, 50, 90, 110, 130}, 1},
+		"temperature": {temperaturePoints, []float64{35.0, 36.0, 38.0, 39.0}, 0.1},
+	}
+	for name, r := range rows {
+		for _, b := range r.bounds {
+			for _, c := range []struct{ v, as float64 }{
+				{b - 0.4*r.step, b}, {b + 0.4*r.step, b}, {b + 0.6*r.step, b + r.step}, {b - 0.6*r.step, b - r.step},
+			} {
+				if got, want := r.f(c.v), r.f(c.as); got != want {
+					t.Errorf("%s %.2f: %d points, as %.1f: %d", name, c.v, got, c.as, want)
+				}
+			}
+		}
+	}
+}
