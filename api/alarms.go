@@ -59,7 +59,7 @@ func (s *Server) ack(c echo.Context) error {
 		return err
 	}
 	if !schemas.IsAlertID(id) {
-		return badQuery([]schemas.FieldError{{Field: "id", Reason: "is not an alert id (32 lowercase hex digits): " + strconv.Quote(truncate(id))}})
+		return badQuery([]schemas.FieldError{{Field: "id", Reason: "is not an alert id (32 lowercase hex digits): " + schemas.Quote(id)}})
 	}
 	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		return web.NewProblem(http.StatusUnsupportedMediaType, "send the acknowledgement as application/json, e.g. {\"by\":\"nurse-7\"}")

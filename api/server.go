@@ -62,7 +62,7 @@ func (s *Server) Register(e *echo.Echo) {
 func (s *Server) schema(c echo.Context) error {
 	b, err := schemas.Files.ReadFile(c.Param("name"))
 	if err != nil {
-		return web.NewProblem(http.StatusNotFound, "no schema "+strconv.Quote(truncate(c.Param("name")))+"; try "+schemas.ReadingV1+".schema.json, "+schemas.AlertV1+".schema.json or "+schemas.AckV1+".schema.json")
+		return web.NewProblem(http.StatusNotFound, "no schema "+schemas.Quote(c.Param("name"))+"; try "+schemas.ReadingV1+".schema.json, "+schemas.AlertV1+".schema.json or "+schemas.AckV1+".schema.json")
 	}
 	return c.Blob(http.StatusOK, "application/schema+json", b)
 }
@@ -108,7 +108,7 @@ func (s *Server) alerts(c echo.Context) error {
 		case v == "":
 			problems = append(problems, schemas.FieldError{Field: "since", Reason: "is empty: give an RFC 3339 time, or leave since out"})
 		case err != nil:
-			problems = append(problems, schemas.FieldError{Field: "since", Reason: "is not an RFC 3339 time: " + strconv.Quote(truncate(v))})
+			problems = append(problems, schemas.FieldError{Field: "since", Reason: "is not an RFC 3339 time: " + schemas.Quote(v)})
 		}
 		since = t
 	}
@@ -144,7 +144,7 @@ func fieldProblem(title string, problems []schemas.FieldError) error {
 func pathID(c echo.Context, name string) (string, error) {
 	v, err := url.PathUnescape(c.Param(name))
 	if err != nil {
-		return "", badQuery([]schemas.FieldError{{Field: name, Reason: "is not percent-encoded correctly: " + strconv.Quote(truncate(c.Param(name)))}})
+		return "", badQuery([]schemas.FieldError{{Field: name, Reason: "is not percent-encoded correctly: " + schemas.Quote(c.Param(name))}})
 	}
 	return v, nil
 }
@@ -156,14 +156,6 @@ func patientPath(c echo.Context) (string, error) {
 		return "", err
 	}
 	return patientParam(id, "id")
-}
-
-// truncate keeps a client's value short in an answer.
-func truncate(v string) string {
-	if len(v) > 64 {
-		return v[:64] + "…"
-	}
-	return v
 }
 
 func patientParam(id, field string) (string, error) {

@@ -44,22 +44,16 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed time.Time) ti
 // kept a cadence for a minute and who has no open alert (an id a request
 // invented, a typo). Zero for a state with no reading.
 func (c *Clinical) expiry(st *PatientState) time.Time {
-	var last time.Time
+	last := lastArrival(st)
+	if last.IsZero() {
+		return time.Time{}
+	}
 	established := false
 	for i := range st.Latest {
 		s := &st.Latest[i]
-		if s.TS.IsZero() {
-			continue
-		}
-		if s.At.After(last) {
-			last = s.At
-		}
-		if s.Since.IsZero() || s.At.Sub(s.Since) >= time.Minute {
+		if !s.TS.IsZero() && (s.Since.IsZero() || s.At.Sub(s.Since) >= time.Minute) {
 			established = true
 		}
-	}
-	if last.IsZero() {
-		return time.Time{}
 	}
 	if !established && !st.hasOpenAlert() && c.cfg.ExpireUnestablished > 0 {
 		return last.Add(c.cfg.ExpireUnestablished)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -107,11 +106,11 @@ func (in *Ingest) post(c echo.Context) error {
 	case ct == "":
 		return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type is missing; send application/json (an array of readings) or application/x-ndjson (one reading a line)")
 	case err != nil:
-		return web.NewProblem(http.StatusUnsupportedMediaType, "unreadable Content-Type "+truncateHeader(ct))
+		return web.NewProblem(http.StatusUnsupportedMediaType, "unreadable Content-Type "+schemas.Quote(ct))
 	case mt == "application/x-ndjson" || mt == "application/jsonl":
 		ndjson = true
 	case mt != echo.MIMEApplicationJSON:
-		return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type "+truncateHeader(mt)+" is not accepted; send application/json (an array of readings) or application/x-ndjson (one reading a line)")
+		return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type "+schemas.Quote(mt)+" is not accepted; send application/json (an array of readings) or application/x-ndjson (one reading a line)")
 	}
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
@@ -133,14 +132,6 @@ func (in *Ingest) post(c echo.Context) error {
 	}
 	in.count(c, "accepted", len(rs))
 	return c.JSON(http.StatusAccepted, Accepted{Accepted: len(rs)})
-}
-
-// truncateHeader keeps a client's header short in the answer.
-func truncateHeader(v string) string {
-	if len(v) > 64 {
-		return strconv.Quote(v[:64]) + "…"
-	}
-	return strconv.Quote(v)
 }
 
 func (in *Ingest) count(c echo.Context, outcome string, n int) {

@@ -160,7 +160,7 @@ func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 	// encoding/json stops after the first value: what follows it would
 	// otherwise be dropped without a word.
 	if rest := bytes.TrimSpace(raw[dec.InputOffset():]); len(rest) > 0 {
-		return []FieldError{{Reason: "data after the reading's object: " + quote(string(rest)) + " (one reading per line, one object per reading)"}}
+		return []FieldError{{Reason: "data after the reading's object: " + Quote(string(rest)) + " (one reading per line, one object per reading)"}}
 	}
 	// encoding/json keeps the last of repeated keys; a reading that says
 	// two things of one field is refused instead.
@@ -187,11 +187,11 @@ func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 		ts, err := time.Parse(time.RFC3339Nano, w.TS)
 		switch {
 		case err != nil:
-			errs = append(errs, FieldError{Field: "ts", Reason: "is not an RFC 3339 time: " + quote(w.TS)})
+			errs = append(errs, FieldError{Field: "ts", Reason: "is not an RFC 3339 time: " + Quote(w.TS)})
 			tsOK = false
 		case ts.Before(MinEventTime):
 			// Year 1 is Go's zero time, which Check would call missing.
-			errs = append(errs, FieldError{Field: "ts", Reason: "is before 2000-01-01T00:00:00Z (device clock not set?): " + quote(w.TS)})
+			errs = append(errs, FieldError{Field: "ts", Reason: "is before 2000-01-01T00:00:00Z (device clock not set?): " + Quote(w.TS)})
 			tsOK = false
 		}
 		r.TS = ts.UTC()

@@ -83,8 +83,10 @@ func truncate(s string) string {
 	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
-// quote quotes a client's value for a problem, truncated.
-func quote(s string) string { return strconv.Quote(truncate(s)) }
+// Quote quotes a client's value for a problem or a log, truncated: every
+// echo of what a client sent goes through it, so a large value never
+// buys a large answer.
+func Quote(s string) string { return strconv.Quote(truncate(s)) }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 

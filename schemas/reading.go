@@ -145,10 +145,10 @@ func (r *Reading) Check(now time.Time) []FieldError {
 	case r.Kind == "":
 		add("kind", "is required")
 	case !ok:
-		add("kind", "unknown kind "+quote(string(r.Kind))+"; one of "+kindList())
+		add("kind", "unknown kind "+Quote(string(r.Kind))+"; one of "+kindList())
 	}
 	if ok && r.Unit != spec.Unit {
-		add("unit", "kind "+string(r.Kind)+" is measured in "+quote(spec.Unit)+", not "+quote(r.Unit))
+		add("unit", "kind "+string(r.Kind)+" is measured in "+Quote(spec.Unit)+", not "+Quote(r.Unit))
 	}
 	switch {
 	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
