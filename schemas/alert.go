@@ -41,7 +41,15 @@ const (
 	Escalated    State = "escalated"
 	Acknowledged State = "acknowledged"
 	Resolved     State = "resolved"
+	// ResolvedUnacknowledged is a latched alarm: its condition cleared
+	// before anyone acknowledged it, so it stays on the station until
+	// someone does (then it is resolved).
+	ResolvedUnacknowledged State = "resolved-unacknowledged"
 )
+
+// Open says whether an alert in state s still needs the station: every
+// state but resolved.
+func (s State) Open() bool { return s != Resolved }
 
 // Alert is an alert event (alert-event.v1). Everything in it is a function
 // of the input readings, never of the processor's clock or identity, so
@@ -68,6 +76,18 @@ type Alert struct {
 	// Ward is the patient's ward in the rules file in force, if any: the
 	// alarm burden is reported per ward.
 	Ward string `json:"ward,omitempty"`
+	// Updated marks an event that only brings an open alert's content up
+	// to date (a NEWS2 score changing within its band): not a new alarm,
+	// not a new state.
+	Updated bool `json:"updated,omitempty"`
+	// EscalationLevel counts the escalations of the alert so far (on
+	// "escalated" events and after); Notify is who the last one called.
+	EscalationLevel int    `json:"escalation_level,omitempty"`
+	Notify          string `json:"notify,omitempty"`
+	// Silenced is set on a medium or low priority alert raised or
+	// escalated while the patient's alarms are silenced: the station
+	// shows it without sound. A high priority alarm is never silenced.
+	Silenced bool `json:"silenced,omitempty"`
 }
 
 // AlertID derives an alert's id from its condition and the identity of the

@@ -35,6 +35,7 @@ const (
 	ReadingV1 = "vital-reading.v1"
 	AlertV1   = "alert-event.v1"
 	AckV1     = "alert-ack.v1"
+	SilenceV1 = "alarm-silence.v1"
 )
 
 // ErrUnsupportedVersion is returned for a record whose schema header names
@@ -57,6 +58,12 @@ func AlertRecord(topic string, a *Alert) (*kgo.Record, error) {
 // with the schema header.
 func AckRecord(topic string, a *Ack) (*kgo.Record, error) {
 	return record(topic, a.PatientID, AckV1, a)
+}
+
+// SilenceRecord returns the record of an alarm silence: keyed by patient,
+// with the schema header, on the acks topic.
+func SilenceRecord(topic string, s *Silence) (*kgo.Record, error) {
+	return record(topic, s.PatientID, SilenceV1, s)
 }
 
 func record(topic, key, schema string, v any) (*kgo.Record, error) {
@@ -130,6 +137,24 @@ func DecodeAck(r *kgo.Record) (Ack, error) {
 		return a, fmt.Errorf("record key %q is not the acknowledgement's patient_id %q", r.Key, a.PatientID)
 	}
 	return a, nil
+}
+
+// DecodeSilence decodes and validates an alarm-silence.v1 record.
+func DecodeSilence(r *kgo.Record) (Silence, error) {
+	var s Silence
+	if schema := Header(r, HeaderSchema); schema != SilenceV1 {
+		return s, fmt.Errorf("%w: %q, want %s", ErrUnsupportedVersion, schema, SilenceV1)
+	}
+	if err := json.Unmarshal(r.Value, &s); err != nil {
+		return s, fmt.Errorf("decode %s: %w", SilenceV1, err)
+	}
+	if err := s.Validate(); err != nil {
+		return s, err
+	}
+	if string(r.Key) != s.PatientID {
+		return s, fmt.Errorf("record key %q is not the silence's patient_id %q", r.Key, s.PatientID)
+	}
+	return s, nil
 }
 
 // DeadLetter returns the dead-letter record of r on topic: its key and

@@ -145,3 +145,29 @@ func normalize(a Alert) Alert {
 	}
 	return a
 }
+
+// Whatever DecodeSilence accepts is a valid silence of the record's key,
+// and encodes back to the same silence.
+func FuzzDecodeSilence(f *testing.F) {
+	f.Add("P1", `{"patient_id":"P1","by":"nurse-7","seconds":120,"ts":"2026-11-22T09:00:00Z"}`)
+	f.Add("P1", `{"patient_id":"P1","by":"nurse-7","seconds":601,"ts":"2026-11-22T09:00:00Z"}`)
+	f.Add("P2", `{"patient_id":"P2","by":"","seconds":-1}`)
+	f.Fuzz(func(t *testing.T, key, value string) {
+		rec := &kgo.Record{Key: []byte(key), Value: []byte(value), Headers: []kgo.RecordHeader{{Key: HeaderSchema, Value: []byte(SilenceV1)}}}
+		s, err := DecodeSilence(rec)
+		if err != nil {
+			return
+		}
+		if s.Validate() != nil || s.PatientID != key || s.Seconds < 0 || s.Seconds > MaxSilenceSeconds {
+			t.Fatalf("accepted %+v from key %q", s, key)
+		}
+		back, err := SilenceRecord("acks", &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodeSilence(back)
+		if err != nil || again != s {
+			t.Fatalf("round trip: %+v %v", again, err)
+		}
+	})
+}

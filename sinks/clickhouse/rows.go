@@ -194,6 +194,12 @@ type AckRows struct {
 }
 
 func (k *AckRows) Add(r *kgo.Record) error {
+	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
+		// An alarm silence shares the topic; its effect is on the alert
+		// events (silenced), which the alerts table has.
+		_, err := schemas.DecodeSilence(r)
+		return err
+	}
 	ack, err := schemas.DecodeAck(r)
 	if err != nil {
 		return err
