@@ -7,7 +7,11 @@ package processors
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +59,15 @@ type Clinical struct {
 	// alarms once it commits. Only the transaction loop touches it.
 	pending []schemas.Alert
 	alarms  metric.Int64Counter
+
+	// stream is each vitals partition's stream time in the open
+	// transaction, committedStream as of the last commit; queues order
+	// each partition's patients by their next timer (queue.go). Only the
+	// transaction loop touches them; stale asks it to rebuild the queues
+	// (after a restore, a lost partition, an abort).
+	stream, committedStream map[int32]time.Time
+	queues                  map[int32]*timerQueue
+	stale                   atomic.Bool
 }
 
 // Instrument counts committed alert events in monitorme.alarms, by
@@ -80,7 +93,8 @@ func (c *Clinical) Instrument(mp metric.MeterProvider) error {
 // NewClinical returns the handler; restoreOpts are the client options
 // (seeds, TLS) of the client that reads the changelog back.
 func NewClinical(cfg ClinicalConfig, topics kafka.Topics, restoreOpts ...kgo.Opt) *Clinical {
-	return &Clinical{cfg: cfg, topics: topics, store: newStore(topics.State, restoreOpts)}
+	return &Clinical{cfg: cfg, topics: topics, store: newStore(topics.State, restoreOpts),
+		stream: map[int32]time.Time{}, committedStream: map[int32]time.Time{}, queues: map[int32]*timerQueue{}}
 }
 
 // Resume tells the engine when the processor caught up with each vitals
@@ -113,11 +127,15 @@ func (c *Clinical) Inputs() []string { return []string{c.topics.Vitals, c.topics
 // Restore loads the state of newly assigned vitals partitions from the
 // changelog.
 func (c *Clinical) Restore(ctx context.Context, partitions []int32) error {
+	defer c.stale.Store(true)
 	return c.store.restore(ctx, partitions)
 }
 
 // Forget drops the state of patients on partitions this processor lost.
-func (c *Clinical) Forget(partitions []int32) { c.store.forget(partitions) }
+func (c *Clinical) Forget(partitions []int32) {
+	c.store.forget(partitions)
+	c.stale.Store(true)
+}
 
 // Begin starts a transaction's batch.
 func (c *Clinical) Begin() {
@@ -133,8 +151,12 @@ func (c *Clinical) Flush() ([]*kgo.Record, error) { return c.store.flush() }
 // its alert events.
 func (c *Clinical) Committed() {
 	c.store.commit()
+	c.commitClock()
 	for i := range c.pending {
 		a := &c.pending[i]
+		if a.Updated {
+			continue // the same alarm, its content brought up to date
+		}
 		c.alarms.Add(context.Background(), 1, metric.WithAttributes(attribute.String("priority", string(a.Priority)),
 			attribute.String("condition", a.Condition), attribute.String("state", string(a.State)),
 			attribute.String("ward", a.Ward)))
@@ -145,6 +167,7 @@ func (c *Clinical) Committed() {
 // Aborted drops the transaction's state: its records come again.
 func (c *Clinical) Aborted() {
 	c.store.abort()
+	c.abortClock()
 	c.pending = c.pending[:0]
 }
 
@@ -203,21 +226,30 @@ func (c *Clinical) decode(r *kgo.Record) (schemas.Reading, error) {
 	return schemas.DecodeReading(r)
 }
 
-// Handle applies one reading or acknowledgement. The patient's timers that
-// are due by the record's arrival time fire first, so the outcome does not
-// depend on how records were batched.
+// Handle applies one reading, acknowledgement or alarm silence. First the
+// record's partition's stream time moves to its arrival, if later, and
+// every timer of the partition due by it fires (queue.go), so where a
+// timer fires among the records depends on the log alone. A record that
+// cannot be decoded moves the clock too (the batch's Tick counts it), but
+// fires nothing: its Handle returns only the error.
 func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
+	now := c.advance(r.Partition, r.Timestamp)
 	if r.Topic == c.topics.Acks {
-		return c.handleAck(r)
+		return c.handleAck(r, now)
 	}
 	rd, err := c.decode(r)
 	if err != nil {
 		return nil, err
 	}
+	alerts := c.fire(r.Partition, now)
 	st := c.store.get(rd.PatientID, r.Partition, true)
 	rs := c.cfg.For(rd.PatientID)
-	alerts := c.timers(st, rs, rd.PatientID, r.Timestamp, c.resumed(r.Partition))
-	alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
+	// A new patient's, or one just emptied by expiry.
+	alerts = append(alerts, c.timers(st, rs, rd.PatientID, now, c.resumed(r.Partition))...)
+	if !st.seen(&rd, r.Timestamp) {
+		alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
+	}
+	c.schedule(r.Partition, rd.PatientID, st, now)
 	return c.records(alerts)
 }
 
@@ -239,38 +271,65 @@ func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 	return out, nil
 }
 
-// handleAck marks an open alert acknowledged, which stops its escalation.
-// An acknowledgement of an alert that is no longer open (resolved since,
-// or on another processor's patient before a rebalance moved it) changes
+// handleAck applies a record of the acks topic: an acknowledgement marks
+// an open alert acknowledged, which stops its escalation, and resolves a
+// latched one; a silence pauses the patient's medium and low alarms. An
+// acknowledgement of an alert that is no longer open (resolved since, or
+// on another processor's patient before a rebalance moved it) changes
 // nothing: it is stale, not poison.
-func (c *Clinical) handleAck(r *kgo.Record) ([]*kgo.Record, error) {
+func (c *Clinical) handleAck(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
+	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
+		sil, err := schemas.DecodeSilence(r)
+		if err != nil {
+			return nil, fmt.Errorf("decode alarm silence: %w", err)
+		}
+		alerts := c.fire(r.Partition, now)
+		if st := c.store.get(sil.PatientID, r.Partition, false); st != nil {
+			st.SilencedUntil = sil.TS.Add(time.Duration(sil.Seconds) * time.Second)
+			st.SilencedBy = sil.By
+		}
+		return c.records(alerts)
+	}
 	ack, err := schemas.DecodeAck(r)
 	if err != nil {
 		return nil, fmt.Errorf("decode acknowledgement: %w", err)
 	}
+	alerts := c.fire(r.Partition, now)
 	st := c.store.get(ack.PatientID, r.Partition, false)
 	if st == nil {
-		return nil, nil
+		return c.records(alerts)
 	}
-	alerts := c.timers(st, c.cfg.For(ack.PatientID), ack.PatientID, r.Timestamp, c.resumed(r.Partition))
 	acknowledge := func(cs *ConditionState) bool {
 		if cs.Open == nil || cs.Open.AlertID != ack.AlertID || cs.Open.State == schemas.Acknowledged {
 			return false
 		}
 		a := *cs.Open
-		a.State, a.TS, a.AckedBy = schemas.Acknowledged, ack.TS, ack.By
+		a.State, a.TS, a.AckedBy, a.Updated, a.Silenced = schemas.Acknowledged, ack.TS, ack.By, false, false
 		cs.Open = &a
 		alerts = append(alerts, a)
 		return true
 	}
-	if !acknowledge(&st.NEWS2) {
-		for cond, cs := range st.Conditions {
-			if acknowledge(&cs) {
-				st.Conditions[cond] = cs
-				break
-			}
+	done := acknowledge(&st.NEWS2.ConditionState)
+	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
+		if done {
+			break
+		}
+		cs := st.Conditions[cond]
+		if done = acknowledge(&cs); done {
+			st.Conditions[cond] = cs
 		}
 	}
+	for i := 0; !done && i < len(st.Latched); i++ {
+		if st.Latched[i].AlertID == ack.AlertID {
+			a := st.Latched[i]
+			a.State, a.TS, a.AckedBy, a.Silenced = schemas.Resolved, ack.TS, ack.By, false
+			a.Message = "acknowledged after it resolved: " + a.Message
+			st.Latched = slices.Delete(st.Latched, i, i+1)
+			alerts = append(alerts, a)
+			done = true
+		}
+	}
+	c.schedule(r.Partition, ack.PatientID, st, now)
 	return c.records(alerts)
 }
 
@@ -292,17 +351,67 @@ var signalLostNames = func() (names [schemas.NumKinds]string) {
 	return names
 }()
 
+// maxRecent bounds the readings of a kind kept for the reorder window.
+const maxRecent = 64
+
+// placed returns recent with p inserted in event-time order (after equal
+// times) and the readings older than newest − window dropped; a new slice,
+// since recent may be shared with the committed state.
+func placed(recent []point, p point, window time.Duration) []point {
+	newest := p.TS
+	if n := len(recent); n > 0 && recent[n-1].TS.After(newest) {
+		newest = recent[n-1].TS
+	}
+	from := newest.Add(-window)
+	out := make([]point, 0, min(len(recent)+1, maxRecent))
+	in := false
+	for _, q := range recent {
+		if !in && q.TS.After(p.TS) {
+			out, in = append(out, p), true
+		}
+		if !q.TS.Before(from) {
+			out = append(out, q)
+		}
+	}
+	if !in {
+		out = append(out, p)
+	}
+	if len(out) > maxRecent {
+		out = out[len(out)-maxRecent:]
+	}
+	return out
+}
+
 // apply is the pure part: state and reading in, state and alerts out. at is
 // the reading's arrival time on the processor clock.
+//
+// The lateness policy: a reading older than the newest of its kind by
+// more than the reorder window is late, history only (the sink stores
+// it): it changes no rule and no alarm. One within the window is placed
+// in event-time order. A reading that arrives more than MaxAge after its
+// event time updates the rules' state but raises, escalates and resolves
+// nothing itself.
 func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at time.Time) []schemas.Alert {
 	cur, ok := st.Latest.Get(rd.Kind)
 	gap, since, arrived := cadence(cur, ok, at)
+	inOrder := !ok || !rd.TS.Before(cur.TS)
+	late := ok && rd.TS.Before(cur.TS.Add(-c.cfg.ReorderWindow))
+	live := c.cfg.MaxAge <= 0 || at.Sub(rd.TS) <= c.cfg.MaxAge
+	var recent []point
+	if !late {
+		recent = placed(cur.Recent, point{rd.TS, rd.Value}, c.cfg.ReorderWindow)
+	}
 	switch {
-	case !ok || !rd.TS.Before(cur.TS):
-		st.Latest.Set(rd.Kind, Sample{Value: rd.Value, TS: rd.TS, At: at, Gap: gap, Since: since, Device: rd.DeviceID, Seq: rd.Seq})
-	case arrived:
-		// A late reading is no newer a value, but the signal is there.
-		cur.At, cur.Gap, cur.Since = at, gap, since
+	case inOrder:
+		st.Latest.Set(rd.Kind, Sample{Value: rd.Value, TS: rd.TS, At: at, Gap: gap, Since: since, Device: rd.DeviceID, Seq: rd.Seq, Recent: recent})
+	case arrived || !late:
+		// An older reading is no newer a value, but the signal is there.
+		if arrived {
+			cur.At, cur.Gap, cur.Since = at, gap, since
+		}
+		if !late {
+			cur.Recent = recent
+		}
 		st.Latest.Set(rd.Kind, cur)
 	}
 	var out []schemas.Alert
@@ -310,33 +419,182 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 		a := *st.Conditions[cond].Open
 		a.State, a.TS, a.Reading = schemas.Resolved, rd.TS, *rd
 		a.Message = string(rd.Kind) + " signal back from device " + rd.DeviceID
+		a.Updated, a.Silenced = false, false
 		delete(st.Conditions, cond)
 		out = append(out, a)
 	}
-	sleep, _ := st.Latest.Get(schemas.Sleep)
-	asleep := sleep.Value == 1
+	if late {
+		return out
+	}
+	asleep := c.asleep(st, rd.TS)
 	for i := range rs.Conditions {
 		rule := &rs.Conditions[i]
 		if rule.Kind != rd.Kind {
 			continue
 		}
-		cs, evs := rule.Step(st.Conditions[rule.Condition], rd, asleep)
-		for _, e := range evs {
-			if e.State == schemas.Raised {
-				cs.RaisedAt = at
+		out = append(out, c.step(st, rs, rule, rd, recent, asleep, live, at)...)
+	}
+	if inOrder && (rd.Kind == schemas.BPSystolic || rd.Kind == schemas.BPDiastolic) {
+		if m, ok := meanArterial(st, rd); ok {
+			for i := range rs.Conditions {
+				if rule := &rs.Conditions[i]; rule.Kind == MAP {
+					out = append(out, c.step(st, rs, rule, &m, []point{{m.TS, m.Value}}, asleep, live, at)...)
+				}
 			}
 		}
-		if cs.isZero() {
-			delete(st.Conditions, rule.Condition)
-		} else {
-			st.Conditions[rule.Condition] = cs
+	}
+	if inOrder && rd.Kind == schemas.SpO2 && rs.SatSeconds != nil {
+		out = append(out, c.satSeconds(st, rs, rd, live, at)...)
+	}
+	if inOrder && rs.NEWS2 && isNEWS2Parameter(rd.Kind) {
+		out = append(out, c.news2(st, rs, rd, live, at)...)
+	}
+	return c.silence(st, out)
+}
+
+// step runs one condition rule and keeps its state, latching its
+// resolution when nobody acknowledged the alarm.
+func (c *Clinical) step(st *PatientState, rs *RuleSet, rule *ConditionRule, rd *schemas.Reading, recent []point, asleep, live bool, at time.Time) []schemas.Alert {
+	prev := st.Conditions[rule.Condition]
+	cs, evs := rule.step(prev, rd, recent, asleep, live)
+	for i, e := range evs {
+		switch e.State {
+		case schemas.Raised:
+			cs.RaisedAt = at
+		case schemas.Resolved:
+			evs[i] = c.latch(st, rs, prev.Open, e)
 		}
-		out = append(out, evs...)
 	}
-	if rs.NEWS2 && isNEWS2Parameter(rd.Kind) {
-		out = append(out, c.news2(st, rs, rd, at)...)
+	if cs.isZero() {
+		delete(st.Conditions, rule.Condition)
+	} else {
+		st.Conditions[rule.Condition] = cs
 	}
-	return out
+	return evs
+}
+
+// latch turns the resolution of an alarm nobody acknowledged into
+// resolved-unacknowledged when its priority latches, and keeps it on the
+// patient until an acknowledgement resolves it.
+func (c *Clinical) latch(st *PatientState, rs *RuleSet, open *schemas.Alert, resolved schemas.Alert) schemas.Alert {
+	if open == nil || rs.Latch == "" || open.State == schemas.Acknowledged || open.Priority.Rank() < rs.Latch.Rank() {
+		return resolved
+	}
+	resolved.State = schemas.ResolvedUnacknowledged
+	resolved.Message += "; latched until acknowledged"
+	resolved.Updated = false
+	st.Latched = append(st.Latched, resolved)
+	if len(st.Latched) > maxLatched {
+		// Bounded: the oldest is still in the alerts topic and history.
+		st.Latched = st.Latched[len(st.Latched)-maxLatched:]
+	}
+	return resolved
+}
+
+// maxLatched bounds a patient's latched alarms.
+const maxLatched = 32
+
+// silence marks the medium and low priority alerts raised or escalated
+// while the patient's alarms are silenced. A high priority alarm is never
+// silenced.
+func (c *Clinical) silence(st *PatientState, alerts []schemas.Alert) []schemas.Alert {
+	if st.SilencedUntil.IsZero() {
+		return alerts
+	}
+	for i := range alerts {
+		a := &alerts[i]
+		if (a.State == schemas.Raised || a.State == schemas.Escalated) && a.Priority != schemas.High && a.TS.Before(st.SilencedUntil) {
+			a.Silenced = true
+		}
+	}
+	return alerts
+}
+
+// asleep says whether the patient's latest sleep status, at most
+// SleepMaxAge older than t, is asleep: a stale one lowers no limit.
+func (c *Clinical) asleep(st *PatientState, t time.Time) bool {
+	s, ok := st.Latest.Get(schemas.Sleep)
+	return ok && s.Value == 1 && (c.cfg.SleepMaxAge <= 0 || t.Sub(s.TS) <= c.cfg.SleepMaxAge)
+}
+
+// meanArterial derives the mean arterial pressure when rd (a systolic or
+// diastolic reading) and the latest of the other pressure are one
+// measurement (within mapPairWindow of each other).
+func meanArterial(st *PatientState, rd *schemas.Reading) (schemas.Reading, bool) {
+	other := schemas.BPDiastolic
+	if rd.Kind == schemas.BPDiastolic {
+		other = schemas.BPSystolic
+	}
+	o, ok := st.Latest.Get(other)
+	if !ok || rd.TS.Sub(o.TS).Abs() > mapPairWindow {
+		return schemas.Reading{}, false
+	}
+	sys, dia := rd.Value, o.Value
+	if rd.Kind == schemas.BPDiastolic {
+		sys, dia = o.Value, rd.Value
+	}
+	m := *rd
+	m.Kind, m.Unit, m.Value = MAP, "mm[Hg]", math.Round((sys+2*dia)/3*10)/10
+	return m, true
+}
+
+// maxSatStep bounds how long one SpO2 reading counts for in the
+// SatSeconds integral: a longer gap is missing data, not desaturation.
+const maxSatStep = 15 * time.Second
+
+// satSeconds integrates SpO2 below the limit (rs.SatSeconds).
+func (c *Clinical) satSeconds(st *PatientState, rs *RuleSet, rd *schemas.Reading, live bool, at time.Time) []schemas.Alert {
+	r := rs.SatSeconds
+	sat := st.Sat
+	dt := min(maxSatStep, max(0, rd.TS.Sub(sat.TS)))
+	if sat.TS.IsZero() {
+		dt = 0
+	}
+	if depth := r.Limit - rd.Value; depth > 0 {
+		sat.Run += depth * dt.Seconds()
+	} else {
+		if !c.spo2Alarmed(st) {
+			sat.Sum += sat.Run
+		}
+		sat.Run = 0
+		sat.Sum *= math.Exp(-dt.Seconds() / r.Tau.Seconds())
+		if sat.Sum < 0.01 {
+			sat.Sum = 0
+		}
+	}
+	sat.TS = rd.TS
+	st.Sat = sat
+	const cond = "spo2_satseconds"
+	cs := st.Conditions[cond]
+	if !live {
+		return nil
+	}
+	switch {
+	case cs.Open == nil && sat.Sum >= r.Threshold:
+		a := schemas.Alert{AlertID: schemas.AlertID(cond, rd), PatientID: rd.PatientID, Condition: cond, Priority: r.Priority,
+			State: schemas.Raised, TS: rd.TS, Limit: r.Limit, Reading: *rd,
+			Message: "repeated dips of spo2 below " + fmtValue(r.Limit) + " %: " + strconv.FormatFloat(sat.Sum, 'f', 0, 64) + " %·s (SatSeconds threshold " + fmtValue(r.Threshold) + ")"}
+		st.Conditions[cond] = ConditionState{Open: &a, RaisedAt: at}
+		return []schemas.Alert{a}
+	case cs.Open != nil && sat.Sum < r.Threshold/2 && rd.Value >= r.Limit:
+		a := *cs.Open
+		a.State, a.TS, a.Reading, a.Updated, a.Silenced = schemas.Resolved, rd.TS, *rd, false, false
+		a.Message = cond + " resolved: the integral fell below half the threshold"
+		delete(st.Conditions, cond)
+		return []schemas.Alert{c.latch(st, rs, cs.Open, a)}
+	}
+	return nil
+}
+
+// spo2Alarmed says whether a condition rule on SpO2 has an alarm open: a
+// dip it alarmed on is not counted again by SatSeconds.
+func (c *Clinical) spo2Alarmed(st *PatientState) bool {
+	for _, cond := range []string{"spo2_low", "spo2_critical"} {
+		if st.Conditions[cond].Open != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // deliveryWindow groups arrivals into deliveries: readings a gateway
@@ -379,95 +637,164 @@ func isNEWS2Parameter(k schemas.Kind) bool {
 	return false
 }
 
-func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, at time.Time) []schemas.Alert {
+// news2Input gathers the parameters at most NEWS2MaxAge older than t,
+// and says whether every required one is among them. The values live in
+// vals so that the input's pointers do not escape per parameter.
+func (c *Clinical) news2Input(latest func(schemas.Kind) (float64, time.Time, bool), hypercapnic bool, t time.Time, vals *news2Values) (NEWS2Input, bool) {
 	fresh := func(k schemas.Kind) (float64, bool) {
-		s, ok := st.Latest.Get(k)
-		if !ok || rd.TS.Sub(s.TS) > c.cfg.NEWS2MaxAge {
+		v, ts, ok := latest(k)
+		if !ok || t.Sub(ts) > c.cfg.NEWS2MaxAge {
 			return 0, false
 		}
-		return s.Value, true
+		return v, true
 	}
-	// Straight-line on purpose: through a table of field pointers the
-	// values escaped, an allocation per parameter per reading.
-	var (
-		in                         = NEWS2Input{Hypercapnic: rs.Hypercapnic}
-		resp, spo2, sbp, pulse, tp float64
-		on                         bool
-		lvl                        int
-		ok                         bool
-	)
-	if resp, ok = fresh(schemas.RespRate); ok {
-		in.RespRate = &resp
+	in := NEWS2Input{Hypercapnic: hypercapnic}
+	var ok bool
+	if vals.resp, ok = fresh(schemas.RespRate); ok {
+		in.RespRate = &vals.resp
 	}
-	if spo2, ok = fresh(schemas.SpO2); ok {
-		in.SpO2 = &spo2
+	if vals.spo2, ok = fresh(schemas.SpO2); ok {
+		in.SpO2 = &vals.spo2
 	}
-	if sbp, ok = fresh(schemas.BPSystolic); ok {
-		in.SystolicBP = &sbp
+	if vals.sbp, ok = fresh(schemas.BPSystolic); ok {
+		in.SystolicBP = &vals.sbp
 	}
-	if pulse, ok = fresh(schemas.HeartRate); ok {
-		in.Pulse = &pulse
+	if vals.pulse, ok = fresh(schemas.HeartRate); ok {
+		in.Pulse = &vals.pulse
 	}
-	if tp, ok = fresh(schemas.Temperature); ok {
-		in.Temperature = &tp
+	if vals.temp, ok = fresh(schemas.Temperature); ok {
+		in.Temperature = &vals.temp
 	}
 	if v, ok := fresh(schemas.O2Supplement); ok {
-		on = v == 1
-		in.OnOxygen = &on
+		vals.on = v == 1
+		in.OnOxygen = &vals.on
 	}
 	if v, ok := fresh(schemas.Consciousness); ok {
-		lvl = int(v)
-		in.Consciousness = &lvl
+		vals.lvl = int(v)
+		in.Consciousness = &vals.lvl
 	}
+	for _, k := range c.cfg.NEWS2Require {
+		if _, ok := fresh(k); !ok {
+			return in, false
+		}
+	}
+	return in, true
+}
+
+type news2Values struct {
+	resp, spo2, sbp, pulse, temp float64
+	on                           bool
+	lvl                          int
+}
+
+// news2 scores the patient's current observation set, if it is complete,
+// and keeps the one news2 alert: raised, or raised again in a worse band,
+// once the band persisted for NEWS2Delay (a one-sample artefact or a short
+// dip changes nothing); lowered or resolved once the score stayed lower
+// for NEWS2ResolveAfter; updated in place, at most every
+// NEWS2UpdateEvery, when the score changes within its band.
+func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, live bool, at time.Time) []schemas.Alert {
+	var vals news2Values
+	in, complete := c.news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
+		s, ok := st.Latest.Get(k)
+		return s.Value, s.TS, ok
+	}, rs.Hypercapnic, rd.TS, &vals)
+	if !complete {
+		return nil
+	}
+	n := &st.NEWS2
+	if rd.TS.After(n.Clock) {
+		n.Clock = rd.TS
+	}
+	now := n.Clock
 	score := scoreNEWS2(in, false)
-	prio, alarm := score.Priority()
-	open := st.NEWS2.Open
+	prio, _ := score.Priority()
+	rank := prio.Rank()
+	persisted := 0
+	for l := 1; l <= len(n.AtLeast); l++ {
+		switch {
+		case rank < l:
+			n.AtLeast[l-1] = time.Time{}
+		case n.AtLeast[l-1].IsZero():
+			n.AtLeast[l-1] = now
+		}
+		if !n.AtLeast[l-1].IsZero() && now.Sub(n.AtLeast[l-1]) >= c.cfg.NEWS2Delay {
+			persisted = l
+		}
+	}
+	open := n.Open
+	if !live {
+		return nil
+	}
 	switch {
-	case alarm && open == nil:
-		a := news2Alert(rd, in, prio, schemas.AlertID("news2", rd), schemas.Raised)
-		st.NEWS2 = ConditionState{Open: &a, RaisedAt: at}
+	case open == nil && persisted > 0, open != nil && persisted > open.Priority.Rank():
+		// New, or worse: raised (again: an acknowledgement of the lower
+		// band does not cover this one), with the current score.
+		id := schemas.AlertID("news2", rd)
+		if open != nil {
+			id = open.AlertID
+		}
+		a := news2Alert(rd, in, rankPriority(persisted), id, schemas.Raised)
+		n.ConditionState = ConditionState{Open: &a, RaisedAt: at}
 		return []schemas.Alert{a}
-	case alarm && prio.Rank() > open.Priority.Rank():
-		// Worse: the one open alert is updated in place at once, and is
-		// raised again: an acknowledgement of the lower band does not
-		// cover this one.
-		a := news2Alert(rd, in, prio, open.AlertID, schemas.Raised)
-		st.NEWS2 = ConditionState{Open: &a, RaisedAt: at}
-		return []schemas.Alert{a}
-	case alarm && prio.Rank() < open.Priority.Rank():
+	case open == nil:
+		return nil
+	case rank < open.Priority.Rank():
 		// Better, but a score wobbling across a band boundary must not
 		// flap the alarm: lower it only after it stayed lower a while.
-		if st.NEWS2.InRangeSince.IsZero() {
-			st.NEWS2.InRangeSince = rd.TS
+		if n.InRangeSince.IsZero() {
+			n.InRangeSince = now
 		}
-		if rd.TS.Sub(st.NEWS2.InRangeSince) >= c.cfg.NEWS2ResolveAfter {
+		if now.Sub(n.InRangeSince) < c.cfg.NEWS2ResolveAfter {
+			return c.news2Update(n, rd, in, score)
+		}
+		if rank > 0 {
 			// Keeps its state: an acknowledged alert that improves needs
 			// no second acknowledgement.
 			a := news2Alert(rd, in, prio, open.AlertID, open.State)
-			a.AckedBy = open.AckedBy
-			st.NEWS2 = ConditionState{Open: &a, RaisedAt: st.NEWS2.RaisedAt}
+			a.AckedBy, a.EscalationLevel, a.Notify = open.AckedBy, open.EscalationLevel, open.Notify
+			n.Open, n.InRangeSince = &a, time.Time{}
 			return []schemas.Alert{a}
 		}
-	case alarm:
-		st.NEWS2.InRangeSince = time.Time{}
-	case open != nil:
-		if st.NEWS2.InRangeSince.IsZero() {
-			st.NEWS2.InRangeSince = rd.TS
-		}
-		if rd.TS.Sub(st.NEWS2.InRangeSince) >= c.cfg.NEWS2ResolveAfter {
-			a := news2Alert(rd, in, open.Priority, open.AlertID, schemas.Resolved)
-			a.AckedBy = open.AckedBy
-			st.NEWS2 = ConditionState{}
-			return []schemas.Alert{a}
-		}
+		a := news2Alert(rd, in, open.Priority, open.AlertID, schemas.Resolved)
+		a.AckedBy, a.EscalationLevel, a.Notify = open.AckedBy, open.EscalationLevel, open.Notify
+		n.ConditionState = ConditionState{}
+		return []schemas.Alert{c.latch(st, rs, open, a)}
 	}
-	return nil
+	n.InRangeSince = time.Time{}
+	return c.news2Update(n, rd, in, score)
+}
+
+// news2Update brings the open news2 alert's score up to date in place:
+// same id, same state, no new raise and no new escalation.
+func (c *Clinical) news2Update(n *NEWS2State, rd *schemas.Reading, in NEWS2Input, score NEWS2Score) []schemas.Alert {
+	open := n.Open
+	if open.Score != nil && *open.Score == score.Total || rd.TS.Sub(open.TS) < c.cfg.NEWS2UpdateEvery {
+		return nil
+	}
+	a := news2Alert(rd, in, open.Priority, open.AlertID, open.State)
+	a.AckedBy, a.EscalationLevel, a.Notify, a.Silenced = open.AckedBy, open.EscalationLevel, open.Notify, open.Silenced
+	a.Updated = true
+	n.Open = &a
+	return []schemas.Alert{a}
+}
+
+func rankPriority(rank int) schemas.Priority {
+	switch rank {
+	case 3:
+		return schemas.High
+	case 2:
+		return schemas.Medium
+	case 1:
+		return schemas.Low
+	}
+	return ""
 }
 
 func news2Alert(rd *schemas.Reading, in NEWS2Input, prio schemas.Priority, id string, state schemas.State) schemas.Alert {
 	s := ScoreNEWS2(in)
 	total := s.Total
-	msg := fmt.Sprintf("NEWS2 %d (%s risk)", s.Total, s.Band)
+	msg := fmt.Sprintf("NEWS2 %d (%s risk: %s)", s.Total, s.Band, s.Response())
 	if len(s.Missing) > 0 {
 		msg += fmt.Sprintf("; %d parameter(s) missing, so at least this", len(s.Missing))
 	}
@@ -476,6 +803,6 @@ func news2Alert(rd *schemas.Reading, in NEWS2Input, prio schemas.Priority, id st
 }
 
 func unitOf(k schemas.Kind) string {
-	spec, _ := schemas.SpecFor(k)
+	spec, _ := specFor(k)
 	return spec.Unit
 }

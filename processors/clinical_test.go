@@ -2,6 +2,7 @@ package processors
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -139,7 +140,8 @@ func TestClinicalNEWS2(t *testing.T) {
 	// Wobbling across the 7/6 boundary does not flap the alarm.
 	obs(14, schemas.Consciousness, 0) // 6: medium
 	obs(15, schemas.Consciousness, 1) // 9: high again
-	if a := obs(16, schemas.Consciousness, 0); len(a) != 0 {
+	// (The open alert shows the current score, in place: same state.)
+	if a := obs(16, schemas.Consciousness, 0); len(a) != 1 || !a[0].Updated || a[0].State != schemas.Raised || *a[0].Score != 6 || a[0].Priority != schemas.High {
 		t.Fatalf("flapped: %+v", a)
 	}
 	// Back to normal for a minute: resolved, same id.
@@ -261,7 +263,7 @@ func TestSnapshotsOldAndNewDecodeAlike(t *testing.T) {
 	if err := json.Unmarshal([]byte(old), &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Latest != v {
+	if !reflect.DeepEqual(back.Latest, v) {
 		t.Fatalf("old snapshot decoded %+v, want %+v", back.Latest, v)
 	}
 	got, err := json.Marshal(&PatientState{Latest: v})
@@ -269,7 +271,7 @@ func TestSnapshotsOldAndNewDecodeAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	var again PatientState
-	if err := json.Unmarshal(got, &again); err != nil || again.Latest != v {
+	if err := json.Unmarshal(got, &again); err != nil || !reflect.DeepEqual(again.Latest, v) {
 		t.Fatalf("%s decoded %+v %v", got, again.Latest, err)
 	}
 	if len(got) >= len(old) {

@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -33,8 +34,17 @@ type procClock struct {
 	// resumed is when each partition was first found caught up in this
 	// run: the moment monitoring resumed after a start or a rebalance.
 	resumed map[int32]time.Time
-	checked time.Time
-	now     func() time.Time
+	// pos is the consumed position (offset after the last record
+	// observed) of each vitals partition in the open transaction,
+	// committedPos as of the last commit: an abort rewinds the consumer
+	// to it. The client's own uncommitted offsets are not rewound by an
+	// abort until the next poll returns records, and a check in between
+	// found a partition whose aborted records were still to come again
+	// caught up, so the wall clock, hours ahead in a replay, fired its
+	// timers before those records.
+	pos, committedPos map[int32]int64
+	checked           time.Time
+	now               func() time.Time
 }
 
 func (c *procClock) init(vitals string) {
@@ -43,6 +53,7 @@ func (c *procClock) init(vitals string) {
 	c.pending = map[int32]time.Time{}
 	c.caughtUp = map[int32]bool{}
 	c.resumed = map[int32]time.Time{}
+	c.pos, c.committedPos = map[int32]int64{}, map[int32]int64{}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -73,6 +84,7 @@ func (c *procClock) observe(fs kgo.Fetches) {
 		if r.Topic == c.topic {
 			// Not caught up until the next end-offset check says so.
 			c.caughtUp[r.Partition] = false
+			c.pos[r.Partition] = max(c.pos[r.Partition], r.Offset+1)
 		}
 	})
 }
@@ -86,13 +98,16 @@ func (c *procClock) committed() {
 		}
 	}
 	clear(c.pending)
+	c.committedPos = maps.Clone(c.pos)
 }
 
-// aborted forgets the open transaction's stream time, and which
-// partitions were caught up: the consumer is rewound to the last commit.
+// aborted forgets the open transaction's stream time, its consumed
+// positions, and which partitions were caught up: the consumer is rewound
+// to the last commit.
 func (c *procClock) aborted() {
 	clear(c.pending)
 	clear(c.caughtUp)
+	c.pos = maps.Clone(c.committedPos)
 }
 
 // refresh asks the brokers, at most once per interval, for the last stable
@@ -115,25 +130,43 @@ func (c *procClock) refresh(cl *kgo.Client, interval time.Duration) (resumed map
 	if err != nil {
 		return nil
 	}
-	pos := map[int32]int64{}
-	for _, offs := range []map[string]map[int32]kgo.EpochOffset{cl.CommittedOffsets(), cl.UncommittedOffsets()} {
-		for p, o := range offs[c.topic] {
-			pos[p] = max(pos[p], o.Offset)
-		}
-	}
-	clear(c.caughtUp)
+	stable := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
-		if at, ok := pos[o.Partition]; ok && o.Err == nil && at >= o.Offset {
-			c.caughtUp[o.Partition] = true
-			if c.resumed[o.Partition].IsZero() {
-				c.resumed[o.Partition] = now
-				if resumed == nil {
-					resumed = map[int32]time.Time{}
-				}
-				resumed[o.Partition] = now
-			}
+		if o.Err == nil {
+			stable[o.Partition] = o.Offset
 		}
 	})
+	committed := map[int32]int64{}
+	for p, o := range cl.CommittedOffsets()[c.topic] {
+		committed[p] = o.Offset
+	}
+	return c.mark(stable, committed, now)
+}
+
+// mark marks caught up the partitions whose consumed position reached
+// their last stable offset: the group's committed offset (where a start or
+// a rebalance resumes) or, if later, what the processor consumed itself
+// (pos, rewound by an abort). It returns the partitions found caught up
+// for the first time, with now.
+func (c *procClock) mark(stable, committed map[int32]int64, now time.Time) (resumed map[int32]time.Time) {
+	clear(c.caughtUp)
+	for p, end := range stable {
+		at, ok := committed[p]
+		if mine, seen := c.pos[p]; seen {
+			at, ok = max(at, mine), true
+		}
+		if !ok || at < end {
+			continue
+		}
+		c.caughtUp[p] = true
+		if c.resumed[p].IsZero() {
+			c.resumed[p] = now
+			if resumed == nil {
+				resumed = map[int32]time.Time{}
+			}
+			resumed[p] = now
+		}
+	}
 	return resumed
 }
 

@@ -14,8 +14,11 @@
 // Files by responsibility: processor.go, the transaction loop and the
 // Handler interfaces; clock.go, the processor clock; clinical.go, the
 // clinical dispatch (records in, rules applied, alert records out);
-// store.go, the per-patient state and its changelog; timers.go, signal
-// lost and escalation; condition.go and news2.go, the pure rules;
+// store.go, the per-patient state and its changelog; copies.go, the
+// reading identities a patient's state remembers so a copy changes
+// nothing; timers.go, signal lost, escalation and expiry; queue.go, the
+// timer queue fired before every record; condition.go and news2.go, the
+// pure rules;
 // ruleset.go and rulesfile.go, the rules in force and the rules file;
 // thresholds.go, the threshold handler.
 package processors

@@ -8,11 +8,11 @@ import (
 
 // NEWS2 inputs and scoring follow the Royal College of Physicians' National
 // Early Warning Score 2 chart (2017). A parameter with no recent value is
-// missing: it scores nothing, and the score says which are missing. A
-// partial score is therefore a lower bound of the full one, so a band it
-// reaches is reached for certain; alerting on it is safe, and waiting for a
-// complete set would delay exactly the sick patients whose observations
-// are late.
+// missing: it scores nothing, and the score says which are missing. The
+// engine alarms on NEWS2 only when the parameters the rules require
+// (ClinicalConfig.NEWS2Require, all seven by default) are present: the
+// score is meant for a complete, current observation set, and scored on
+// one parameter a single artefact raised it.
 
 // NEWS2Input holds the latest value of each parameter; nil is missing.
 type NEWS2Input struct {
@@ -46,17 +46,30 @@ type NEWS2Score struct {
 	Band string `json:"band"`
 }
 
-// Priority maps the band to an alarm priority; low raises no alarm.
+// Priority maps the band to an alarm priority; low raises no alarm. A
+// single parameter scoring 3 (low-medium) is medium, as 5–6 is: RCP asks
+// an urgent ward-based response for both, so both escalate alike.
 func (s NEWS2Score) Priority() (schemas.Priority, bool) {
 	switch s.Band {
 	case BandHigh:
 		return schemas.High, true
-	case BandMedium:
+	case BandMedium, BandLowMedium:
 		return schemas.Medium, true
-	case BandLowMedium:
-		return schemas.Low, true
 	}
 	return "", false
+}
+
+// Response is RCP's clinical response to the band.
+func (s NEWS2Score) Response() string {
+	switch s.Band {
+	case BandHigh:
+		return "emergency response"
+	case BandMedium:
+		return "urgent response"
+	case BandLowMedium:
+		return "urgent ward-based response"
+	}
+	return "ward-based response"
 }
 
 // ScoreNEWS2 scores in.

@@ -19,9 +19,43 @@ type RuleSet struct {
 	Hypercapnic bool
 	// SignalLost lists the vitals whose silence is a technical alarm.
 	SignalLost []SignalLostRule
-	// Escalation is how long an alert of each priority may stay
-	// unacknowledged before it is re-emitted as escalated; 0 never.
-	Escalation map[schemas.Priority]time.Duration
+	// Escalation is, per priority, the tiers an unacknowledged alert
+	// climbs: each tier's After counts from the raise or the previous
+	// escalation, and the last tier repeats until someone acknowledges.
+	// No tier (or an After of 0) never escalates.
+	Escalation map[schemas.Priority][]EscalationTier
+	// Latch is the lowest priority whose alarms latch: an alarm of it
+	// whose condition clears before anyone acknowledged it stays on the
+	// station as resolved-unacknowledged until acknowledged. "" latches
+	// none.
+	Latch schemas.Priority
+	// SatSeconds, when set, integrates desaturation: SpO2 hovering just
+	// below the limit alarms, not only a continuous run.
+	SatSeconds *SatSecondsRule
+}
+
+// EscalationTier is one step of escalation: After without an
+// acknowledgement, notify Notify (a role or team, carried on the event).
+type EscalationTier struct {
+	After  time.Duration
+	Notify string
+}
+
+// SatSecondsRule is the SatSeconds idea (depth × duration below the
+// limit) for saturation hovering around the limit: each dip below Limit
+// counts (Limit − value) × the time since the previous reading (at most
+// maxSatStep) per reading, and when the dip ends (a reading in range)
+// before the spo2 alarms raised anything, it is added to an integral that
+// decays with time constant Tau while SpO2 is in range. Condition
+// "spo2_satseconds" is raised when the integral reaches Threshold (in % ×
+// s) and resolved when it has decayed below half of it. A continuous
+// desaturation is spo2_low's; this one adds up the brief dips that each
+// end before spo2_low's delay.
+type SatSecondsRule struct {
+	Limit     float64
+	Threshold float64
+	Tau       time.Duration
+	Priority  schemas.Priority
 }
 
 // SignalLostRule raises "<kind>_signal_lost" when a patient who normally
@@ -55,6 +89,27 @@ type ClinicalConfig struct {
 	// alert. Zero never expires. Set by --patient-expiry and
 	// --patient-expiry-unestablished.
 	ExpireIdle, ExpireUnestablished time.Duration
+	// ReorderWindow is how far, in event time, a reading may be older
+	// than the patient's newest reading of its kind and still be placed
+	// in order by the rules. An older one is late: it is history (the
+	// sink stores it) but changes no live alarm.
+	ReorderWindow time.Duration
+	// MaxAge is how old a reading may be when it arrives (arrival minus
+	// event time) and still raise, escalate or resolve an alarm; older
+	// readings update the rules' state silently. 0: no bound.
+	MaxAge time.Duration
+	// SleepMaxAge is how long a sleep status lowers limits: an older one
+	// is stale and the awake limits apply.
+	SleepMaxAge time.Duration
+	// NEWS2Require lists the parameters that must be present (within
+	// NEWS2MaxAge) for NEWS2 to be scored at all.
+	NEWS2Require []schemas.Kind
+	// NEWS2Delay is how long a worse band must persist, in event time,
+	// before the news2 alert is raised or raised again.
+	NEWS2Delay time.Duration
+	// NEWS2UpdateEvery bounds how often an open news2 alert is updated in
+	// place when its score changes within its band.
+	NEWS2UpdateEvery time.Duration
 }
 
 // For returns the rule set of a patient.
@@ -69,13 +124,76 @@ func (c *ClinicalConfig) For(patient string) *RuleSet {
 // them, and whether the rules file names the patient (directly or through
 // a ward). It makes a ClinicalConfig the API's RuleBook.
 func (c *ClinicalConfig) PatientRules(patient string) (rules any, named bool) {
-	return c.For(patient).View(), c.Patients[patient] != nil
+	return PatientRulesView{c.For(patient).View(), c.Policies()}, c.Patients[patient] != nil
+}
+
+// PatientRulesView is a patient's rule set and the engine-wide policies.
+type PatientRulesView struct {
+	RuleSetView
+	Policies PoliciesView `json:"policies"`
 }
 
 // Ward returns the patient's ward, "" for none.
 func (c *ClinicalConfig) Ward(patient string) string { return c.For(patient).Ward }
 
+// CurrentNEWS2 is a patient's NEWS2 from the latest readings, scored as
+// the engine scores it: the newest parameter's time is the score's, older
+// parameters count within NEWS2MaxAge of it, and the required ones must
+// be there (else nil). For the API, which has no engine state: the band
+// shown here is the score's, before the persistence the alert waits for.
+func (c *ClinicalConfig) CurrentNEWS2(patient string, latest map[schemas.Kind]schemas.Reading) any {
+	rs := c.For(patient)
+	if !rs.NEWS2 {
+		return nil
+	}
+	var at time.Time
+	for _, k := range news2Parameters {
+		if r, ok := latest[k]; ok && r.TS.After(at) {
+			at = r.TS
+		}
+	}
+	var vals news2Values
+	in, complete := (&Clinical{cfg: *c}).news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
+		r, ok := latest[k]
+		return r.Value, r.TS, ok
+	}, rs.Hypercapnic, at, &vals)
+	if !complete {
+		return nil
+	}
+	s := ScoreNEWS2(in)
+	return CurrentNEWS2View{NEWS2Score: s, TS: at, Response: s.Response()}
+}
+
+// CurrentNEWS2View is a patient's current NEWS2 as the API shows it.
+type CurrentNEWS2View struct {
+	NEWS2Score
+	// TS is the event time of the newest parameter.
+	TS       time.Time `json:"ts"`
+	Response string    `json:"response"`
+}
+
 func limit(v float64) *float64 { return &v }
+
+// news2Parameters are the seven parameters of the chart.
+var news2Parameters = []schemas.Kind{schemas.RespRate, schemas.SpO2, schemas.O2Supplement, schemas.BPSystolic,
+	schemas.HeartRate, schemas.Consciousness, schemas.Temperature}
+
+// MAP is the mean arterial pressure, (systolic + 2 × diastolic) / 3,
+// derived when both pressures of one measurement are present: a kind no
+// reading has, which rules can name.
+const MAP schemas.Kind = "map"
+
+// mapPairWindow is how far apart a systolic and a diastolic reading may be
+// and still be one measurement.
+const mapPairWindow = 2 * time.Minute
+
+// specFor is schemas.SpecFor, with the derived kinds.
+func specFor(k schemas.Kind) (schemas.Spec, bool) {
+	if k == MAP {
+		return schemas.Spec{Kind: MAP, Unit: "mm[Hg]", Min: 0, Max: 350}, true
+	}
+	return schemas.SpecFor(k)
+}
 
 // DefaultClinicalConfig is the adult ward rule set: persistence delays on
 // the fast vitals (a brief artefact raises nothing), critical limits with
@@ -102,6 +220,16 @@ func DefaultClinicalConfig() ClinicalConfig {
 				{Condition: "temperature_high", Kind: schemas.Temperature, Limit: 39, Priority: schemas.Medium},
 				{Condition: "glucose_low", Kind: schemas.Glucose, Below: true, Limit: 70, Priority: schemas.High},
 				{Condition: "glucose_high", Kind: schemas.Glucose, Limit: 250, Priority: schemas.Medium},
+				// Red alarms for extreme tachycardia and bradycardia,
+				// after a short delay so that one artefact raises none.
+				{Condition: "heart_rate_extreme_high", Kind: schemas.HeartRate, Limit: 150, Priority: schemas.High, Delay: 5 * time.Second, ResolveAfter: resolve},
+				{Condition: "heart_rate_extreme_low", Kind: schemas.HeartRate, Below: true, Limit: 40, Priority: schemas.High, Delay: 5 * time.Second, ResolveAfter: resolve},
+				{Condition: "bp_diastolic_low", Kind: schemas.BPDiastolic, Below: true, Limit: 40, Priority: schemas.Medium},
+				{Condition: "bp_diastolic_high", Kind: schemas.BPDiastolic, Limit: 110, Priority: schemas.Medium},
+				{Condition: "map_low", Kind: MAP, Below: true, Limit: 65, Priority: schemas.High},
+				{Condition: "map_high", Kind: MAP, Limit: 130, Priority: schemas.Medium},
+				// ST deviation beyond ±0.2 mV (2 mm) for a minute.
+				{Condition: "st_deviation", Kind: schemas.ECG, Abs: true, Limit: 0.2, Priority: schemas.Medium, Delay: time.Minute, ResolveAfter: time.Minute},
 			},
 			NEWS2: true,
 			// The simulator's (and typical monitors') fast vitals arrive
@@ -111,15 +239,23 @@ func DefaultClinicalConfig() ClinicalConfig {
 				{Kind: schemas.SpO2, After: 15 * time.Second, Priority: schemas.Medium},
 				{Kind: schemas.RespRate, After: 15 * time.Second, Priority: schemas.Low},
 			},
-			Escalation: map[schemas.Priority]time.Duration{
-				schemas.High:   60 * time.Second,
-				schemas.Medium: 5 * time.Minute,
-				schemas.Low:    15 * time.Minute,
+			Escalation: map[schemas.Priority][]EscalationTier{
+				schemas.High:   {{After: 60 * time.Second, Notify: "nurse-in-charge"}, {After: 2 * time.Minute, Notify: "rapid-response-team"}},
+				schemas.Medium: {{After: 5 * time.Minute, Notify: "nurse-in-charge"}, {After: 10 * time.Minute, Notify: "ward-doctor"}},
+				schemas.Low:    {{After: 15 * time.Minute, Notify: "nurse-in-charge"}},
 			},
+			Latch:      schemas.High,
+			SatSeconds: &SatSecondsRule{Limit: 90, Threshold: 50, Tau: time.Minute, Priority: schemas.Medium},
 		},
 		NEWS2MaxAge:         90 * time.Minute,
 		NEWS2ResolveAfter:   5 * time.Minute,
 		ExpireIdle:          24 * time.Hour,
 		ExpireUnestablished: 10 * time.Minute,
+		ReorderWindow:       30 * time.Second,
+		MaxAge:              5 * time.Minute,
+		SleepMaxAge:         4 * time.Hour,
+		NEWS2Require:        news2Parameters,
+		NEWS2Delay:          time.Minute,
+		NEWS2UpdateEvery:    30 * time.Second,
 	}
 }

@@ -25,6 +25,8 @@ import (
 
 type rulesFile struct {
 	NEWS2    news2File             `yaml:"news2"`
+	Lateness latenessFile          `yaml:"lateness"`
+	Sleep    sleepFile             `yaml:"sleep"`
 	Defaults layer                 `yaml:"defaults"`
 	Wards    map[string]layer      `yaml:"wards"`
 	Patients map[string]patientDoc `yaml:"patients"`
@@ -33,12 +35,26 @@ type rulesFile struct {
 type news2File struct {
 	MaxAge       *duration `yaml:"max_age"`
 	ResolveAfter *duration `yaml:"resolve_after"`
+	Delay        *duration `yaml:"delay"`
+	UpdateEvery  *duration `yaml:"update_every"`
+	Require      []string  `yaml:"require"`
+}
+
+type latenessFile struct {
+	ReorderWindow *duration `yaml:"reorder_window"`
+	MaxAge        *duration `yaml:"max_age"`
+}
+
+type sleepFile struct {
+	MaxAge *duration `yaml:"max_age"`
 }
 
 type layer struct {
 	NEWS2       *bool                    `yaml:"news2"`
 	Hypercapnic *bool                    `yaml:"hypercapnic"`
-	Escalation  map[string]duration      `yaml:"escalation"`
+	Escalation  map[string]tiersDoc      `yaml:"escalation"`
+	Latch       *string                  `yaml:"latch"`
+	SatSeconds  *satSecondsDoc           `yaml:"satseconds"`
 	SignalLost  map[string]signalLostDoc `yaml:"signal_lost"`
 	Conditions  map[string]conditionDoc  `yaml:"conditions"`
 	line        int
@@ -66,6 +82,57 @@ type conditionDoc struct {
 	ResolveAfter *duration `yaml:"resolve_after"`
 	Disabled     bool      `yaml:"disabled"`
 	line         int
+}
+
+// tiersDoc is a priority's escalation: one duration (a single tier that
+// repeats, as rules files before tiers said it) or a list of tiers.
+type tiersDoc struct {
+	tiers []EscalationTier
+	line  int
+}
+
+func (t *tiersDoc) UnmarshalYAML(n *yaml.Node) error {
+	t.line = n.Line
+	if n.Kind == yaml.ScalarNode {
+		var d duration
+		if err := d.UnmarshalYAML(n); err != nil {
+			return err
+		}
+		t.tiers = []EscalationTier{{After: d.d}}
+		return nil
+	}
+	var docs []struct {
+		After  duration `yaml:"after"`
+		Notify string   `yaml:"notify"`
+	}
+	if err := n.Decode(&docs); err != nil {
+		return fmt.Errorf("line %d: escalation is a duration or a list of {after, notify}: %w", n.Line, err)
+	}
+	for _, d := range docs {
+		if d.After.d <= 0 {
+			return fmt.Errorf("line %d: escalation tier: after is required and positive", n.Line)
+		}
+		t.tiers = append(t.tiers, EscalationTier{After: d.After.d, Notify: d.Notify})
+	}
+	return nil
+}
+
+type satSecondsDoc struct {
+	Limit     *float64  `yaml:"limit"`
+	Threshold *float64  `yaml:"threshold"`
+	Tau       *duration `yaml:"tau"`
+	Priority  *string   `yaml:"priority"`
+	Disabled  bool      `yaml:"disabled"`
+	line      int
+}
+
+func (s *satSecondsDoc) UnmarshalYAML(n *yaml.Node) error {
+	type plain satSecondsDoc
+	if err := decodeStrict(n, (*plain)(s)); err != nil {
+		return err
+	}
+	s.line = n.Line
+	return nil
 }
 
 // duration is a Go duration string ("15s", "5m"), checked where it is read.
@@ -189,6 +256,33 @@ func LoadRules(name string, r io.Reader) (ClinicalConfig, error) {
 	if d := doc.NEWS2.ResolveAfter; d != nil {
 		cfg.NEWS2ResolveAfter = d.d
 	}
+	if d := doc.NEWS2.Delay; d != nil {
+		cfg.NEWS2Delay = d.d
+	}
+	if d := doc.NEWS2.UpdateEvery; d != nil {
+		cfg.NEWS2UpdateEvery = d.d
+	}
+	if doc.NEWS2.Require != nil {
+		cfg.NEWS2Require = nil
+		for _, k := range doc.NEWS2.Require {
+			if !slices.Contains(news2Parameters, schemas.Kind(k)) {
+				return cfg, fail(0, "news2.require: %q is not a NEWS2 parameter (%v)", k, news2Parameters)
+			}
+			cfg.NEWS2Require = append(cfg.NEWS2Require, schemas.Kind(k))
+		}
+	}
+	if d := doc.Lateness.ReorderWindow; d != nil {
+		if d.d > 10*time.Minute {
+			return cfg, fail(d.line, "lateness.reorder_window: %v, want at most 10m", d.d)
+		}
+		cfg.ReorderWindow = d.d
+	}
+	if d := doc.Lateness.MaxAge; d != nil {
+		cfg.MaxAge = d.d
+	}
+	if d := doc.Sleep.MaxAge; d != nil {
+		cfg.SleepMaxAge = d.d
+	}
 	if err := doc.Defaults.apply(&cfg.Default, "defaults", fail); err != nil {
 		return cfg, err
 	}
@@ -229,6 +323,10 @@ func (rs *RuleSet) clone() RuleSet {
 	c.Conditions = slices.Clone(rs.Conditions)
 	c.SignalLost = slices.Clone(rs.SignalLost)
 	c.Escalation = maps.Clone(rs.Escalation)
+	if rs.SatSeconds != nil {
+		sat := *rs.SatSeconds
+		c.SatSeconds = &sat
+	}
 	return c
 }
 
@@ -256,9 +354,54 @@ func (l *layer) apply(rs *RuleSet, at string, fail failFunc) error {
 			return fail(d.line, "%s.escalation: %q is not a priority (high, medium, low)", at, p)
 		}
 		if rs.Escalation == nil {
-			rs.Escalation = map[schemas.Priority]time.Duration{}
+			rs.Escalation = map[schemas.Priority][]EscalationTier{}
 		}
-		rs.Escalation[prio] = d.d
+		rs.Escalation[prio] = d.tiers
+	}
+	if l.Latch != nil {
+		if *l.Latch == "none" {
+			rs.Latch = ""
+		} else if p, ok := priority(*l.Latch); ok {
+			rs.Latch = p
+		} else {
+			return fail(l.line, "%s.latch: %q, want high, medium, low or none", at, *l.Latch)
+		}
+	}
+	if sd := l.SatSeconds; sd != nil {
+		if sd.Disabled {
+			rs.SatSeconds = nil
+		} else {
+			r := SatSecondsRule{Limit: 90, Threshold: 50, Tau: time.Minute, Priority: schemas.Medium}
+			if rs.SatSeconds != nil {
+				r = *rs.SatSeconds
+			}
+			if sd.Limit != nil {
+				if *sd.Limit <= 0 || *sd.Limit > 100 {
+					return fail(sd.line, "%s.satseconds.limit: %s, want (0, 100] %%", at, fmtValue(*sd.Limit))
+				}
+				r.Limit = *sd.Limit
+			}
+			if sd.Threshold != nil {
+				if *sd.Threshold <= 0 {
+					return fail(sd.line, "%s.satseconds.threshold: %s, want a positive %%·s", at, fmtValue(*sd.Threshold))
+				}
+				r.Threshold = *sd.Threshold
+			}
+			if sd.Tau != nil {
+				if sd.Tau.d < time.Second {
+					return fail(sd.Tau.line, "%s.satseconds.tau: %v, want at least 1s", at, sd.Tau.d)
+				}
+				r.Tau = sd.Tau.d
+			}
+			if sd.Priority != nil {
+				p, ok := priority(*sd.Priority)
+				if !ok {
+					return fail(sd.line, "%s.satseconds.priority: %q, want high, medium or low", at, *sd.Priority)
+				}
+				r.Priority = p
+			}
+			rs.SatSeconds = &r
+		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(l.SignalLost)) {
 		if err := l.SignalLost[k].apply(rs, schemas.Kind(k), at+".signal_lost."+k, fail); err != nil {
@@ -330,7 +473,7 @@ func (c conditionDoc) apply(rs *RuleSet, name, at string, fail failFunc) error {
 	if c.Kind != nil {
 		r.Kind = schemas.Kind(*c.Kind)
 	}
-	spec, ok := schemas.SpecFor(r.Kind)
+	spec, ok := specFor(r.Kind)
 	if !ok || len(spec.Discrete) > 0 {
 		return fail(c.line, "%s.kind: %q is not a vital kind with a range", at, r.Kind)
 	}
@@ -384,12 +527,29 @@ func (c conditionDoc) apply(rs *RuleSet, name, at string, fail failFunc) error {
 
 // RuleSetView is a rule set as the API shows it.
 type RuleSetView struct {
-	Ward        string              `json:"ward,omitempty"`
-	NEWS2       bool                `json:"news2"`
-	Hypercapnic bool                `json:"hypercapnic"`
-	Escalation  map[string]string   `json:"escalation"`
-	SignalLost  []SignalLostView    `json:"signal_lost"`
-	Conditions  []ConditionRuleView `json:"conditions"`
+	Ward        string                      `json:"ward,omitempty"`
+	NEWS2       bool                        `json:"news2"`
+	Hypercapnic bool                        `json:"hypercapnic"`
+	Escalation  map[string][]EscalationView `json:"escalation"`
+	Latch       string                      `json:"latch"`
+	SatSeconds  *SatSecondsView             `json:"satseconds,omitempty"`
+	SignalLost  []SignalLostView            `json:"signal_lost"`
+	Conditions  []ConditionRuleView         `json:"conditions"`
+}
+
+// EscalationView is an escalation tier as the API shows it.
+type EscalationView struct {
+	After  string `json:"after"`
+	Notify string `json:"notify,omitempty"`
+}
+
+// SatSecondsView is the SatSeconds rule as the API shows it.
+type SatSecondsView struct {
+	Condition string  `json:"condition"`
+	Limit     float64 `json:"limit"`
+	Threshold float64 `json:"threshold"`
+	Tau       string  `json:"tau"`
+	Priority  string  `json:"priority"`
 }
 
 // SignalLostView is a SignalLostRule as the API shows it.
@@ -405,6 +565,7 @@ type ConditionRuleView struct {
 	Condition    string       `json:"condition"`
 	Kind         schemas.Kind `json:"kind"`
 	Below        bool         `json:"below"`
+	Abs          bool         `json:"abs,omitempty"`
 	Limit        float64      `json:"limit"`
 	AsleepLimit  *float64     `json:"asleep_limit,omitempty"`
 	Priority     string       `json:"priority"`
@@ -414,17 +575,67 @@ type ConditionRuleView struct {
 
 // View returns the rule set with durations as strings ("15s").
 func (rs *RuleSet) View() RuleSetView {
-	v := RuleSetView{Ward: rs.Ward, NEWS2: rs.NEWS2, Hypercapnic: rs.Hypercapnic, Escalation: map[string]string{},
-		SignalLost: []SignalLostView{}, Conditions: []ConditionRuleView{}}
-	for p, d := range rs.Escalation {
-		v.Escalation[string(p)] = d.String()
+	v := RuleSetView{Ward: rs.Ward, NEWS2: rs.NEWS2, Hypercapnic: rs.Hypercapnic, Escalation: map[string][]EscalationView{},
+		Latch: string(rs.Latch), SignalLost: []SignalLostView{}, Conditions: []ConditionRuleView{}}
+	if v.Latch == "" {
+		v.Latch = "none"
+	}
+	for p, tiers := range rs.Escalation {
+		v.Escalation[string(p)] = []EscalationView{}
+		for _, t := range tiers {
+			v.Escalation[string(p)] = append(v.Escalation[string(p)], EscalationView{After: t.After.String(), Notify: t.Notify})
+		}
+	}
+	if r := rs.SatSeconds; r != nil {
+		v.SatSeconds = &SatSecondsView{Condition: "spo2_satseconds", Limit: r.Limit, Threshold: r.Threshold, Tau: r.Tau.String(), Priority: string(r.Priority)}
 	}
 	for _, s := range rs.SignalLost {
 		v.SignalLost = append(v.SignalLost, SignalLostView{Condition: SignalLostCondition(s.Kind), Kind: s.Kind, After: s.After.String(), Priority: string(s.Priority)})
 	}
 	for _, c := range rs.Conditions {
-		v.Conditions = append(v.Conditions, ConditionRuleView{Condition: c.Condition, Kind: c.Kind, Below: c.Below, Limit: c.Limit,
+		v.Conditions = append(v.Conditions, ConditionRuleView{Condition: c.Condition, Kind: c.Kind, Below: c.Below, Abs: c.Abs, Limit: c.Limit,
 			AsleepLimit: c.AsleepLimit, Priority: string(c.Priority), Delay: c.Delay.String(), ResolveAfter: c.ResolveAfter.String()})
 	}
+	return v
+}
+
+// PoliciesView is the engine-wide policies as the API shows them, beside
+// a patient's rule set.
+type PoliciesView struct {
+	Lateness struct {
+		ReorderWindow string `json:"reorder_window"`
+		MaxAge        string `json:"max_age"`
+	} `json:"lateness"`
+	Copies      string `json:"copies"`
+	SleepMaxAge string `json:"sleep_max_age"`
+	NEWS2       struct {
+		Require      []schemas.Kind `json:"require"`
+		MaxAge       string         `json:"max_age"`
+		Delay        string         `json:"delay"`
+		ResolveAfter string         `json:"resolve_after"`
+		UpdateEvery  string         `json:"update_every"`
+	} `json:"news2"`
+	Silence struct {
+		Max              string `json:"max"`
+		SilencesHigh     bool   `json:"silences_high"`
+		PausesEscalation bool   `json:"pauses_escalation"`
+	} `json:"silence"`
+	PatientExpiry struct {
+		Idle          string `json:"idle"`
+		Unestablished string `json:"unestablished"`
+	} `json:"patient_expiry"`
+}
+
+// Policies returns the engine-wide policies.
+func (c *ClinicalConfig) Policies() PoliciesView {
+	var v PoliciesView
+	v.Lateness.ReorderWindow, v.Lateness.MaxAge = c.ReorderWindow.String(), c.MaxAge.String()
+	v.Copies = "a reading whose (device_id, kind, seq) was applied already changes nothing"
+	v.SleepMaxAge = c.SleepMaxAge.String()
+	v.NEWS2.Require = slices.Clone(c.NEWS2Require)
+	v.NEWS2.MaxAge, v.NEWS2.Delay, v.NEWS2.ResolveAfter, v.NEWS2.UpdateEvery = c.NEWS2MaxAge.String(), c.NEWS2Delay.String(),
+		c.NEWS2ResolveAfter.String(), c.NEWS2UpdateEvery.String()
+	v.Silence.Max = (schemas.MaxSilenceSeconds * time.Second).String()
+	v.PatientExpiry.Idle, v.PatientExpiry.Unestablished = c.ExpireIdle.String(), c.ExpireUnestablished.String()
 	return v
 }

@@ -26,12 +26,12 @@ func TestRulesFileExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := cfg.For("P999")
-	if def != &cfg.Default || def.Ward != "" || rule(def, "heart_rate_high").Limit != 120 || def.Escalation[schemas.High] != time.Minute {
+	if def != &cfg.Default || def.Ward != "" || rule(def, "heart_rate_high").Limit != 120 || firstTier(def, schemas.High) != time.Minute {
 		t.Fatalf("defaults: %+v", def)
 	}
 	icu := cfg.For("P001")
 	if icu.Ward != "icu" || rule(icu, "heart_rate_high").Limit != 130 || rule(icu, "heart_rate_high").Delay != 20*time.Second ||
-		rule(icu, "heart_rate_high").Priority != schemas.Medium || icu.Escalation[schemas.High] != 30*time.Second || icu.Escalation[schemas.Medium] != 5*time.Minute {
+		rule(icu, "heart_rate_high").Priority != schemas.Medium || firstTier(icu, schemas.High) != 30*time.Second || firstTier(icu, schemas.Medium) != 5*time.Minute {
 		t.Fatalf("icu: %+v", icu.View())
 	}
 	if sl := icu.SignalLost[0]; sl.Kind != schemas.HeartRate || sl.After != 5*time.Second || sl.Priority != schemas.High {
@@ -130,7 +130,7 @@ func TestPatientRulesView(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, named := cfg.PatientRules("P1")
-	got, ok := v.(RuleSetView)
+	got, ok := v.(PatientRulesView)
 	if !named || !ok || got.Ward != "icu" || cfg.Ward("P1") != "icu" {
 		t.Fatalf("P1: %v %+v", named, v)
 	}
@@ -140,11 +140,18 @@ func TestPatientRulesView(t *testing.T) {
 			hr = &got.Conditions[i]
 		}
 	}
-	if hr == nil || hr.Limit != 130 || hr.Delay != "10s" || got.Escalation["high"] != "1m0s" {
+	if hr == nil || hr.Limit != 130 || hr.Delay != "10s" || got.Escalation["high"][0].After != "1m0s" {
 		t.Fatalf("P1 rules: %+v", got)
 	}
 	v, named = cfg.PatientRules("P9")
-	if d := v.(RuleSetView); named || d.Ward != "" || cfg.Ward("P9") != "" {
+	if d := v.(PatientRulesView); named || d.Ward != "" || cfg.Ward("P9") != "" {
 		t.Fatalf("P9: %v %+v", named, d)
 	}
+}
+
+func firstTier(rs *RuleSet, p schemas.Priority) time.Duration {
+	if len(rs.Escalation[p]) == 0 {
+		return 0
+	}
+	return rs.Escalation[p][0].After
 }

@@ -44,6 +44,12 @@ type Sample struct {
 	Since  time.Time
 	Device string
 	Seq    uint64
+	// Recent holds the kind's readings within the reorder window, in
+	// event-time order, the newest last: where a reading that arrives
+	// out of order is placed. Replaced, never changed in place: the
+	// open transaction's copy of the state shares it with the committed
+	// one.
+	Recent []point
 }
 
 // sampleJSON is how a Sample is written to the changelog: times as Unix
@@ -61,6 +67,8 @@ type sampleJSON struct {
 	Gap    time.Duration `json:"g,omitempty"`
 	Device string        `json:"d,omitempty"`
 	Seq    uint64        `json:"s,omitempty"`
+	// Recent as pairs: nanoseconds before TS, value.
+	Recent []float64 `json:"r,omitempty"`
 }
 
 // MarshalJSON writes the compact form, by hand: snapshots are encoded for
@@ -94,6 +102,21 @@ func (s *Sample) MarshalJSON() ([]byte, error) {
 		b = append(b, `,"s":`...)
 		b = strconv.AppendUint(b, s.Seq, 10)
 	}
+	if len(s.Recent) > 0 {
+		b = append(b, `,"r":[`...)
+		for i, p := range s.Recent {
+			if math.IsNaN(p.V) || math.IsInf(p.V, 0) {
+				return nil, fmt.Errorf("sample value %v is not a finite number", p.V)
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(s.TS.Sub(p.TS)), 10)
+			b = append(b, ',')
+			b = strconv.AppendFloat(b, p.V, 'g', -1, 64)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}'), nil
 }
 
@@ -112,6 +135,12 @@ func (s *Sample) UnmarshalJSON(b []byte) error {
 	}
 	if w.SN != 0 {
 		s.Since = time.Unix(0, w.SN).UTC()
+	}
+	if len(w.Recent)%2 != 0 {
+		return errors.New("sample: recent readings are not pairs")
+	}
+	for i := 0; i < len(w.Recent); i += 2 {
+		s.Recent = append(s.Recent, point{TS: s.TS.Add(-time.Duration(w.Recent[i])), V: w.Recent[i+1]})
 	}
 	return nil
 }
@@ -202,23 +231,63 @@ type PatientState struct {
 	// Conditions holds the rules' state and the open technical alarms,
 	// by condition.
 	Conditions map[string]ConditionState `json:"conditions,omitempty"`
-	// NEWS2 is the open "news2" alert, if any, and when its band last
-	// dropped back to low.
-	NEWS2 ConditionState `json:"news2"`
+	// NEWS2 is the open "news2" alert, if any, and how long the score
+	// has stayed in each band.
+	NEWS2 NEWS2State `json:"news2"`
+	// Seen holds, per device and kind, which sequence numbers the engine
+	// applied: a copy of a reading (a retried batch) changes nothing.
+	Seen []SeenWindow `json:"seen,omitempty"`
+	// Latched are alarms whose condition cleared before anyone
+	// acknowledged them (resolved-unacknowledged), oldest first.
+	Latched []schemas.Alert `json:"latched,omitempty"`
+	// SilencedUntil is the end of the patient's alarm silence (event
+	// time of the silence request plus its length); SilencedBy who asked.
+	SilencedUntil time.Time `json:"silenced_until,omitzero"`
+	SilencedBy    string    `json:"silenced_by,omitempty"`
+	// Sat is the SatSeconds integral of SpO2 below the limit.
+	Sat SatState `json:"sat,omitzero"`
+}
+
+// NEWS2State is the news2 alert's state: the open alert and its timers,
+// and since when (event time) the score has been in each band or worse.
+type NEWS2State struct {
+	ConditionState
+	// AtLeast[r-1] is since when the score's priority rank has been r or
+	// more without a break; zero when it is below.
+	AtLeast [3]time.Time `json:"at_least,omitzero"`
+	// Clock is the newest event time NEWS2 was scored at: the score's
+	// event time never goes back when a parameter's device clock lags.
+	Clock time.Time `json:"clock,omitzero"`
+}
+
+// SatState is the SatSeconds integral (% × s) at the reading at TS: Sum of
+// the dips that ended, Run of the one in progress.
+type SatState struct {
+	Sum float64   `json:"sum,omitempty"`
+	Run float64   `json:"run,omitempty"`
+	TS  time.Time `json:"ts,omitzero"`
 }
 
 // empty says whether the state holds nothing: a patient whose state
 // expired, deleted from the store and the changelog at commit.
 func (s *PatientState) empty() bool {
-	return s.Latest == Vitals{} && len(s.Conditions) == 0 && s.NEWS2.isZero()
+	for i := range s.Latest {
+		if !s.Latest[i].TS.IsZero() {
+			return false
+		}
+	}
+	return len(s.Conditions) == 0 && s.NEWS2.isZero() && len(s.Latched) == 0
 }
 
 func (s *PatientState) clone() *PatientState {
-	c := &PatientState{Latest: s.Latest, Conditions: maps.Clone(s.Conditions), NEWS2: s.NEWS2}
+	c := *s
+	c.Conditions = maps.Clone(s.Conditions)
 	if c.Conditions == nil {
 		c.Conditions = map[string]ConditionState{}
 	}
-	return c
+	c.Seen = slices.Clone(s.Seen)
+	c.Latched = slices.Clone(s.Latched)
+	return &c
 }
 
 // store holds the committed state of the patients on this processor's
@@ -269,6 +338,17 @@ func (s *store) get(patient string, partition int32, create bool) *PatientState 
 	s.dirty[patient] = st
 	s.partition[patient] = partition
 	return st
+}
+
+// peek returns the patient's state as the open transaction sees it,
+// without making a copy: read only.
+func (s *store) peek(patient string) *PatientState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.dirty[patient]; st != nil {
+		return st
+	}
+	return s.committed[patient]
 }
 
 // begin starts a transaction.
@@ -460,12 +540,4 @@ func (s *store) each(fn func(patient string, partition int32, st *PatientState))
 			fn(id, s.partition[id], st)
 		}
 	}
-}
-
-// partitionOf is the vitals partition of a patient whose state the store
-// holds.
-func (s *store) partitionOf(patient string) int32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.partition[patient]
 }

@@ -14,11 +14,12 @@ import (
 	"github.com/monitorme/monitorme/schemas"
 )
 
-// deadline is the earliest time on the processor clock at which one of the
-// patient's timers fires; zero if none is pending. resumed is when this
-// processor caught up with the patient's partition after it started or
-// was given the partition (zero while it has a backlog): see silentSince.
-func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed time.Time) time.Time {
+// deadline is the earliest time on the processor clock, from now on, at
+// which one of the patient's timers can fire; zero if none is pending.
+// resumed is when this processor caught up with the patient's partition
+// after it started or was given the partition (zero before): see
+// silenceDue.
+func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Time) time.Time {
 	var first time.Time
 	at := func(t time.Time) {
 		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
@@ -28,13 +29,13 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed time.Time) ti
 	for i := range rs.SignalLost {
 		sl := &rs.SignalLost[i]
 		if s, ok := st.Latest.Get(sl.Kind); ok && sl.armed(s) && st.Conditions[SignalLostCondition(sl.Kind)].Open == nil {
-			at(silentSince(s, resumed).Add(sl.After))
+			at(silenceDue(s, sl.After, resumed, now))
 		}
 	}
 	for _, cs := range st.Conditions {
 		at(escalationDue(&cs, rs))
 	}
-	at(escalationDue(&st.NEWS2, rs))
+	at(escalationDue(&st.NEWS2.ConditionState, rs))
 	at(c.expiry(st))
 	return first
 }
@@ -66,7 +67,7 @@ func (c *Clinical) expiry(st *PatientState) time.Time {
 
 // hasOpenAlert says whether any of the patient's alerts is open.
 func (s *PatientState) hasOpenAlert() bool {
-	if s.NEWS2.Open != nil {
+	if s.NEWS2.Open != nil || len(s.Latched) > 0 {
 		return true
 	}
 	for _, cs := range s.Conditions {
@@ -87,7 +88,7 @@ func expire(st *PatientState, due time.Time, idle time.Duration) []schemas.Alert
 			return
 		}
 		a := *cs.Open
-		a.State, a.TS = schemas.Resolved, due
+		a.State, a.TS, a.Updated, a.Silenced = schemas.Resolved, due, false, false
 		a.Message = "monitoring of the patient ended: no reading for " + idle.String() + " (" + a.Message + ")"
 		out = append(out, a)
 	}
@@ -95,22 +96,37 @@ func expire(st *PatientState, due time.Time, idle time.Duration) []schemas.Alert
 		cs := st.Conditions[cond]
 		end(&cs)
 	}
-	end(&st.NEWS2)
-	*st = PatientState{}
+	end(&st.NEWS2.ConditionState)
+	for _, a := range st.Latched {
+		a.State, a.TS = schemas.Resolved, due
+		a.Message = "monitoring of the patient ended: no reading for " + idle.String() + " (" + a.Message + ")"
+		out = append(out, a)
+	}
+	*st = PatientState{Conditions: map[string]ConditionState{}}
 	return out
 }
 
-// silentSince is when silence of s's kind began as far as a device can be
-// blamed: its last arrival, or, if later, when the processor caught up
-// after a start. Platform downtime is not a device failure: a ward whose
-// monitoring stopped for ten seconds got a signal-lost alarm for every
-// patient at the restart, each blaming the patient's device. From the
-// restart on, a device has the rule's whole After to be heard again.
-func silentSince(s Sample, resumed time.Time) time.Time {
-	if resumed.After(s.At) {
-		return resumed
+// silenceDue is when silence of s's kind becomes a lost signal, as seen
+// at now on the processor clock. Platform downtime is not a device
+// failure: a ward whose monitoring stopped for ten seconds got a
+// signal-lost alarm for every patient at the restart, each blaming the
+// patient's device. So once the clock has reached the moment monitoring
+// resumed, silence counts from the later of the last arrival and that
+// moment: from the restart on, a device has the rule's whole After to be
+// heard again. Silence the stream itself shows before that moment (a
+// replay, or a backlog that ingest kept writing while the processor was
+// down) is the device's, and counts from the last arrival: the last batch
+// of a replay, applied after the moment was set, fires its timers by
+// stream time as every batch before it did.
+func silenceDue(s Sample, after time.Duration, resumed, now time.Time) time.Time {
+	due := s.At.Add(after)
+	if resumed.IsZero() || (due.Before(resumed) && now.Before(resumed)) {
+		return due
 	}
-	return s.At
+	if resumed.After(s.At) {
+		return resumed.Add(after)
+	}
+	return due
 }
 
 // armed says whether silence of s's kind would be a lost signal: the
@@ -127,15 +143,31 @@ func (sl *SignalLostRule) armed(s Sample) bool {
 	return !s.At.IsZero() && s.Gap > 0 && s.Gap < sl.After && s.At.Sub(s.Since) >= sl.After/2
 }
 
+// escalationDue is when an open, unacknowledged alert escalates next: the
+// tier after the escalations so far (the last tier repeats), counted from
+// the raise or the previous escalation. Zero: never.
 func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
-	if cs.Open == nil || cs.Open.State != schemas.Raised || cs.RaisedAt.IsZero() {
+	if cs.Open == nil || (cs.Open.State != schemas.Raised && cs.Open.State != schemas.Escalated) || cs.RaisedAt.IsZero() {
 		return time.Time{}
 	}
-	after := rs.Escalation[cs.Open.Priority]
-	if after <= 0 {
+	tier, ok := nextTier(rs, cs)
+	if !ok {
 		return time.Time{}
 	}
-	return cs.RaisedAt.Add(after)
+	from := cs.RaisedAt
+	if cs.Level > 0 && cs.EscalatedAt.After(from) {
+		from = cs.EscalatedAt
+	}
+	return from.Add(tier.After)
+}
+
+func nextTier(rs *RuleSet, cs *ConditionState) (EscalationTier, bool) {
+	tiers := rs.Escalation[cs.Open.Priority]
+	if len(tiers) == 0 {
+		return EscalationTier{}, false
+	}
+	t := tiers[min(cs.Level, len(tiers)-1)]
+	return t, t.After > 0
 }
 
 // timers fires the patient's timers due by now: signal lost for a vital
@@ -144,7 +176,7 @@ func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
 // noticed, so a replay that notices it at another moment emits the same
 // event.
 func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
-	if d := c.deadline(st, rs, resumed); d.IsZero() || now.Before(d) {
+	if d := c.deadline(st, rs, resumed, now); d.IsZero() || now.Before(d) {
 		return nil
 	}
 	var out []schemas.Alert
@@ -155,17 +187,17 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 		if !ok || !sl.armed(s) || st.Conditions[cond].Open != nil {
 			continue
 		}
-		since := silentSince(s, resumed)
-		due := since.Add(sl.After)
-		if now.Before(due) {
+		if now.Before(silenceDue(s, sl.After, resumed, now)) {
 			continue
 		}
+		// The event is the data's: its ts is the deadline the last
+		// arrival set, whenever monitoring resumed, so replaying the
+		// topic at any later time gives the same event.
+		due := s.At.Add(sl.After)
 		last := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: sl.Kind, Value: s.Value,
 			Unit: unitOf(sl.Kind), TS: s.TS, Seq: s.Seq}
-		msg := "no " + string(sl.Kind) + " from device " + s.Device + " for " + sl.After.String()
-		if since != s.At {
-			msg += " since monitoring resumed at " + since.UTC().Format(time.RFC3339) + " (last reading at " + s.At.UTC().Format(time.RFC3339) + ")"
-		}
+		msg := "no " + string(sl.Kind) + " from device " + s.Device + " for " + sl.After.String() +
+			" (last reading arrived at " + s.At.UTC().Format(time.RFC3339Nano) + ")"
 		a := schemas.Alert{AlertID: schemas.AlertID(cond, &last), PatientID: patient, Condition: cond,
 			Priority: sl.Priority, State: schemas.Raised, TS: due, Limit: sl.After.Seconds(),
 			Message: msg, Reading: last}
@@ -177,9 +209,15 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 		if due.IsZero() || now.Before(due) {
 			return
 		}
+		tier, _ := nextTier(rs, cs)
 		a := *cs.Open
-		a.State, a.TS = schemas.Escalated, due
-		a.Message = "not acknowledged within " + rs.Escalation[a.Priority].String() + ": " + a.Message
+		if a.State == schemas.Raised {
+			a.Message = "not acknowledged: " + a.Message
+		}
+		cs.Level++
+		cs.EscalatedAt = due
+		a.State, a.TS, a.Updated = schemas.Escalated, due, false
+		a.EscalationLevel, a.Notify = cs.Level, tier.Notify
 		cs.Open = &a
 		out = append(out, a)
 	}
@@ -188,7 +226,8 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 		escalate(&cs)
 		st.Conditions[cond] = cs
 	}
-	escalate(&st.NEWS2)
+	escalate(&st.NEWS2.ConditionState)
+	out = c.silence(st, out)
 	if due := c.expiry(st); !due.IsZero() && !now.Before(due) {
 		out = append(out, expire(st, due, due.Sub(lastArrival(st)))...)
 	}
@@ -207,31 +246,17 @@ func lastArrival(st *PatientState) time.Time {
 }
 
 // Due reports whether a patient's timer is due by clock(partition).
-func (c *Clinical) Due(clock func(partition int32) time.Time) bool {
-	return len(c.due(clock)) > 0
-}
-
-func (c *Clinical) due(clock func(partition int32) time.Time) []string {
-	var ids []string
-	c.store.each(func(id string, partition int32, st *PatientState) {
-		if d := c.deadline(st, c.cfg.For(id), c.resumed(partition)); !d.IsZero() && !clock(partition).Before(d) {
-			ids = append(ids, id)
-		}
-	})
-	slices.Sort(ids)
-	return ids
-}
+func (c *Clinical) Due(clock func(partition int32) time.Time) bool { return c.dueBy(clock) }
 
 // Tick fires every timer due by clock(partition) of the patient's
 // partition, for the patients no record has touched lately: a device that
 // went quiet, an alert nobody acknowledged. It runs inside a transaction,
 // like Handle.
 func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, error) {
+	c.rebuildIfStale()
 	var alerts []schemas.Alert
-	for _, id := range c.due(clock) {
-		p := c.store.partitionOf(id)
-		st := c.store.get(id, p, false)
-		alerts = append(alerts, c.timers(st, c.cfg.For(id), id, clock(p), c.resumed(p))...)
+	for _, p := range slices.Sorted(maps.Keys(c.queues)) {
+		alerts = append(alerts, c.fire(p, clock(p))...)
 	}
 	return c.records(alerts)
 }

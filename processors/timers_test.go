@@ -19,7 +19,7 @@ func timerConfig() ClinicalConfig {
 		Default: RuleSet{
 			Conditions: []ConditionRule{spo2Rule(), {Condition: "spo2_critical", Kind: schemas.SpO2, Below: true, Limit: 80, Priority: schemas.High, ResolveAfter: 30 * time.Second}},
 			SignalLost: []SignalLostRule{{Kind: schemas.HeartRate, After: 10 * time.Second, Priority: schemas.Medium}},
-			Escalation: map[schemas.Priority]time.Duration{schemas.High: time.Minute, schemas.Medium: 5 * time.Minute},
+			Escalation: map[schemas.Priority][]EscalationTier{schemas.High: {{After: time.Minute}}, schemas.Medium: {{After: 5 * time.Minute}}},
 		},
 		NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute,
 	}
@@ -98,6 +98,17 @@ func decodeAlerts(t *testing.T, recs []*kgo.Record) []schemas.Alert {
 	return out
 }
 
+// of keeps one patient's alerts.
+func of(patient string, alerts []schemas.Alert) []schemas.Alert {
+	var out []schemas.Alert
+	for _, a := range alerts {
+		if a.PatientID == patient {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func one(t *testing.T, what string, got []schemas.Alert, condition string, state schemas.State) schemas.Alert {
 	t.Helper()
 	if len(got) != 1 || got[0].Condition != condition || got[0].State != state {
@@ -118,30 +129,48 @@ func TestSignalLost(t *testing.T) {
 	if got := f.tick(29); len(got) != 0 {
 		t.Fatalf("9 s of silence raised %+v", got)
 	}
-	// P02's desaturation alerts at its 15 s reading while P01 is silent.
+	// P02's desaturation alerts at its 15 s reading while P01 is silent;
+	// P01's timer fires at the first record of the partition that
+	// arrives at its deadline, whoever's it is (P02's at 30 s).
+	var p01 []schemas.Alert
 	for s := 20; s < 36; s++ {
-		got := f.reading("P02", schemas.SpO2, 85, s)
-		f.reading("P02", schemas.HeartRate, 80, s)
+		var got []schemas.Alert
+		for _, a := range append(f.reading("P02", schemas.SpO2, 85, s), f.reading("P02", schemas.HeartRate, 80, s)...) {
+			if a.PatientID == "P01" {
+				if s != 30 {
+					t.Fatalf("P01's timer fired at P02's %d s reading: %+v", s, a)
+				}
+				p01 = append(p01, a)
+			} else {
+				got = append(got, a)
+			}
+		}
 		if s < 35 && len(got) != 0 || s == 35 && len(got) != 1 {
 			t.Fatalf("P02 at %d s: %+v", s, got)
 		}
 	}
-	lost := one(t, "tick at 30 s", f.tick(30), "heart_rate_signal_lost", schemas.Raised)
+	if got := f.tick(30); len(got) != 0 {
+		t.Fatalf("tick at 30 s, after the records fired it: %+v", got)
+	}
+	lost := one(t, "P02's record at 30 s", p01, "heart_rate_signal_lost", schemas.Raised)
 	if lost.PatientID != "P01" || !lost.TS.Equal(t0.Add(30*time.Second)) || lost.Priority != schemas.Medium || lost.Reading.DeviceID != "dev-P01" {
 		t.Fatalf("signal lost: %+v", lost)
 	}
 	if got := f.tick(40); len(got) != 0 {
 		t.Fatalf("repeated: %+v", got)
 	}
-	back := one(t, "heart rate back", f.reading("P01", schemas.HeartRate, 80, 45), "heart_rate_signal_lost", schemas.Resolved)
+	// P01's reading at 45 s resolves its alarm, and, arriving at P02's
+	// deadline (P02 went quiet at 35 s), fires P02's first.
+	at45 := f.reading("P01", schemas.HeartRate, 80, 45)
+	one(t, "P02 at P01's 45 s reading", of("P02", at45), "heart_rate_signal_lost", schemas.Raised)
+	back := one(t, "heart rate back", of("P01", at45), "heart_rate_signal_lost", schemas.Resolved)
 	if back.AlertID != lost.AlertID {
 		t.Fatalf("resolved a different alert: %s vs %s", back.AlertID, lost.AlertID)
 	}
-	// A second outage is a second alarm, with its own id. (P02 went
-	// quiet at 35 s: its alarm is due too.)
+	// A second outage is a second alarm, with its own id.
 	f.reading("P01", schemas.HeartRate, 80, 46)
 	got := f.tick(56)
-	if len(got) != 2 || got[0].PatientID != "P01" || got[1].PatientID != "P02" {
+	if len(got) != 1 || got[0].PatientID != "P01" {
 		t.Fatalf("tick at 55 s: %+v", got)
 	}
 	if again := one(t, "second outage", got[:1], "heart_rate_signal_lost", schemas.Raised); again.AlertID == lost.AlertID {
@@ -187,8 +216,9 @@ func TestSignalLostNoticedByRecord(t *testing.T) {
 }
 
 // An alert nobody acknowledges is re-emitted escalated once its
-// priority's timeout passed; an acknowledged one never escalates, and its
-// resolution says who acknowledged it.
+// priority's timeout passed, and again at each timeout after (the last
+// tier repeats), counting its level; an acknowledged one never escalates,
+// and its resolution says who acknowledged it.
 func TestEscalationAndAck(t *testing.T) {
 	f := feed{t, NewClinical(timerConfig(), topics)}
 	raised := one(t, "critical value", f.reading("P01", schemas.SpO2, 75, 0), "spo2_critical", schemas.Raised)
@@ -202,36 +232,49 @@ func TestEscalationAndAck(t *testing.T) {
 	if esc.AlertID != raised.AlertID || !esc.TS.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("escalation: %+v", esc)
 	}
-	if got := f.tick(600); len(got) != 0 {
-		t.Fatalf("escalated twice: %+v", got)
+	if esc.EscalationLevel != 1 {
+		t.Fatalf("first escalation's level: %+v", esc)
 	}
-	acked := one(t, "ack", f.ack(raised, "nurse-7", 70), "spo2_critical", schemas.Acknowledged)
+	if got := f.tick(119); len(got) != 0 {
+		t.Fatalf("escalated again early: %+v", got)
+	}
+	again := one(t, "tick at 120 s", f.tick(120), "spo2_critical", schemas.Escalated)
+	if again.EscalationLevel != 2 || !again.TS.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("second escalation: %+v", again)
+	}
+	if got := f.tick(300); len(got) != 3 || got[2].EscalationLevel != 5 || !got[2].TS.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("escalations up to 300 s: %+v", got)
+	}
+	acked := one(t, "ack", f.ack(raised, "nurse-7", 310), "spo2_critical", schemas.Acknowledged)
 	if acked.AckedBy != "nurse-7" || acked.AlertID != raised.AlertID {
 		t.Fatalf("ack: %+v", acked)
 	}
-	if got := f.ack(raised, "nurse-8", 71); len(got) != 0 {
+	if got := f.tick(1000); len(got) != 0 {
+		t.Fatalf("escalated after the acknowledgement: %+v", got)
+	}
+	if got := f.ack(raised, "nurse-8", 1001); len(got) != 0 {
 		t.Fatalf("a second ack emitted %+v", got)
 	}
 
 	// P02: acknowledged within the minute, never escalates.
-	r2 := one(t, "P02 critical", f.reading("P02", schemas.SpO2, 70, 100), "spo2_critical", schemas.Raised)
-	one(t, "P02 ack", f.ack(r2, "nurse-7", 130), "spo2_critical", schemas.Acknowledged)
-	if got := f.tick(1000); len(got) != 0 {
+	r2 := one(t, "P02 critical", f.reading("P02", schemas.SpO2, 70, 1100), "spo2_critical", schemas.Raised)
+	one(t, "P02 ack", f.ack(r2, "nurse-7", 1130), "spo2_critical", schemas.Acknowledged)
+	if got := f.tick(2000); len(got) != 0 {
 		t.Fatalf("acknowledged alert escalated: %+v", got)
 	}
-	for s := 1001; s < 1031; s++ {
+	for s := 2001; s < 2031; s++ {
 		f.reading("P02", schemas.SpO2, 97, s)
 	}
-	res := one(t, "P02 back in range 30 s", f.reading("P02", schemas.SpO2, 97, 1031), "spo2_critical", schemas.Resolved)
+	res := one(t, "P02 back in range 30 s", f.reading("P02", schemas.SpO2, 97, 2031), "spo2_critical", schemas.Resolved)
 	if res.AckedBy != "nurse-7" {
 		t.Fatalf("resolved: %+v", res)
 	}
 	// Acknowledging a resolved alert, or one this processor never saw,
 	// changes nothing and is no error.
-	if got := f.ack(r2, "nurse-7", 1040); len(got) != 0 {
+	if got := f.ack(r2, "nurse-7", 2040); len(got) != 0 {
 		t.Fatalf("ack of a resolved alert: %+v", got)
 	}
-	if got := f.ack(schemas.Alert{AlertID: r2.AlertID, PatientID: "P99"}, "nurse-7", 1040); len(got) != 0 {
+	if got := f.ack(schemas.Alert{AlertID: r2.AlertID, PatientID: "P99"}, "nurse-7", 2040); len(got) != 0 {
 		t.Fatalf("ack of an unknown patient: %+v", got)
 	}
 }
@@ -253,7 +296,8 @@ func TestBadAckIsAnError(t *testing.T) {
 }
 
 // A news2 alert raised again at a higher band needs a new acknowledgement;
-// one that improves keeps its acknowledgement.
+// a rising score within the band updates the alert in place (current
+// score, same state, not a new alarm).
 func TestNEWS2AckAndUpgrade(t *testing.T) {
 	cfg := timerConfig()
 	cfg.Default.Conditions = nil
@@ -266,10 +310,16 @@ func TestNEWS2AckAndUpgrade(t *testing.T) {
 	}
 	med := one(t, "resp 26", f.reading("P01", schemas.RespRate, 26, 1), "news2", schemas.Raised) // single 3: low-medium
 	one(t, "ack", f.ack(med, "nurse-7", 2), "news2", schemas.Acknowledged)
-	one(t, "pulse 135: 6, medium", f.reading("P01", schemas.HeartRate, 135, 3), "news2", schemas.Raised)
+	upd := one(t, "pulse 135: 6, still medium", f.reading("P01", schemas.HeartRate, 135, 3), "news2", schemas.Acknowledged)
+	if !upd.Updated || *upd.Score != 6 || upd.AlertID != med.AlertID || upd.AckedBy != "nurse-7" {
+		t.Fatalf("update in place: %+v", upd)
+	}
 	high := one(t, "and new confusion: 9, high", f.reading("P01", schemas.Consciousness, 1, 4), "news2", schemas.Raised)
 	if high.Priority != schemas.High || high.AlertID != med.AlertID {
 		t.Fatalf("upgrade: %+v", high)
+	}
+	if high.Updated || *high.Score != 9 {
+		t.Fatalf("raised again: %+v", high)
 	}
 	one(t, "not acknowledged at high", f.tick(64), "news2", schemas.Escalated)
 }

@@ -61,3 +61,70 @@ func WardInput(prefix string, base time.Time, n int) []*kgo.Record {
 	}
 	return recs
 }
+
+// Unruly returns recs as real gateways deliver them: arrival times
+// jittered by up to ±400 ms, so that in offset order a record can arrive
+// before the one ahead of it (two ingest instances, two requests of one);
+// every 40th record sent again a few records later (a retried batch: same
+// identity, later arrival); every 60th reading also sent late with a new
+// sequence number and an event time 6 hours back (a buffered reading);
+// every 25th record delivered after the next few records (out of order
+// within the reorder window); and every patient's heart rate missing one
+// reading in 100 seconds, so that the next one arrives right at the
+// signal-lost deadline, where the jitter decides which side. The same recs
+// give the same output.
+func Unruly(recs []*kgo.Record) []*kgo.Record {
+	jitter := func(i int) time.Duration { return time.Duration((i*7919)%801-400) * time.Millisecond }
+	var out []*kgo.Record
+	var held []*kgo.Record
+	copyOf := func(r *kgo.Record) *kgo.Record {
+		c := *r
+		c.Headers = append([]kgo.RecordHeader(nil), r.Headers...)
+		return &c
+	}
+	for i, r := range recs {
+		rd, err := schemas.DecodeReading(&kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
+		if err != nil {
+			panic(err)
+		}
+		if rd.Kind == schemas.HeartRate && rd.TS.Unix()%100 == 50 {
+			continue
+		}
+		c := copyOf(r)
+		c.Timestamp = r.Timestamp.Add(jitter(i))
+		if i%25 == 24 {
+			held = append(held, c)
+		} else {
+			out = append(out, c)
+		}
+		if len(held) > 0 && i%25 == 4 {
+			// Delivered after the records that came since: later
+			// arrival, older event time.
+			for _, h := range held {
+				h.Timestamp = c.Timestamp.Add(time.Millisecond)
+				out = append(out, h)
+			}
+			held = held[:0]
+		}
+		if i%40 == 39 && len(out) > 5 {
+			dup := copyOf(out[len(out)-5])
+			dup.Timestamp = c.Timestamp.Add(2 * time.Millisecond)
+			out = append(out, dup)
+		}
+		if i%60 == 59 {
+			old := rd
+			old.TS = rd.TS.Add(-6 * time.Hour)
+			old.DeviceID += "-buffered" // a gateway's buffer, its own identities
+			if old.Kind == schemas.SpO2 {
+				old.Value = 75 // would be critical, were it live
+			}
+			lr, err := schemas.ReadingRecord(r.Topic, &old)
+			if err != nil {
+				panic(err)
+			}
+			lr.Timestamp = c.Timestamp.Add(3 * time.Millisecond)
+			out = append(out, lr)
+		}
+	}
+	return append(out, held...)
+}

@@ -1,0 +1,168 @@
+package processors
+
+// The timer queue: each vitals partition's patients ordered by when their
+// next timer (signal lost, escalation, expiry) is due. Before every record
+// the partition's stream time (the newest arrival consumed from it, in
+// offset order) moves on and every timer due by it fires, whichever
+// patient it belongs to. Where a timer fires among the records is then a
+// function of the log alone: before, other patients' timers fired at the
+// end of each transaction, by the newest arrival of the whole batch, so a
+// reading whose arrival time was a little older than a record before it
+// (two ingest instances, or two requests of one) could land before or
+// after the timer it should stop, depending on where a batch ended. Three
+// runs over the same topic gave 98,230, 98,230 and 98,184 alert events.
+
+import (
+	"container/heap"
+	"maps"
+	"time"
+
+	"github.com/monitorme/monitorme/schemas"
+)
+
+type timerEntry struct {
+	due     time.Time
+	patient string
+}
+
+// timerQueue is a min-heap of deadlines with the deadline each patient is
+// scheduled at; an entry whose deadline is no longer its patient's is
+// stale and skipped when it surfaces. A patient has at most one live
+// entry: a deadline that moved later keeps its entry until it surfaces.
+type timerQueue struct {
+	h  timerHeap
+	at map[string]time.Time
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if !h[i].due.Equal(h[j].due) {
+		return h[i].due.Before(h[j].due)
+	}
+	return h[i].patient < h[j].patient
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+func (c *Clinical) queue(p int32) *timerQueue {
+	q := c.queues[p]
+	if q == nil {
+		q = &timerQueue{at: map[string]time.Time{}}
+		c.queues[p] = q
+	}
+	return q
+}
+
+// schedule puts the patient's next deadline, as seen at now, in the
+// partition's queue, unless an earlier one is there already.
+func (c *Clinical) schedule(p int32, patient string, st *PatientState, now time.Time) {
+	d := c.deadline(st, c.cfg.For(patient), c.resumed(p), now)
+	if d.IsZero() {
+		return
+	}
+	q := c.queue(p)
+	if cur, ok := q.at[patient]; ok && !d.Before(cur) {
+		return
+	}
+	q.at[patient] = d
+	heap.Push(&q.h, timerEntry{due: d, patient: patient})
+}
+
+// advance moves partition p's stream time to at, if later.
+func (c *Clinical) advance(p int32, at time.Time) time.Time {
+	if at.After(c.stream[p]) {
+		c.stream[p] = at
+	}
+	return c.stream[p]
+}
+
+// fire fires the timers of partition p's patients due by now, earliest
+// first.
+func (c *Clinical) fire(p int32, now time.Time) []schemas.Alert {
+	c.rebuildIfStale()
+	q := c.queues[p]
+	if q == nil {
+		return nil
+	}
+	var out []schemas.Alert
+	for len(q.h) > 0 && !q.h[0].due.After(now) {
+		e := heap.Pop(&q.h).(timerEntry)
+		if cur, ok := q.at[e.patient]; !ok || !cur.Equal(e.due) {
+			continue
+		}
+		delete(q.at, e.patient)
+		rs := c.cfg.For(e.patient)
+		cur := c.store.peek(e.patient)
+		if cur == nil {
+			continue
+		}
+		if d := c.deadline(cur, rs, c.resumed(p), now); d.IsZero() || now.Before(d) {
+			c.schedule(p, e.patient, cur, now)
+			continue
+		}
+		st := c.store.get(e.patient, p, false)
+		out = append(out, c.timers(st, rs, e.patient, now, c.resumed(p))...)
+		c.schedule(p, e.patient, st, now)
+	}
+	return out
+}
+
+// dueBy says whether a timer of any partition is due by clock. Stale
+// entries and deadlines that moved later are settled on the way, so a
+// true answer means Tick fires something.
+func (c *Clinical) dueBy(clock func(partition int32) time.Time) bool {
+	c.rebuildIfStale()
+	for p, q := range c.queues {
+		now := clock(p)
+		for len(q.h) > 0 && !q.h[0].due.After(now) {
+			e := q.h[0]
+			if cur, ok := q.at[e.patient]; !ok || !cur.Equal(e.due) {
+				heap.Pop(&q.h)
+				continue
+			}
+			st := c.store.peek(e.patient)
+			if st != nil {
+				if d := c.deadline(st, c.cfg.For(e.patient), c.resumed(p), now); !d.IsZero() && !now.Before(d) {
+					return true
+				}
+			}
+			heap.Pop(&q.h)
+			delete(q.at, e.patient)
+			if st != nil {
+				c.schedule(p, e.patient, st, now)
+			}
+		}
+	}
+	return false
+}
+
+// rebuildIfStale rebuilds the queues from the store after a restore, a
+// lost partition or an aborted transaction: the queues follow the
+// committed state, and an aborted transaction may have moved a deadline.
+func (c *Clinical) rebuildIfStale() {
+	if !c.stale.Swap(false) {
+		return
+	}
+	clear(c.queues)
+	c.store.each(func(id string, p int32, st *PatientState) { c.schedule(p, id, st, c.stream[p]) })
+}
+
+// commitClock makes the open transaction's stream time the committed one;
+// abortClock goes back to it.
+func (c *Clinical) commitClock() { c.committedStream = maps.Clone(c.stream) }
+
+func (c *Clinical) abortClock() {
+	c.stream = maps.Clone(c.committedStream)
+	if c.stream == nil {
+		c.stream = map[int32]time.Time{}
+	}
+	c.stale.Store(true)
+}
