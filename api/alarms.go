@@ -23,6 +23,8 @@ import (
 // returns once the broker has it.
 type AckWriter interface {
 	WriteAck(ctx context.Context, a schemas.Ack) error
+	// WriteSilence records an alarm silence the same way.
+	WriteSilence(ctx context.Context, s schemas.Silence) error
 }
 
 // Option configures a Server.
@@ -41,6 +43,10 @@ type RuleBook interface {
 	PatientRules(patient string) (rules any, named bool)
 	// Ward returns the patient's ward, "" for none.
 	Ward(patient string) string
+	// CurrentNEWS2 scores the patient's latest readings as the engine
+	// does (same rules, same required parameters); nil when they are not
+	// a complete, current set.
+	CurrentNEWS2(patient string, latest map[schemas.Kind]schemas.Reading) any
 }
 
 // WithRules sets the clinical rules GET /v1/patients/{id}/rules shows and
@@ -109,6 +115,11 @@ const maxAckBody = 4096
 // decodeStrict decodes exactly one JSON object with no unknown field and
 // nothing after it.
 func decodeStrict(b []byte, v any) error {
+	return decodeStrictAs(b, v, `{"by": "<user or station id>"}`)
+}
+
+// decodeStrictAs is decodeStrict naming the object it wants.
+func decodeStrictAs(b []byte, v any, want string) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -116,9 +127,58 @@ func decodeStrict(b []byte, v any) error {
 		err = errors.New("data after the object")
 	}
 	if err != nil {
-		return errors.New("is not the JSON object {\"by\": \"<user or station id>\"}: " + err.Error())
+		return errors.New("is not the JSON object " + want + ": " + err.Error())
 	}
 	return nil
+}
+
+// SilenceRequest is the body of POST /v1/patients/{id}/silence.
+type SilenceRequest struct {
+	By string `json:"by"`
+	// Seconds is how long: 1 to schemas.MaxSilenceSeconds, default 120;
+	// 0 ends a silence.
+	Seconds *int `json:"seconds"`
+}
+
+// silence writes an alarm silence (audio pause) of the patient's medium
+// and low priority alarms; a high priority alarm is never silenced.
+func (s *Server) silence(c echo.Context) error {
+	id, err := patientPath(c)
+	if err != nil {
+		return err
+	}
+	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return web.NewProblem(http.StatusUnsupportedMediaType, "send the silence as application/json, e.g. {\"by\":\"nurse-7\",\"seconds\":120}")
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxAckBody+1))
+	if err != nil {
+		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	if len(body) > maxAckBody {
+		return web.NewProblem(http.StatusRequestEntityTooLarge, "a silence body is at most 4 KiB: {\"by\":\"nurse-7\",\"seconds\":120}")
+	}
+	var req SilenceRequest
+	if err := decodeStrictAs(body, &req, `{"by": "<user or station id>", "seconds": 120}`); err != nil {
+		return fieldProblem("Invalid alarm silence", []schemas.FieldError{{Field: "body", Reason: err.Error()}})
+	}
+	sil := schemas.Silence{PatientID: id, By: req.By, Seconds: 120, TS: time.Now().UTC()}
+	if req.Seconds != nil {
+		sil.Seconds = *req.Seconds
+	}
+	if err := sil.Validate(); err != nil {
+		return fieldProblem("Invalid alarm silence", []schemas.FieldError{{Field: "body", Reason: err.Error()}})
+	}
+	if s.acks == nil {
+		return web.NewProblem(http.StatusNotImplemented, "this server does not write alarm silences")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
+	defer cancel()
+	if err := s.acks.WriteSilence(ctx, sil); err != nil {
+		c.Response().Header().Set("Retry-After", "1")
+		return web.NewProblem(http.StatusServiceUnavailable, "the silence was not stored (brokers unavailable); retry")
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"silence": sil,
+		"until": sil.TS.Add(time.Duration(sil.Seconds) * time.Second), "note": "medium and low priority alarms of the patient are raised silenced until then; a high priority alarm never is"})
 }
 
 // PatientRules is the body of GET /v1/patients/{id}/rules.
@@ -163,10 +223,13 @@ type AlarmSummary struct {
 	ByWard           map[string]int `json:"by_ward"`
 	// Escalated, Acknowledged and Resolved count alerts of the window
 	// that reached that state.
-	Escalated    int             `json:"escalated"`
-	Acknowledged int             `json:"acknowledged"`
-	Resolved     int             `json:"resolved"`
-	ByPatient    []PatientBurden `json:"by_patient"`
+	Escalated    int `json:"escalated"`
+	Acknowledged int `json:"acknowledged"`
+	Resolved     int `json:"resolved"`
+	// Latched counts alerts that resolved before anyone acknowledged
+	// them (resolved-unacknowledged).
+	Latched   int             `json:"latched"`
+	ByPatient []PatientBurden `json:"by_patient"`
 }
 
 // PatientBurden is one patient's row of the alarm summary.
@@ -197,6 +260,9 @@ func (s *Server) alarmSummary(c echo.Context) error {
 	}
 	alarms := map[string]*alarm{}
 	s.live.AlertEvents(since, func(a *schemas.Alert) {
+		if a.Updated {
+			return // the same alarm, its content brought up to date
+		}
 		al := alarms[a.AlertID]
 		if al == nil {
 			al = &alarm{patient: a.PatientID, condition: a.Condition, priority: a.Priority, states: map[schemas.State]bool{}}
@@ -223,7 +289,8 @@ func (s *Server) alarmSummary(c echo.Context) error {
 		sum.ByPriority[string(al.priority)]++
 		sum.ByCondition[al.condition]++
 		sum.ByWard[ward]++
-		for st, n := range map[schemas.State]*int{schemas.Escalated: &sum.Escalated, schemas.Acknowledged: &sum.Acknowledged, schemas.Resolved: &sum.Resolved} {
+		for st, n := range map[schemas.State]*int{schemas.Escalated: &sum.Escalated, schemas.Acknowledged: &sum.Acknowledged, schemas.Resolved: &sum.Resolved,
+			schemas.ResolvedUnacknowledged: &sum.Latched} {
 			if al.states[st] {
 				*n++
 			}

@@ -16,8 +16,17 @@ import (
 )
 
 type fakeAcks struct {
-	got  []schemas.Ack
-	fail bool
+	got      []schemas.Ack
+	silences []schemas.Silence
+	fail     bool
+}
+
+func (f *fakeAcks) WriteSilence(_ context.Context, s schemas.Silence) error {
+	if f.fail {
+		return errors.New("brokers down")
+	}
+	f.silences = append(f.silences, s)
+	return nil
 }
 
 func (f *fakeAcks) WriteAck(_ context.Context, a schemas.Ack) error {
@@ -38,6 +47,12 @@ func (f fakeRules) PatientRules(patient string) (any, bool) {
 }
 
 func (f fakeRules) Ward(patient string) string { return f[patient] }
+
+// CurrentNEWS2 says how many vitals it was given: the API passes the live
+// view's latest readings.
+func (f fakeRules) CurrentNEWS2(_ string, latest map[schemas.Kind]schemas.Reading) any {
+	return map[string]int{"vitals": len(latest)}
+}
 
 func newAlarmServer(t *testing.T, rules RuleBook) (*Live, *echo.Echo, *fakeAcks) {
 	t.Helper()
@@ -231,6 +246,78 @@ func FuzzAckHandler(f *testing.F) {
 		case code >= 400 && code < 500:
 			if len(acks.got) != 0 {
 				t.Fatalf("%d, yet wrote %+v", code, acks.got)
+			}
+		default:
+			t.Fatalf("answer %d: %s", code, out)
+		}
+	})
+}
+
+// POST /v1/patients/{id}/silence writes an alarm-silence.v1 event; the
+// live view reads it back from the acks topic and the patient's latest
+// vitals show it while it lasts, with the current NEWS2 from the rules.
+func TestSilenceEndpoint(t *testing.T) {
+	live, e, acks := newAlarmServer(t, fakeRules{})
+	for _, c := range []struct {
+		name, ct, body string
+		code           int
+		want           string
+	}{
+		{"not json", "text/plain", `by=n1`, 415, "application/json"},
+		{"unknown field", "application/json", `{"by":"n1","minutes":2}`, 400, `unknown field \"minutes\"`},
+		{"too long", "application/json", `{"by":"n1","seconds":3600}`, 400, "seconds: 3600, want 0 to 600"},
+		{"no by", "application/json", `{}`, 400, "by: "},
+		{"silenced", "application/json", `{"by":"nurse-7","seconds":90}`, 202, `"seconds":90`},
+	} {
+		code, body := post(t, e, "/v1/patients/P1/silence", c.ct, c.body)
+		if code != c.code || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: %d %s, want %d containing %s", c.name, code, body, c.code, c.want)
+		}
+	}
+	if len(acks.silences) != 1 || acks.silences[0].PatientID != "P1" || acks.silences[0].By != "nurse-7" || acks.silences[0].Seconds != 90 {
+		t.Fatalf("written: %+v", acks.silences)
+	}
+	feedReading(t, live, reading("P1", schemas.HeartRate, 80, time.Now().UTC()), time.Now())
+	rec, err := schemas.SilenceRecord("alerting.acks.v1", &acks.silences[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.apply(rec)
+	var got LatestVitals
+	code, body, _ := get(t, e, "/v1/patients/P1/vitals/latest")
+	if err := json.Unmarshal(body, &got); code != 200 || err != nil {
+		t.Fatalf("latest vitals: %d %s", code, body)
+	}
+	if got.Silence == nil || got.Silence.By != "nurse-7" {
+		t.Fatalf("latest vitals show no silence: %+v", got)
+	}
+	if n, ok := got.NEWS2.(map[string]any); !ok || n["vitals"] != float64(1) {
+		t.Fatalf("latest vitals' news2: %#v", got.NEWS2)
+	}
+	acks.fail = true
+	if code, body := post(t, e, "/v1/patients/P1/silence", "application/json", `{"by":"n1"}`); code != 503 {
+		t.Fatalf("brokers down: %d %s", code, body)
+	}
+}
+
+// Whatever the body, POST /v1/patients/{id}/silence answers 202 or a 4xx;
+// a 202 writes one valid silence, a 4xx none.
+func FuzzSilenceHandler(f *testing.F) {
+	f.Add("application/json", `{"by":"nurse-7","seconds":120}`)
+	f.Add("application/json", `{"by":"nurse-7"}`)
+	f.Add("application/json", `{"by":"nurse-7","seconds":1e9}`)
+	f.Add("text/plain", `{"by":"nurse-7"}`)
+	f.Fuzz(func(t *testing.T, contentType, body string) {
+		_, e, acks := newAlarmServer(t, fakeRules{})
+		code, out := post(t, e, "/v1/patients/P1/silence", contentType, body)
+		switch {
+		case code == 202:
+			if len(acks.silences) != 1 || acks.silences[0].Validate() != nil || acks.silences[0].PatientID != "P1" {
+				t.Fatalf("202 wrote %+v", acks.silences)
+			}
+		case code >= 400 && code < 500:
+			if len(acks.silences) != 0 {
+				t.Fatalf("%d, yet wrote %+v", code, acks.silences)
 			}
 		default:
 			t.Fatalf("answer %d: %s", code, out)

@@ -84,6 +84,8 @@ type patientView struct {
 	// establishedRecords: eviction takes a patient seen once or twice (an
 	// invented id) before one a monitor keeps updating.
 	records int
+	// silence is the patient's latest alarm silence, if any.
+	silence *schemas.Silence
 }
 
 // establishedRecords is how many records make a patient established for
@@ -136,7 +138,8 @@ func (l *Live) Run(ctx context.Context) error {
 	}
 	now := time.Now()
 	opts := append(l.kcfg.ClientOpts("live"),
-		kgo.ConsumeTopics(l.kcfg.Topics.Vitals, l.kcfg.Topics.Alerts),
+		// The acks topic for alarm silences, which the patient view shows.
+		kgo.ConsumeTopics(l.kcfg.Topics.Vitals, l.kcfg.Topics.Alerts, l.kcfg.Topics.Acks),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(now.Add(-l.cfg.AlertsLookback).UnixMilli())),
@@ -266,6 +269,16 @@ func (l *Live) apply(r *kgo.Record) {
 			l.head = (l.head + 1) % len(l.alerts)
 		}
 		l.patient(a.PatientID)
+	case l.kcfg.Topics.Acks:
+		if schemas.Header(r, schemas.HeaderSchema) != schemas.SilenceV1 {
+			return // acknowledgements show as the alert events they cause
+		}
+		sil, err := schemas.DecodeSilence(r)
+		if err != nil {
+			return // the processor dead-letters it
+		}
+		l.patient(sil.PatientID).silence = &sil
+		return
 	default:
 		return
 	}
@@ -391,6 +404,17 @@ func (l *Live) Latest(patient string) (map[schemas.Kind]schemas.Reading, bool) {
 		out[k] = r
 	}
 	return out, true
+}
+
+// Silence returns the patient's alarm silence in force at now, if any.
+func (l *Live) Silence(patient string, now time.Time) (schemas.Silence, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	pv, ok := l.patients[patient]
+	if !ok || pv.silence == nil || !now.Before(pv.silence.TS.Add(time.Duration(pv.silence.Seconds)*time.Second)) {
+		return schemas.Silence{}, false
+	}
+	return *pv.silence, true
 }
 
 // Alerts returns up to limit alerts, newest first by event time, of

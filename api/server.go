@@ -55,6 +55,7 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/v1/patients/:id/rules", s.patientRules)
 	e.GET("/v1/alerts", s.alerts)
 	e.POST("/v1/alerts/:id/ack", s.ack)
+	e.POST("/v1/patients/:id/silence", s.silence)
 	e.GET("/v1/alarms/summary", s.alarmSummary)
 	e.GET("/v1/stream", s.stream)
 }
@@ -75,6 +76,12 @@ func (s *Server) patients(c echo.Context) error {
 type LatestVitals struct {
 	PatientID string                           `json:"patient_id"`
 	Vitals    map[schemas.Kind]schemas.Reading `json:"vitals"`
+	// NEWS2 is the patient's current score from these readings, as the
+	// engine scores it; absent when they are not a complete, current set
+	// (or the server has no rules).
+	NEWS2 any `json:"news2,omitempty"`
+	// Silence is the alarm silence in force, if any.
+	Silence *schemas.Silence `json:"silence,omitempty"`
 }
 
 func (s *Server) latest(c echo.Context) error {
@@ -86,7 +93,14 @@ func (s *Server) latest(c echo.Context) error {
 	if !ok {
 		return web.NewProblem(http.StatusNotFound, "no recent readings of patient "+strconv.Quote(id))
 	}
-	return c.JSON(http.StatusOK, LatestVitals{PatientID: id, Vitals: vitals})
+	body := LatestVitals{PatientID: id, Vitals: vitals}
+	if s.rules != nil {
+		body.NEWS2 = s.rules.CurrentNEWS2(id, vitals)
+	}
+	if sil, ok := s.live.Silence(id, time.Now()); ok {
+		body.Silence = &sil
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // MaxAlertsLimit bounds GET /v1/alerts?limit=.

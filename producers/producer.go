@@ -211,6 +211,19 @@ func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
 	}
 }
 
+// WriteSilence writes an alarm silence (alarm-silence.v1) to the acks
+// topic, like WriteAck.
+func (p *Producer) WriteSilence(ctx context.Context, s schemas.Silence) error {
+	rec, err := schemas.SilenceRecord(p.topics.Acks, &s)
+	if err != nil {
+		return err
+	}
+	if err := p.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
 // WriteAck writes an acknowledgement event (alert-ack.v1) to the acks
 // topic, acks=all and idempotent like readings, and returns once the
 // broker acknowledged it, or with ErrUnavailable.
