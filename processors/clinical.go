@@ -244,8 +244,6 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 	alerts := c.fire(r.Partition, now)
 	st := c.store.get(rd.PatientID, r.Partition, true)
 	rs := c.cfg.For(rd.PatientID)
-	// A new patient's, or one just emptied by expiry.
-	alerts = append(alerts, c.timers(st, rs, rd.PatientID, now, c.resumed(r.Partition))...)
 	if !st.seen(&rd, r.Timestamp) {
 		alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
 	}
@@ -356,8 +354,17 @@ const maxRecent = 64
 
 // placed returns recent with p inserted in event-time order (after equal
 // times) and the readings older than newest − window dropped; a new slice,
-// since recent may be shared with the committed state.
+// since recent may be shared with the committed state. A point equal to
+// one already there is not added again.
 func placed(recent []point, p point, window time.Duration) []point {
+	for _, q := range recent {
+		if q == p {
+			// The same value at the same time changes no run: readings
+			// sharing a timestamp (a batch stamped at once) would fill
+			// the window with copies of one point.
+			return recent
+		}
+	}
 	newest := p.TS
 	if n := len(recent); n > 0 && recent[n-1].TS.After(newest) {
 		newest = recent[n-1].TS
@@ -455,7 +462,12 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 // step runs one condition rule and keeps its state, latching its
 // resolution when nobody acknowledged the alarm.
 func (c *Clinical) step(st *PatientState, rs *RuleSet, rule *ConditionRule, rd *schemas.Reading, recent []point, asleep, live bool, at time.Time) []schemas.Alert {
-	prev := st.Conditions[rule.Condition]
+	prev, had := st.Conditions[rule.Condition]
+	if !had && !rule.beyond(rd.Value, asleep) {
+		// Most readings: in range, nothing pending. A rule without state
+		// has no run a reading in range could break, in order or not.
+		return nil
+	}
 	cs, evs := rule.step(prev, rd, recent, asleep, live)
 	for i, e := range evs {
 		switch e.State {
@@ -694,6 +706,13 @@ type news2Values struct {
 // for NEWS2ResolveAfter; updated in place, at most every
 // NEWS2UpdateEvery, when the score changes within its band.
 func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, live bool, at time.Time) []schemas.Alert {
+	// Most readings of a monitored patient come without a complete set:
+	// ask that first, without building the input.
+	for _, k := range c.cfg.NEWS2Require {
+		if s, ok := st.Latest.Get(k); !ok || rd.TS.Sub(s.TS) > c.cfg.NEWS2MaxAge {
+			return nil
+		}
+	}
 	var vals news2Values
 	in, complete := c.news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
 		s, ok := st.Latest.Get(k)

@@ -256,6 +256,6 @@ func DefaultClinicalConfig() ClinicalConfig {
 		SleepMaxAge:         4 * time.Hour,
 		NEWS2Require:        news2Parameters,
 		NEWS2Delay:          time.Minute,
-		NEWS2UpdateEvery:    30 * time.Second,
+		NEWS2UpdateEvery:    10 * time.Second,
 	}
 }

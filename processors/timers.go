@@ -28,6 +28,7 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 	}
 	for i := range rs.SignalLost {
 		sl := &rs.SignalLost[i]
+		// The map lookup last: the cheap checks settle most readings.
 		if s, ok := st.Latest.Get(sl.Kind); ok && sl.armed(s) && st.Conditions[SignalLostCondition(sl.Kind)].Open == nil {
 			at(silenceDue(s, sl.After, resumed, now))
 		}
@@ -45,18 +46,25 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 // kept a cadence for a minute and who has no open alert (an id a request
 // invented, a typo). Zero for a state with no reading.
 func (c *Clinical) expiry(st *PatientState) time.Time {
-	last := lastArrival(st)
-	if last.IsZero() {
-		return time.Time{}
-	}
+	// One pass for both: expiry is computed for every record.
+	var last time.Time
 	established := false
 	for i := range st.Latest {
 		s := &st.Latest[i]
-		if !s.TS.IsZero() && (s.Since.IsZero() || s.At.Sub(s.Since) >= time.Minute) {
+		if s.TS.IsZero() {
+			continue
+		}
+		if s.At.After(last) {
+			last = s.At
+		}
+		if s.Since.IsZero() || s.At.Sub(s.Since) >= time.Minute {
 			established = true
 		}
 	}
-	if !established && !st.hasOpenAlert() && c.cfg.ExpireUnestablished > 0 {
+	if last.IsZero() {
+		return time.Time{}
+	}
+	if !established && c.cfg.ExpireUnestablished > 0 && !st.hasOpenAlert() {
 		return last.Add(c.cfg.ExpireUnestablished)
 	}
 	if c.cfg.ExpireIdle > 0 {
