@@ -63,7 +63,8 @@ var (
 	alertColumns = []Column{{"patient_id", str}, {"condition", lowCard}, {"ts", dt64}, {"alert_id", str}, {"state", lowCard},
 		{"priority", lowCard}, {"alert_limit", float}, {"message", str}, {"score", "Nullable(UInt8)"},
 		{"components", "Map(LowCardinality(String), UInt8)"}, {"acked_by", str}, {"ward", lowCard}, {"kind", lowCard}, {"value", float},
-		{"unit", lowCard}, {"reading_ts", dt64}, {"device_id", lowCard}, {"seq", unsigned}, {"received_at", dt64}}
+		{"unit", lowCard}, {"reading_ts", dt64}, {"device_id", lowCard}, {"seq", unsigned}, {"received_at", dt64},
+		{"updated", "Bool"}, {"escalation_level", "UInt8"}, {"notify", lowCard}, {"silenced", "Bool"}}
 	ackColumns = []Column{{"patient_id", str}, {"alert_id", str}, {"ts", dt64}, {"acked_by", str}, {"received_at", dt64}}
 )
 
@@ -129,6 +130,10 @@ type AlertRows struct {
 	DeviceID             []string
 	Seq                  []uint64
 	ReceivedAt           []time.Time
+	Updated              []bool
+	EscalationLevel      []uint8
+	Notify               []string
+	Silenced             []bool
 }
 
 func (a *AlertRows) Add(r *kgo.Record) error {
@@ -173,6 +178,10 @@ func (a *AlertRows) Add(r *kgo.Record) error {
 	a.DeviceID = append(a.DeviceID, al.Reading.DeviceID)
 	a.Seq = append(a.Seq, al.Reading.Seq)
 	a.ReceivedAt = append(a.ReceivedAt, r.Timestamp.UTC())
+	a.Updated = append(a.Updated, al.Updated)
+	a.EscalationLevel = append(a.EscalationLevel, uint8(min(max(al.EscalationLevel, 0), 255)))
+	a.Notify = append(a.Notify, al.Notify)
+	a.Silenced = append(a.Silenced, al.Silenced)
 	return nil
 }
 
@@ -180,7 +189,8 @@ func (a *AlertRows) Len() int { return len(a.PatientID) }
 
 func (a *AlertRows) Columns() []any {
 	return []any{a.PatientID, a.Condition, a.TS, a.AlertID, a.State, a.Priority, a.Limit, a.Message, a.Score, a.Components,
-		a.AckedBy, a.Ward, a.Kind, a.Value, a.Unit, a.ReadingTS, a.DeviceID, a.Seq, a.ReceivedAt}
+		a.AckedBy, a.Ward, a.Kind, a.Value, a.Unit, a.ReadingTS, a.DeviceID, a.Seq, a.ReceivedAt,
+		a.Updated, a.EscalationLevel, a.Notify, a.Silenced}
 }
 
 func (a *AlertRows) Reset() { *a = AlertRows{} }

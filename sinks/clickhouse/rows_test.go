@@ -38,8 +38,9 @@ func TestRowsFromRecords(t *testing.T) {
 	}
 
 	score := 9
-	a := schemas.Alert{AlertID: "a1", PatientID: "P1", Condition: "news2", Priority: schemas.High, State: schemas.Raised, TS: at,
-		Message: "NEWS2 9", Reading: rd, Score: &score, Components: map[string]int{"spo2": 3, "resp_rate": 3}}
+	a := schemas.Alert{AlertID: "a1", PatientID: "P1", Condition: "news2", Priority: schemas.High, State: schemas.Escalated, TS: at,
+		Message: "NEWS2 9", Reading: rd, Score: &score, Components: map[string]int{"spo2": 3, "resp_rate": 3},
+		Updated: true, EscalationLevel: 2, Notify: "rapid-response-team"}
 	arec, err := schemas.AlertRecord("alerts.v1", &a)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,8 @@ func TestRowsFromRecords(t *testing.T) {
 	if err := ar.Add(arec); err != nil {
 		t.Fatal(err)
 	}
-	if ar.Len() != 1 || len(ar.Columns()) != 19 || *ar.Score[0] != 9 || ar.Components[0]["spo2"] != 3 || ar.Priority[0] != "high" || ar.Kind[0] != "spo2" {
+	if ar.Len() != 1 || len(ar.Columns()) != len(alertColumns) || *ar.Score[0] != 9 || ar.Components[0]["spo2"] != 3 || ar.Priority[0] != "high" || ar.Kind[0] != "spo2" ||
+		!ar.Updated[0] || ar.EscalationLevel[0] != 2 || ar.Notify[0] != "rapid-response-team" || ar.Silenced[0] {
 		t.Fatalf("alert row %+v", ar)
 	}
 	a.Score = nil

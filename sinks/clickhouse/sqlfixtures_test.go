@@ -245,10 +245,12 @@ func (sc *scenario) data() {
 	raised := event("P1", "spo2_low", schemas.High, schemas.Raised, low, low.TS)
 	acked := raised
 	acked.State, acked.TS, acked.AckedBy = schemas.Acknowledged, low.TS.Add(70*time.Second), "nurse-7"
+	acked.EscalationLevel, acked.Notify = 1, "nurse-in-charge" // escalated at 60 s, then acknowledged
 	resolved := raised
 	resolved.State, resolved.TS, resolved.AckedBy, resolved.Reading = schemas.Resolved, low.TS.Add(10*time.Minute), "nurse-7", trigger("P1", schemas.SpO2, low.TS.Add(10*time.Minute))
 	news := event("P1", "news2", schemas.Medium, schemas.Raised, trigger("P1", schemas.HeartRate, sc.base.Add(30*time.Minute)), sc.base.Add(30*time.Minute+250*time.Millisecond))
 	news.Score, news.Components, news.Limit = &score, map[string]int{"spo2": 3, "resp_rate": 2, "pulse": 2}, 7
+	news.Updated, news.Silenced = true, true // an in-place update during a silence
 	hr := event("P2", "heart_rate_high", schemas.Low, schemas.Raised, trigger("P2", schemas.HeartRate, sc.base.Add(5*time.Minute)), sc.base.Add(5*time.Minute+250*time.Millisecond))
 	past := event("P1", "spo2_low", schemas.High, schemas.Raised, sc.readings[0], sc.old)
 	gone := event("P1", "spo2_low", schemas.High, schemas.Raised, sc.readings[1], sc.ancient)
@@ -534,7 +536,8 @@ func (sc *scenario) alertChecks(stage string) {
 		}
 		r := a.Reading
 		rows = append(rows, []any{a.AlertID, a.PatientID, a.Condition, string(a.Priority), string(a.State), chschema.DateTime64(a.TS), a.Limit, a.Message,
-			score, comps, a.AckedBy, a.Ward, string(r.Kind), r.Value, r.Unit, chschema.DateTime64(r.TS), r.DeviceID, r.Seq})
+			score, comps, a.AckedBy, a.Ward, string(r.Kind), r.Value, r.Unit, chschema.DateTime64(r.TS), r.DeviceID, r.Seq,
+			a.Updated, a.EscalationLevel, a.Notify, a.Silenced})
 	}
 	if len(rows) != 4 {
 		sc.t.Fatalf("the scenario has %d alert events of P1 in the day, want 4", len(rows))
