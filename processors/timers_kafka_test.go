@@ -155,23 +155,7 @@ func TestClinicalDeterministicOnATopic(t *testing.T) {
 			return len(final) == 16 // heart rate and SpO2 of each
 		})
 		stop()
-		out := map[string][]string{}
-		after := map[string]map[string]bool{}
-		end := base.Add(1800*time.Second + time.Minute)
-		for _, r := range testkit.ReadAll(t, c, k.Topics.Alerts, kgo.ReadCommitted()) {
-			if a, err := schemas.DecodeAlert(r); err == nil && a.TS.After(end) {
-				if after[a.PatientID] == nil {
-					after[a.PatientID] = map[string]bool{}
-				}
-				after[a.PatientID][a.AlertID+" "+a.Condition+" "+string(a.State)+" after catching up"] = true
-				continue
-			}
-			out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
-		}
-		for p, set := range after {
-			out[p] = append(out[p], slices.Sorted(maps.Keys(set))...)
-		}
-		return out
+		return testkit.AlertsByPatient(testkit.ReadAll(t, c, k.Topics.Alerts, kgo.ReadCommitted()), base.Add(1800*time.Second+time.Minute))
 	}
 	a := run("a", 500, 0)
 	for _, other := range []struct {

@@ -215,13 +215,7 @@ func (p *Producer) Produce(ctx context.Context, rs []schemas.Reading) error {
 // topic, like WriteAck.
 func (p *Producer) WriteSilence(ctx context.Context, s schemas.Silence) error {
 	rec, err := schemas.SilenceRecord(p.topics.Acks, &s)
-	if err != nil {
-		return err
-	}
-	if err := p.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return nil
+	return p.writeOne(ctx, rec, err)
 }
 
 // WriteAck writes an acknowledgement event (alert-ack.v1) to the acks
@@ -229,6 +223,12 @@ func (p *Producer) WriteSilence(ctx context.Context, s schemas.Silence) error {
 // broker acknowledged it, or with ErrUnavailable.
 func (p *Producer) WriteAck(ctx context.Context, a schemas.Ack) error {
 	rec, err := schemas.AckRecord(p.topics.Acks, &a)
+	return p.writeOne(ctx, rec, err)
+}
+
+// writeOne produces one event the API received (encoded into rec, or
+// failed with err) and waits for the broker.
+func (p *Producer) writeOne(ctx context.Context, rec *kgo.Record, err error) error {
 	if err != nil {
 		return err
 	}

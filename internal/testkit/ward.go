@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -127,4 +129,32 @@ func Unruly(recs []*kgo.Record) []*kgo.Record {
 		}
 	}
 	return append(out, held...)
+}
+
+// AlertsByPatient groups alert records by patient, in order, as their
+// encoded values, for comparing two runs over the same input. An alarm
+// left open at the end of the input (inputEnd) keeps escalating, tier
+// after tier, by each run's wall clock: the events past inputEnd are
+// compared as a set of id, condition and state, after the others.
+// Transaction fences (IsFence) are skipped.
+func AlertsByPatient(recs []*kgo.Record, inputEnd time.Time) map[string][]string {
+	out := map[string][]string{}
+	after := map[string]map[string]bool{}
+	for _, r := range recs {
+		if IsFence(r) {
+			continue
+		}
+		if a, err := schemas.DecodeAlert(r); err == nil && a.TS.After(inputEnd) {
+			if after[a.PatientID] == nil {
+				after[a.PatientID] = map[string]bool{}
+			}
+			after[a.PatientID][a.AlertID+" "+a.Condition+" "+string(a.State)+" after catching up"] = true
+			continue
+		}
+		out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
+	}
+	for p, set := range after {
+		out[p] = append(out[p], slices.Sorted(maps.Keys(set))...)
+	}
+	return out
 }
