@@ -59,6 +59,8 @@ type Config struct {
 	// set when this process creates a topic; an existing topic keeps its
 	// own (change it with rpk topic alter-config or kafka-configs).
 	Retention Retention
+	// Security is TLS and SASL (security.go).
+	Security Security
 }
 
 // Retention is each delete-policy topic's retention.ms.
@@ -106,6 +108,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Retention.Acks, "retention-acks", c.Retention.Acks, "retention of an acknowledgements topic this process creates")
 	fs.DurationVar(&c.Retention.DeadLetters, "retention-dlq", c.Retention.DeadLetters, "retention of the dead-letter topics this process creates")
 	fs.Int16Var(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics this process creates (0: 3 if the cluster has 3+ brokers, else 1)")
+	c.Security.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid setting.
@@ -141,6 +144,9 @@ func (c *Config) Validate() error {
 	if c.ReplicationFactor < 0 {
 		errs = append(errs, fmt.Errorf("replication-factor: %d, want 0 (auto) or more", c.ReplicationFactor))
 	}
+	if err := c.Security.load(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -174,12 +180,13 @@ func (t Topics) Names() []string {
 }
 
 // ClientOpts returns the options every client of this process shares:
-// seeds, client id and dial timeout. name distinguishes the process's
-// clients in broker logs and metrics.
+// seeds, client id, dial timeout, and TLS and SASL as Validate loaded
+// them. name distinguishes the process's clients in broker logs and
+// metrics.
 func (c *Config) ClientOpts(name string) []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID + "-" + name),
 		kgo.DialTimeout(c.DialTimeout),
-	}
+	}, c.Security.opts()...)
 }

@@ -1,0 +1,153 @@
+package kafka
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// testCA writes a CA certificate to dir and returns a server certificate
+// for 127.0.0.1 it signed.
+func testCA(t *testing.T, dir string) (caFile string, server tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "monitorme test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "broker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
+}
+
+// A role reaches a cluster over TLS with SCRAM, the CA from a file and the
+// password from a file; a wrong password or an unknown CA fails, naming
+// the cause and never the password.
+func TestTLSAndSCRAM(t *testing.T) {
+	dir := t.TempDir()
+	caFile, srv := testCA(t, dir)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{srv}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(), kfake.Superuser(ScramSHA256, "ingest", "s3cret-pw"), kfake.SeedTopics(1, "vitals.v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Brokers = c.ListenAddrs()
+	cfg.Security = Security{CAFile: caFile, SASLMechanism: "scram-sha-256", User: "ingest", PasswordFile: pwFile}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ping := func(cfg Config) error {
+		cl, err := kgo.NewClient(cfg.ClientOpts("test")...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return cl.Ping(ctx)
+	}
+	if err := ping(cfg); err != nil {
+		t.Fatalf("TLS and SCRAM-SHA-256: %v", err)
+	}
+
+	wrong := cfg
+	if err := os.WriteFile(pwFile, []byte("not-it"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := wrong.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err = ping(wrong)
+	if err == nil || strings.Contains(err.Error(), "not-it") {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	t.Logf("a wrong password: %v", err)
+
+	noCA := cfg
+	noCA.Security.CAFile = ""
+	if err := noCA.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var unknown x509.UnknownAuthorityError
+	if err := ping(noCA); !errors.As(err, &unknown) && (err == nil || !strings.Contains(err.Error(), "unknown authority")) {
+		t.Fatalf("an unknown CA: %v", err)
+	}
+}
+
+// Settings that cannot work are refused at start, by Validate.
+func TestSecuritySettingsRefused(t *testing.T) {
+	t.Setenv(PasswordEnv, "")
+	for name, c := range map[string]struct {
+		s    Security
+		want string
+	}{
+		"PLAIN in the clear":       {Security{SASLMechanism: Plain, User: "u", PasswordFile: "/dev/null"}, "needs TLS"},
+		"no password":              {Security{SASLMechanism: ScramSHA512, User: "u"}, "give --sasl-password-file or set " + PasswordEnv},
+		"no user":                  {Security{SASLMechanism: ScramSHA256}, "user: required"},
+		"unknown mechanism":        {Security{SASLMechanism: "GSSAPI", User: "u"}, "want SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN"},
+		"a user and no mechanism":  {Security{User: "u"}, "no mechanism"},
+		"a certificate and no key": {Security{CertFile: "c.pem"}, "give both"},
+		"a missing CA file":        {Security{CAFile: "/nonexistent/ca.pem"}, "tls-truststore"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Security = c.s
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
+	}
+	t.Setenv(PasswordEnv, "from-env")
+	cfg := DefaultConfig()
+	cfg.Security = Security{SASLMechanism: ScramSHA512, User: "u"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the password from %s: %v", PasswordEnv, err)
+	}
+}
+
+// Settings used without Validate would connect in plaintext: a bug, which
+// panics.
+func TestSecurityNeedsValidate(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("ClientOpts with unloaded TLS settings did not panic")
+		}
+	}()
+	cfg := DefaultConfig()
+	cfg.Security.TLS = true
+	cfg.ClientOpts("x")
+}
