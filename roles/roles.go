@@ -139,7 +139,7 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 			return nil, err
 		}
 	} else {
-		p.adm, err = adminOnly(&f.kc, p.tel)
+		p.adm, err = adminOnly(ctx, &f.kc, p.tel)
 		if err != nil {
 			return nil, err
 		}

@@ -82,6 +82,10 @@ func provision(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry, 
 		return nil, fmt.Errorf("admin client: %w", err)
 	}
 	adm := kadm.NewClient(cl)
+	if err := kafka.Ping(ctx, cl, kc, startPing); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("%w (brokers %v)", err, kc.Brokers)
+	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := kafka.Provision(pctx, adm, kc, kc.Specs(), log); err != nil {
@@ -91,10 +95,17 @@ func provision(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry, 
 	return adm, nil
 }
 
-func adminOnly(kc *kafka.Config, tel *telemetry.Telemetry) (*kadm.Client, error) {
+// startPing bounds the check that a role reaches its cluster at start.
+const startPing = 10 * time.Second
+
+func adminOnly(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry) (*kadm.Client, error) {
 	cl, err := kgo.NewClient(append(kc.ClientOpts("admin"), tel.KafkaHooks(nil))...)
 	if err != nil {
 		return nil, fmt.Errorf("admin client: %w", err)
+	}
+	if err := kafka.Ping(ctx, cl, kc, startPing); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("%w (brokers %v)", err, kc.Brokers)
 	}
 	return kadm.NewClient(cl), nil
 }

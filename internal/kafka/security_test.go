@@ -151,3 +151,58 @@ func TestSecurityNeedsValidate(t *testing.T) {
 	cfg.Security.TLS = true
 	cfg.ClientOpts("x")
 }
+
+// A role stops at start, within the ping's bound, with the cause named.
+func TestPingNamesTheCause(t *testing.T) {
+	dir := t.TempDir()
+	caFile, srv := testCA(t, dir)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{srv}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(), kfake.Superuser(ScramSHA512, "process", "right"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	plain, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	for name, tc := range map[string]struct {
+		brokers  []string
+		security Security
+		password string
+		want     string
+	}{
+		"right":          {c.ListenAddrs(), Security{CAFile: caFile, SASLMechanism: ScramSHA512, User: "process"}, "right", ""},
+		"wrong password": {c.ListenAddrs(), Security{CAFile: caFile, SASLMechanism: ScramSHA512, User: "process"}, "Wr0ng-Pa55", "wrong user or password"},
+		"unknown CA":     {c.ListenAddrs(), Security{TLS: true, SASLMechanism: ScramSHA512, User: "process"}, "right", "unknown authority: give its CA with --tls-truststore"},
+		"TLS to plain":   {plain.ListenAddrs(), Security{TLS: true}, "", "is this listener TLS"},
+		"nobody answers": {[]string{"127.0.0.1:1"}, Security{}, "", "accepts connections: check --brokers"},
+	} {
+		t.Setenv(PasswordEnv, tc.password)
+		cfg := DefaultConfig()
+		cfg.Brokers, cfg.Security = tc.brokers, tc.security
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cl, err := kgo.NewClient(cfg.ClientOpts("ping")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = Ping(context.Background(), cl, &cfg, 3*time.Second)
+		cl.Close()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		case tc.password != "" && err != nil && strings.Contains(err.Error(), tc.password):
+			t.Errorf("%s: the error carries the password: %v", name, err)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("%s: took %v", name, d)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+}
