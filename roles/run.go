@@ -90,7 +90,7 @@ func provision(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry, 
 	defer cancel()
 	if err := kafka.Provision(pctx, adm, kc, kc.Specs(), log); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("%w (brokers %v)", err, kc.Brokers)
+		return nil, fmt.Errorf("%w (brokers %v)", kc.Explain(err), kc.Brokers)
 	}
 	return adm, nil
 }

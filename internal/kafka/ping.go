@@ -39,6 +39,13 @@ func (c *Config) Explain(err error) error {
 	)
 	who := fmt.Sprintf("user %q (%s)", c.Security.User, strings.ToUpper(c.Security.SASLMechanism))
 	switch {
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed),
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
+		code := "AUTHORIZATION_FAILED"
+		if ke := (*kerr.Error)(nil); errors.As(err, &ke) {
+			code = ke.Message
+		}
+		return fmt.Errorf("%s for User:%s: the ACLs this role needs are not granted: %w", code, c.Security.User, err)
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("SASL authentication failed for %s: check the user and the password (--sasl-password-file or %s): %w", who, PasswordEnv, err)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):

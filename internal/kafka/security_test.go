@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -204,5 +206,41 @@ func TestPingNamesTheCause(t *testing.T) {
 			t.Errorf("%s: took %v", name, d)
 		}
 		t.Logf("%s: %v", name, err)
+	}
+}
+
+// A user without the ACLs a role needs is told so at start, by name.
+func TestMissingACLIsNamed(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser(ScramSHA256, "admin", "admin-pw"), kfake.User(ScramSHA256, "ingest", "ingest-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Setenv(PasswordEnv, "ingest-pw")
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.ReplicationFactor = c.ListenAddrs(), 1
+	cfg.Security = Security{SASLMechanism: ScramSHA256, User: "ingest"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(cfg.ClientOpts("acl")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Ping(ctx, cl, &cfg, 5*time.Second); err != nil {
+		t.Fatalf("authenticated, the ping passes: %v", err)
+	}
+	err = Provision(ctx, kadm.NewClient(cl), &cfg, cfg.Specs(), slog.New(slog.DiscardHandler))
+	if err == nil {
+		t.Fatal("a user with no ACL provisioned the topics")
+	}
+	if msg := cfg.Explain(err).Error(); !strings.Contains(msg, "AUTHORIZATION_FAILED") || !strings.Contains(msg, "User:ingest") {
+		t.Fatalf("a missing ACL: %s", msg)
+	} else {
+		t.Log(msg)
 	}
 }
