@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -33,11 +34,22 @@ type Server struct {
 	// heartbeat is how often an idle SSE stream gets a comment, so
 	// proxies do not close it.
 	heartbeat time.Duration
+	// streams counts the open live streams, at most maxStreams: 2,000
+	// clients were all accepted before, at about 150 KB each.
+	streams    atomic.Int64
+	maxStreams int64
 }
+
+// DefaultMaxStreams bounds the concurrent live streams of one API server.
+const DefaultMaxStreams = 500
+
+// WithMaxStreams sets how many live streams the server serves at once; a
+// stream beyond it is answered 503 with Retry-After.
+func WithMaxStreams(n int) Option { return func(s *Server) { s.maxStreams = int64(n) } }
 
 // NewServer returns the query API over live.
 func NewServer(live *Live, opts ...Option) *Server {
-	s := &Server{live: live, heartbeat: 15 * time.Second}
+	s := &Server{live: live, heartbeat: 15 * time.Second, maxStreams: DefaultMaxStreams}
 	for _, o := range opts {
 		o(s)
 	}
@@ -190,6 +202,18 @@ func (s *Server) stream(c echo.Context) error {
 		if _, err := patientParam(patient, "patient"); err != nil {
 			return err
 		}
+	}
+	if n := s.streams.Add(1); n > s.maxStreams {
+		s.streams.Add(-1)
+		p := web.NewProblem(http.StatusServiceUnavailable, fmt.Sprintf("this server already serves %d live streams, its limit; retry, or use another API replica", s.maxStreams))
+		p.RetryAfter = 5 * time.Second
+		return p
+	}
+	defer s.streams.Add(-1)
+	// The stream lasts: the server's write timeout would cut it, and its
+	// heartbeats find a client that is gone instead.
+	if err := web.NoWriteDeadline(c); err != nil {
+		return err
 	}
 	events, cancel := s.live.Subscribe(patient)
 	defer cancel()

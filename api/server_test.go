@@ -474,3 +474,36 @@ func TestLiveReadyOnEmptyTopics(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	testkit.Eventually(t, 10*time.Second, "ready on empty topics", func() bool { return live.Ready(ctx) == nil })
 }
+
+// Live streams are capped per server: one beyond the limit is answered 503
+// with Retry-After, and a stream that ends frees its place.
+func TestStreamsAreCapped(t *testing.T) {
+	_, e := newTestServer(t, DefaultLiveConfig(), WithMaxStreams(2))
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	open := func() *http.Response {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/v1/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	a, b := open(), open()
+	if a.StatusCode != 200 || b.StatusCode != 200 {
+		t.Fatalf("the first two streams: %d %d", a.StatusCode, b.StatusCode)
+	}
+	c := open()
+	body, _ := io.ReadAll(c.Body)
+	c.Body.Close()
+	if c.StatusCode != http.StatusServiceUnavailable || c.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "2 live streams") {
+		t.Fatalf("a third stream: %d %s", c.StatusCode, body)
+	}
+	a.Body.Close()
+	testkit.Eventually(t, 5*time.Second, "the closed stream's place freed", func() bool {
+		d := open()
+		defer d.Body.Close()
+		return d.StatusCode == 200
+	})
+	b.Body.Close()
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -57,6 +58,11 @@ func New(log *slog.Logger, tel *telemetry.Telemetry, ready ...Check) *echo.Echo 
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(middleware.Recover())
+	// A request id on every response (a caller's own X-Request-Id is
+	// kept), for matching a complaint to the access log.
+	e.Use(middleware.RequestID())
+	e.Use(securityHeaders)
+	e.Use(accessLog(log))
 	e.Use(echo.WrapMiddleware(otelhttp.NewMiddleware("monitorme",
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
@@ -119,10 +125,79 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
+// securityHeaders are set on every response: no MIME sniffing, no
+// framing, no referrer; patient data (the /v1 routes) never stored by a
+// browser or a proxy cache.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		if strings.HasPrefix(c.Request().URL.Path, "/v1/") {
+			h.Set(echo.HeaderCacheControl, "no-store")
+		}
+		return next(c)
+	}
+}
+
+// accessLog logs every request: method, route pattern (not the path,
+// which names a patient), status, duration and request id. No query, no
+// body: nothing a patient could be recognized by.
+func accessLog(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			// Successes at debug (a ward's gateways post every second),
+			// client errors at info, server errors at warn.
+			level := slog.LevelDebug
+			switch status := c.Response().Status; {
+			case status >= 500:
+				level = slog.LevelWarn
+			case status >= 400:
+				level = slog.LevelInfo
+			}
+			log.Log(c.Request().Context(), level, "request", "method", c.Request().Method, "route", c.Path(), "status", c.Response().Status,
+				"duration_ms", time.Since(start).Milliseconds(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+			return nil
+		}
+	}
+}
+
+// Timeouts bound what a client can hold of the server. ReadHeader and
+// Read stop a client that sends slowly (a slow-body connection was held
+// 150 s and more before); Write a client that reads slowly; Idle a
+// keep-alive connection nobody uses. The live stream clears its own write
+// deadline (see NoWriteDeadline) and sends heartbeats instead.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultTimeouts suit the API: an ingest batch of the largest body is
+// read in well under Read, and Write covers waiting for broker acks.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 60 * time.Second}
+}
+
+// NoWriteDeadline lifts the server's write timeout for a response that
+// lasts, the live stream: its heartbeats find a client that is gone.
+func NoWriteDeadline(c echo.Context) error {
+	return http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{})
+}
+
 // Serve runs e on ln until ctx ends, then shuts it down gracefully, giving
 // in-flight requests (an ingest waiting for broker acks) time to finish.
 func Serve(ctx context.Context, e *echo.Echo, ln net.Listener) error {
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	return ServeWith(ctx, e, ln, DefaultTimeouts())
+}
+
+// ServeWith is Serve with other timeouts.
+func ServeWith(ctx context.Context, e *echo.Echo, ln net.Listener, t Timeouts) error {
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -1,0 +1,121 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/monitorme/monitorme/internal/telemetry"
+)
+
+func testServer(t *testing.T, to Timeouts) (*echo.Echo, string) {
+	t.Helper()
+	e := New(slog.New(slog.DiscardHandler), telemetry.Nop())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ServeWith(ctx, e, ln, to); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e, ln.Addr().String()
+}
+
+// Every response carries a request id and the security headers; patient
+// data is never stored.
+func TestSecurityHeadersAndRequestID(t *testing.T) {
+	e := New(slog.New(slog.DiscardHandler), telemetry.Nop())
+	e.GET("/v1/patients", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]any{}) })
+	for _, path := range []string{"/v1/patients", "/v1/nope", "/healthz"} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		h := rec.Header()
+		if h.Get(echo.HeaderXRequestID) == "" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: headers %v", path, h)
+		}
+		if strings.HasPrefix(path, "/v1/") && h.Get(echo.HeaderCacheControl) != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", path, h.Get(echo.HeaderCacheControl))
+		}
+	}
+}
+
+// A client that sends its body slowly, or holds an idle keep-alive
+// connection, is cut off at the timeouts (both were held 150 s and more,
+// with only ReadHeaderTimeout set).
+func TestSlowAndIdleConnectionsAreCut(t *testing.T) {
+	e, addr := testServer(t, Timeouts{ReadHeader: time.Second, Read: 300 * time.Millisecond, Write: time.Second, Idle: 300 * time.Millisecond})
+	e.POST("/v1/vitals", func(c echo.Context) error {
+		_, err := io.ReadAll(c.Request().Body)
+		if err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusNoContent)
+	})
+	closedWithin := func(conn net.Conn, d time.Duration) bool {
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		_, err := io.Copy(io.Discard, conn)
+		return err == nil // EOF: the server closed it
+	}
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST /v1/vitals HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")
+	if !closedWithin(slow, 3*time.Second) {
+		t.Fatal("a slow body held the connection past the read timeout")
+	}
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	_ = resp.Body.Close()
+	if !closedWithin(idle, 3*time.Second) {
+		t.Fatal("an idle keep-alive connection was held past the idle timeout")
+	}
+}
+
+// A response that lifts its write deadline (the live stream) outlasts
+// the write timeout.
+func TestNoWriteDeadlineOutlastsTheWriteTimeout(t *testing.T) {
+	e, addr := testServer(t, Timeouts{ReadHeader: time.Second, Read: time.Second, Write: 200 * time.Millisecond, Idle: time.Second})
+	e.GET("/v1/stream", func(c echo.Context) error {
+		if err := NoWriteDeadline(c); err != nil {
+			return err
+		}
+		c.Response().WriteHeader(http.StatusOK)
+		for i := range 6 {
+			fmt.Fprintf(c.Response(), "tick %d\n", i)
+			c.Response().Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+		return nil
+	})
+	resp, err := http.Get("http://" + addr + "/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.Contains(string(body), "tick 5") {
+		t.Fatalf("the stream was cut: %q %v", body, err)
+	}
+}
