@@ -104,6 +104,11 @@ func NewSimulator(cfg SimConfig, send Sender, log *slog.Logger) (*Simulator, err
 		s.patients = append(s.patients, newPatient(fmt.Sprintf("P%03d", i+1), s.rng))
 	}
 	s.patients[0].nextEpisode = cfg.FirstEpisode
+	// Long enough, in wall-clock time whatever the speed, for spo2_low's
+	// 15 s of event time (readings carry wall-clock times): at --speed 5
+	// a random length ended a third of first episodes before it, so a
+	// fresh dev showed no alert (NEWS2 no longer alarms on one parameter).
+	s.patients[0].firstFor = max(2*time.Minute, time.Duration(float64(45*time.Second)*cfg.Speed))
 	return s, nil
 }
 
@@ -208,6 +213,8 @@ type patient struct {
 	episode     *episode
 	nextEpisode time.Duration
 	last        time.Duration
+	// firstFor is how long the first, scheduled episode lasts (sim time).
+	firstFor time.Duration
 }
 
 type episode struct {
@@ -268,10 +275,12 @@ func (p *patient) advance(sim time.Duration, rng *rand.Rand) {
 	}
 	if p.episode == nil && sim >= p.nextEpisode {
 		e := episodes[rng.IntN(len(episodes))]
+		until := sim + 45*time.Second + expDuration(rng, 90*time.Second)
 		if p.nextEpisode > 0 && p.nextEpisode < time.Minute {
 			e = episodes[1] // the first, scheduled episode: a desaturation shows at once
+			until = sim + max(p.firstFor, 45*time.Second)
 		}
-		p.episode = &episode{name: e.name, shift: e.shift, until: sim + 45*time.Second + expDuration(rng, 90*time.Second)}
+		p.episode = &episode{name: e.name, shift: e.shift, until: until}
 	}
 	if rng.Float64() < dt/1800 { // sleep changes about every half hour
 		p.asleep = !p.asleep
