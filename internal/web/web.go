@@ -62,6 +62,10 @@ func New(log *slog.Logger, tel *telemetry.Telemetry, ready ...Check) *echo.Echo 
 	// kept), for matching a complaint to the access log.
 	e.Use(middleware.RequestID())
 	e.Use(securityHeaders)
+	// Every route's body is bounded; ingest's own limit (--ingest-body-limit)
+	// is the one larger body, set on its route.
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: MaxBody,
+		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == "/v1/vitals" }}))
 	e.Use(accessLog(log))
 	e.Use(echo.WrapMiddleware(otelhttp.NewMiddleware("monitorme",
 		otelhttp.WithTracerProvider(tel.TracerProvider),
@@ -124,6 +128,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 	}
 }
+
+// MaxBody bounds the request body of every route but ingest's.
+const MaxBody = "64KiB"
 
 // securityHeaders are set on every response: no MIME sniffing, no
 // framing, no referrer; patient data (the /v1 routes) never stored by a

@@ -119,3 +119,25 @@ func TestNoWriteDeadlineOutlastsTheWriteTimeout(t *testing.T) {
 		t.Fatalf("the stream was cut: %q %v", body, err)
 	}
 }
+
+// Every route's body is bounded (ingest has its own, larger limit on its
+// route): a larger one is a 413 problem.
+func TestBodiesAreBounded(t *testing.T) {
+	e := New(slog.New(slog.DiscardHandler), telemetry.Nop())
+	read := func(c echo.Context) error {
+		if _, err := io.ReadAll(c.Request().Body); err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+	e.POST("/v1/alerts/:id/ack", read)
+	e.POST("/v1/vitals", read)
+	big := strings.Repeat("x", 100<<10)
+	for path, want := range map[string]int{"/v1/alerts/a/ack": http.StatusRequestEntityTooLarge, "/v1/vitals": http.StatusNoContent} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(big)))
+		if rec.Code != want {
+			t.Errorf("%s with 100 KiB: %d %s, want %d", path, rec.Code, rec.Body, want)
+		}
+	}
+}
