@@ -33,7 +33,9 @@ type platform struct {
 	log *slog.Logger
 	tel *telemetry.Telemetry
 	kc  kafka.Config
-	adm *kadm.Client
+	// httpTLS, when set, makes the HTTP server serve HTTPS.
+	httpTLS web.TLSFiles
+	adm     *kadm.Client
 
 	producer *producers.Producer
 	ingest   *producers.Ingest
@@ -69,6 +71,7 @@ type roleFlags struct {
 	skc       sinkch.Config
 	schema    chschema.Settings
 	httpAddr  string
+	httpTLS   web.TLSFiles
 	provision bool
 }
 
@@ -97,6 +100,8 @@ func (f *roleFlags) checkHTTPAddr() error {
 func (f *roleFlags) common(cmd *cobra.Command) {
 	f.kc.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", f.httpAddr, "address of the HTTP server (API, /healthz, /readyz, /metrics)")
+	cmd.Flags().StringVar(&f.httpTLS.Cert, "http-tls-cert", f.httpTLS.Cert, "PEM certificate chain: the HTTP server serves HTTPS (TLS 1.2+), reading the files again when they change")
+	cmd.Flags().StringVar(&f.httpTLS.Key, "http-tls-key", f.httpTLS.Key, "PEM private key of --http-tls-cert")
 	cmd.Flags().BoolVar(&f.provision, "provision", f.provision, "create missing topics and check existing ones at start")
 }
 
@@ -108,14 +113,14 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 	if err != nil {
 		return nil, err
 	}
-	errs := []error{f.kc.Validate(), f.checkHTTPAddr()}
+	errs := []error{f.kc.Validate(), f.checkHTTPAddr(), web.CheckTLS(f.httpTLS)}
 	for _, v := range validate {
 		errs = append(errs, v())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, usage(err)
 	}
-	p := &platform{log: log, kc: f.kc}
+	p := &platform{log: log, kc: f.kc, httpTLS: f.httpTLS}
 	ok := false
 	defer func() {
 		if !ok {
@@ -275,7 +280,11 @@ func (p *platform) run(ctx context.Context) error {
 	if p.live != nil {
 		api.NewServer(p.live, p.apiOpts...).Register(e)
 	}
-	tasks = append(tasks, task{"http", func(ctx context.Context) error { return web.Serve(ctx, e, p.ln) }})
+	tasks = append(tasks, task{"http", func(ctx context.Context) error {
+		t := web.DefaultTimeouts()
+		t.TLS, t.Log = p.httpTLS, p.log.With("component", "http")
+		return web.ServeWith(ctx, e, p.ln, t)
+	}})
 	if p.proc != nil {
 		tasks = append(tasks, task{"processor", p.proc.Run})
 	}

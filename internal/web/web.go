@@ -182,6 +182,10 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 // deadline (see NoWriteDeadline) and sends heartbeats instead.
 type Timeouts struct {
 	ReadHeader, Read, Write, Idle time.Duration
+	// TLS, when set, serves HTTPS (tls.go).
+	TLS TLSFiles
+	// Log receives certificate reloads; nil discards them.
+	Log *slog.Logger
 }
 
 // DefaultTimeouts suit the API: an ingest batch of the largest body is
@@ -204,6 +208,16 @@ func Serve(ctx context.Context, e *echo.Echo, ln net.Listener) error {
 
 // ServeWith is Serve with other timeouts.
 func ServeWith(ctx context.Context, e *echo.Echo, ln net.Listener, t Timeouts) error {
+	if t.TLS.Enabled() {
+		log := t.Log
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		var err error
+		if ln, err = tlsListener(ln, t.TLS, log); err != nil {
+			return err
+		}
+	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
