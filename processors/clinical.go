@@ -649,13 +649,13 @@ func isNEWS2Parameter(k schemas.Kind) bool {
 	return false
 }
 
-// news2Input gathers the parameters at most NEWS2MaxAge older than t,
-// and says whether every required one is among them. The values live in
-// vals so that the input's pointers do not escape per parameter.
-func (c *Clinical) news2Input(latest func(schemas.Kind) (float64, time.Time, bool), hypercapnic bool, t time.Time, vals *news2Values) (NEWS2Input, bool) {
+// news2Input gathers the parameters at most NEWS2MaxAge older than t;
+// the caller has checked that the required ones are there. The values
+// live in vals so that the input's pointers do not escape per parameter.
+func (c *ClinicalConfig) news2Input(latest func(schemas.Kind) (float64, time.Time, bool), hypercapnic bool, t time.Time, vals *news2Values) NEWS2Input {
 	fresh := func(k schemas.Kind) (float64, bool) {
 		v, ts, ok := latest(k)
-		if !ok || t.Sub(ts) > c.cfg.NEWS2MaxAge {
+		if !ok || t.Sub(ts) > c.NEWS2MaxAge {
 			return 0, false
 		}
 		return v, true
@@ -685,12 +685,7 @@ func (c *Clinical) news2Input(latest func(schemas.Kind) (float64, time.Time, boo
 		vals.lvl = int(v)
 		in.Consciousness = &vals.lvl
 	}
-	for _, k := range c.cfg.NEWS2Require {
-		if _, ok := fresh(k); !ok {
-			return in, false
-		}
-	}
-	return in, true
+	return in
 }
 
 type news2Values struct {
@@ -707,20 +702,17 @@ type news2Values struct {
 // NEWS2UpdateEvery, when the score changes within its band.
 func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, live bool, at time.Time) []schemas.Alert {
 	// Most readings of a monitored patient come without a complete set:
-	// ask that first, without building the input.
+	// ask that first, directly, before building the input.
 	for _, k := range c.cfg.NEWS2Require {
 		if s, ok := st.Latest.Get(k); !ok || rd.TS.Sub(s.TS) > c.cfg.NEWS2MaxAge {
 			return nil
 		}
 	}
 	var vals news2Values
-	in, complete := c.news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
+	in := c.cfg.news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
 		s, ok := st.Latest.Get(k)
 		return s.Value, s.TS, ok
 	}, rs.Hypercapnic, rd.TS, &vals)
-	if !complete {
-		return nil
-	}
 	n := &st.NEWS2
 	if rd.TS.After(n.Clock) {
 		n.Clock = rd.TS

@@ -152,14 +152,16 @@ func (c *ClinicalConfig) CurrentNEWS2(patient string, latest map[schemas.Kind]sc
 			at = r.TS
 		}
 	}
+	for _, k := range c.NEWS2Require {
+		if r, ok := latest[k]; !ok || at.Sub(r.TS) > c.NEWS2MaxAge {
+			return nil
+		}
+	}
 	var vals news2Values
-	in, complete := (&Clinical{cfg: *c}).news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
+	in := c.news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
 		r, ok := latest[k]
 		return r.Value, r.TS, ok
 	}, rs.Hypercapnic, at, &vals)
-	if !complete {
-		return nil
-	}
 	s := ScoreNEWS2(in)
 	return CurrentNEWS2View{NEWS2Score: s, TS: at, Response: s.Response()}
 }
