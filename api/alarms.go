@@ -67,19 +67,9 @@ func (s *Server) ack(c echo.Context) error {
 	if !schemas.IsAlertID(id) {
 		return badQuery([]schemas.FieldError{{Field: "id", Reason: "is not an alert id (32 lowercase hex digits): " + schemas.Quote(id)}})
 	}
-	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return web.NewProblem(http.StatusUnsupportedMediaType, "send the acknowledgement as application/json, e.g. {\"by\":\"nurse-7\"}")
-	}
 	var req AckRequest
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxAckBody+1))
-	if err != nil {
-		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
-	}
-	if len(body) > maxAckBody {
-		return web.NewProblem(http.StatusRequestEntityTooLarge, "an acknowledgement body is at most 4 KiB: {\"by\":\"nurse-7\"}")
-	}
-	if err := decodeStrict(body, &req); err != nil {
-		return fieldProblem("Invalid acknowledgement", []schemas.FieldError{{Field: "body", Reason: err.Error()}})
+	if err := ackBody.read(c, &req); err != nil {
+		return err
 	}
 	if msg := schemas.CheckID(req.By); msg != "" {
 		return fieldProblem("Invalid acknowledgement", []schemas.FieldError{{Field: "by", Reason: msg + " (who acknowledges: a user or station id)"}})
@@ -112,22 +102,38 @@ func (s *Server) ack(c echo.Context) error {
 // maxAckBody bounds an acknowledgement's body: it holds one short id.
 const maxAckBody = 4096
 
-// decodeStrict decodes exactly one JSON object with no unknown field and
-// nothing after it.
-func decodeStrict(b []byte, v any) error {
-	return decodeStrictAs(b, v, `{"by": "<user or station id>"}`)
-}
+// smallBody is the small JSON object a clinician's action sends: what it
+// is (for messages), the problem's title, an example, and the shape a
+// malformed one is told to have.
+type smallBody struct{ what, title, example, want string }
 
-// decodeStrictAs is decodeStrict naming the object it wants.
-func decodeStrictAs(b []byte, v any, want string) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
+var (
+	ackBody     = smallBody{"an acknowledgement", "Invalid acknowledgement", `{"by":"nurse-7"}`, `{"by": "<user or station id>"}`}
+	silenceBody = smallBody{"a silence", "Invalid alarm silence", `{"by":"nurse-7","seconds":120}`, `{"by": "<user or station id>", "seconds": 120}`}
+)
+
+// read decodes the request's body into v: 415 for another content type,
+// 413 beyond maxAckBody, a field problem unless it is exactly one object
+// with no unknown field and nothing after it.
+func (b smallBody) read(c echo.Context, v any) error {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return web.NewProblem(http.StatusUnsupportedMediaType, "send "+b.what+" as application/json, e.g. "+b.example)
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxAckBody+1))
+	if err != nil {
+		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	if len(body) > maxAckBody {
+		return web.NewProblem(http.StatusRequestEntityTooLarge, b.what+" body is at most 4 KiB: "+b.example)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
+	err = dec.Decode(v)
+	if err == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		err = errors.New("data after the object")
 	}
 	if err != nil {
-		return errors.New("is not the JSON object " + want + ": " + err.Error())
+		return fieldProblem(b.title, []schemas.FieldError{{Field: "body", Reason: "is not the JSON object " + b.want + ": " + err.Error()}})
 	}
 	return nil
 }
@@ -147,19 +153,9 @@ func (s *Server) silence(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return web.NewProblem(http.StatusUnsupportedMediaType, "send the silence as application/json, e.g. {\"by\":\"nurse-7\",\"seconds\":120}")
-	}
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxAckBody+1))
-	if err != nil {
-		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
-	}
-	if len(body) > maxAckBody {
-		return web.NewProblem(http.StatusRequestEntityTooLarge, "a silence body is at most 4 KiB: {\"by\":\"nurse-7\",\"seconds\":120}")
-	}
 	var req SilenceRequest
-	if err := decodeStrictAs(body, &req, `{"by": "<user or station id>", "seconds": 120}`); err != nil {
-		return fieldProblem("Invalid alarm silence", []schemas.FieldError{{Field: "body", Reason: err.Error()}})
+	if err := silenceBody.read(c, &req); err != nil {
+		return err
 	}
 	sil := schemas.Silence{PatientID: id, By: req.By, Seconds: 120, TS: time.Now().UTC()}
 	if req.Seconds != nil {
