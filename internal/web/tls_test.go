@@ -2,15 +2,9 @@ package web
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,38 +13,15 @@ import (
 	"time"
 
 	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/testcert"
 	"github.com/monitorme/monitorme/internal/testkit"
 )
-
-// writeCert writes a self-signed certificate for 127.0.0.1 named cn, and
-// its key, to dir; it returns the certificate.
-func writeCert(t *testing.T, dir, cn string) *x509.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert
-}
 
 // The server serves HTTPS from files, TLS 1.2 or later only, and serves a
 // rotated certificate to new connections without a restart.
 func TestHTTPSFromFilesWithReload(t *testing.T) {
 	dir := t.TempDir()
-	first := writeCert(t, dir, "first")
+	_, _, first, _ := testcert.SelfSigned(t, dir, "first")
 	files := TLSFiles{Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem"), Check: 50 * time.Millisecond}
 	if err := CheckTLS(files); err != nil {
 		t.Fatal(err)
@@ -87,7 +58,7 @@ func TestHTTPSFromFilesWithReload(t *testing.T) {
 		t.Fatal("a TLS 1.1 client was served")
 	}
 
-	second := writeCert(t, dir, "second")
+	_, _, second, _ := testcert.SelfSigned(t, dir, "second")
 	// A modification time the first files could not have had, however
 	// coarse the file system's clock.
 	later := time.Now().Add(time.Minute)
