@@ -148,7 +148,8 @@ func (c *Clinical) dueBy(clock func(partition int32) time.Time) bool {
 // lost partition or an aborted transaction: the queues follow the
 // committed state, and an aborted transaction may have moved a deadline.
 func (c *Clinical) rebuildIfStale() {
-	if !c.stale.Swap(false) {
+	// A load first: this runs before every record, and a swap writes.
+	if !c.stale.Load() || !c.stale.Swap(false) {
 		return
 	}
 	clear(c.queues)
