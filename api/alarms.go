@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -54,9 +55,33 @@ type RuleBook interface {
 // 501 and the summary groups every patient under the ward "".
 func WithRules(rb RuleBook) Option { return func(s *Server) { s.rules = rb } }
 
-// AckRequest is the body of POST /v1/alerts/{id}/ack.
+// AckRequest is the body of POST /v1/alerts/{id}/ack. By may be left
+// out: who acknowledges is the token's subject.
 type AckRequest struct {
 	By string `json:"by"`
+}
+
+// actor returns who acts and how they were authenticated: the subject of
+// the caller's token, never the body's by, which may only repeat it. On a
+// server without authentication (--insecure) the body's by is all there
+// is, and it is required.
+func actor(c echo.Context, by string) (who, how string, err error) {
+	p, ok := auth.FromContext(c)
+	if !ok || p.Method == "none" {
+		if msg := schemas.CheckActor(by); msg != "" {
+			return "", "", fieldProblem("Invalid request", []schemas.FieldError{{Field: "by", Reason: msg + " (who acts: a user or station id; this server has no authentication to take it from)"}})
+		}
+		return by, "none", nil
+	}
+	if by != "" && by != p.Subject {
+		p := web.NewProblem(http.StatusForbidden, "by: "+schemas.Quote(by)+" is not you: who acts is taken from your token (subject "+p.Subject+"); leave by out")
+		p.Title = "Not allowed"
+		return "", "", p
+	}
+	if msg := schemas.CheckActor(p.Subject); msg != "" {
+		return "", "", web.NewProblem(http.StatusForbidden, "your token's subject cannot be recorded as who acts: it "+msg+" (set --auth-subject-claim to another claim)")
+	}
+	return p.Subject, p.Method, nil
 }
 
 func (s *Server) ack(c echo.Context) error {
@@ -71,8 +96,9 @@ func (s *Server) ack(c echo.Context) error {
 	if err := ackBody.read(c, &req); err != nil {
 		return err
 	}
-	if msg := schemas.CheckID(req.By); msg != "" {
-		return fieldProblem("Invalid acknowledgement", []schemas.FieldError{{Field: "by", Reason: msg + " (who acknowledges: a user or station id)"}})
+	by, how, err := actor(c, req.By)
+	if err != nil {
+		return err
 	}
 	a, ok := s.live.Alert(id)
 	if !ok {
@@ -87,7 +113,7 @@ func (s *Server) ack(c echo.Context) error {
 	if s.acks == nil {
 		return web.NewProblem(http.StatusNotImplemented, "this server does not write acknowledgements")
 	}
-	ack := schemas.Ack{AlertID: id, PatientID: a.PatientID, By: req.By, TS: time.Now().UTC()}
+	ack := schemas.Ack{AlertID: id, PatientID: a.PatientID, By: by, Auth: how, TS: time.Now().UTC()}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
 	defer cancel()
 	if err := s.acks.WriteAck(ctx, ack); err != nil {
@@ -108,20 +134,27 @@ const maxAckBody = 4096
 type smallBody struct{ what, title, example, want string }
 
 var (
-	ackBody     = smallBody{"an acknowledgement", "Invalid acknowledgement", `{"by":"nurse-7"}`, `{"by": "<user or station id>"}`}
-	silenceBody = smallBody{"a silence", "Invalid alarm silence", `{"by":"nurse-7","seconds":120}`, `{"by": "<user or station id>", "seconds": 120}`}
+	ackBody     = smallBody{"an acknowledgement", "Invalid acknowledgement", `{}`, `{} (or {"by": "<user or station id>"} on a server without authentication)`}
+	silenceBody = smallBody{"a silence", "Invalid alarm silence", `{"seconds":120}`, `{"seconds": 120}`}
 )
 
 // read decodes the request's body into v: 415 for another content type,
 // 413 beyond maxAckBody, a field problem unless it is exactly one object
 // with no unknown field and nothing after it.
+//
+// An empty body is an empty object: with authentication every field is
+// optional (curl -X POST needs none). It is safe without a Content-Type
+// because a browser's session cookie is never accepted on a POST.
 func (b smallBody) read(c echo.Context, v any) error {
-	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return web.NewProblem(http.StatusUnsupportedMediaType, "send "+b.what+" as application/json, e.g. "+b.example)
-	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxAckBody+1))
 	if err != nil {
 		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return web.NewProblem(http.StatusUnsupportedMediaType, "send "+b.what+" as application/json, e.g. "+b.example)
 	}
 	if len(body) > maxAckBody {
 		return web.NewProblem(http.StatusRequestEntityTooLarge, b.what+" body is at most 4 KiB: "+b.example)
@@ -157,7 +190,11 @@ func (s *Server) silence(c echo.Context) error {
 	if err := silenceBody.read(c, &req); err != nil {
 		return err
 	}
-	sil := schemas.Silence{PatientID: id, By: req.By, Seconds: 120, TS: time.Now().UTC()}
+	by, how, err := actor(c, req.By)
+	if err != nil {
+		return err
+	}
+	sil := schemas.Silence{PatientID: id, By: by, Auth: how, Seconds: 120, TS: time.Now().UTC()}
 	if req.Seconds != nil {
 		sil.Seconds = *req.Seconds
 	}

@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -266,7 +269,7 @@ func TestSilenceEndpoint(t *testing.T) {
 		{"not json", "text/plain", `by=n1`, 415, "application/json"},
 		{"unknown field", "application/json", `{"by":"n1","minutes":2}`, 400, `unknown field \"minutes\"`},
 		{"too long", "application/json", `{"by":"n1","seconds":3600}`, 400, "seconds: 3600, want 0 to 600"},
-		{"no by", "application/json", `{}`, 400, "by: "},
+		{"no by", "application/json", `{}`, 400, `"field":"by"`},
 		{"silenced", "application/json", `{"by":"nurse-7","seconds":90}`, 202, `"seconds":90`},
 	} {
 		code, body := post(t, e, "/v1/patients/P1/silence", c.ct, c.body)
@@ -323,4 +326,67 @@ func FuzzSilenceHandler(f *testing.F) {
 			t.Fatalf("answer %d: %s", code, out)
 		}
 	})
+}
+
+// With authentication, who acknowledges or silences is the token's
+// subject: a body naming someone else is refused, and the event records
+// how the caller was authenticated.
+func TestActorIsTheTokensSubject(t *testing.T) {
+	live, e, acks := newAlarmServer(t, fakeRules{})
+	nurse, gateway := auth.NewToken(), auth.NewToken()
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	for _, te := range []auth.TokenEntry{
+		{Subject: "nurse-7@icu", Roles: []string{"clinician"}, SHA256: auth.Hash(nurse)},
+		{Subject: "gw-1", Roles: []string{"device"}, SHA256: auth.Hash(gateway)},
+	} {
+		if err := auth.AppendToken(path, te); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := auth.DefaultConfig()
+	cfg.TokenFile = path
+	a, err := auth.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Use(a.Middleware())
+	now := time.Now().UTC()
+	event(t, live, idA, "P1", "spo2_low", schemas.Medium, schemas.Raised, now)
+	event(t, live, idB, "P1", "hr_high", schemas.Medium, schemas.Raised, now)
+
+	send := func(target, token, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		}
+		if token != "" {
+			req.Header.Set(echo.HeaderAuthorization, "Bearer "+token)
+		}
+		e.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for _, c := range []struct {
+		name, target, token, body string
+		code                      int
+		want                      string
+	}{
+		{"no token", "/v1/alerts/" + idA + "/ack", "", "", 401, "needs a token"},
+		{"a device token", "/v1/alerts/" + idA + "/ack", gateway, "", 403, "needs role clinician"},
+		{"someone else in the body", "/v1/alerts/" + idA + "/ack", nurse, `{"by":"dr-house"}`, 403, "is not you"},
+		{"no body", "/v1/alerts/" + idA + "/ack", nurse, "", 202, `"by":"nurse-7@icu","auth":"token"`},
+		{"the same subject in the body", "/v1/alerts/" + idB + "/ack", nurse, `{"by":"nurse-7@icu"}`, 202, `"by":"nurse-7@icu"`},
+		{"silence", "/v1/patients/P1/silence", nurse, `{"seconds":60}`, 202, `"by":"nurse-7@icu","auth":"token"`},
+	} {
+		code, body := send(c.target, c.token, c.body)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s: %d %s, want %d containing %s", c.name, code, body, c.code, c.want)
+		}
+	}
+	if len(acks.got) != 2 || acks.got[0].By != "nurse-7@icu" || acks.got[0].Auth != "token" {
+		t.Fatalf("acknowledgements written: %+v", acks.got)
+	}
+	if len(acks.silences) != 1 || acks.silences[0].By != "nurse-7@icu" {
+		t.Fatalf("silences written: %+v", acks.silences)
+	}
 }

@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -38,6 +40,12 @@ type Server struct {
 	// clients were all accepted before, at about 150 KB each.
 	streams    atomic.Int64
 	maxStreams int64
+	// perSubject counts the open streams of each caller (token subject,
+	// or client address without authentication), at most maxPerSubject:
+	// one leaked token or runaway screen cannot take every stream.
+	mu            sync.Mutex
+	perSubject    map[string]int
+	maxPerSubject int
 }
 
 // DefaultMaxStreams bounds the concurrent live streams of one API server.
@@ -47,9 +55,18 @@ const DefaultMaxStreams = 500
 // stream beyond it is answered 503 with Retry-After.
 func WithMaxStreams(n int) Option { return func(s *Server) { s.maxStreams = int64(n) } }
 
+// DefaultMaxStreamsPerSubject bounds the concurrent live streams of one
+// caller: a ward's station screens sharing a token fit.
+const DefaultMaxStreamsPerSubject = 50
+
+// WithMaxStreamsPerSubject sets how many live streams one caller (token
+// subject) holds at once; one beyond is answered 429 with Retry-After.
+func WithMaxStreamsPerSubject(n int) Option { return func(s *Server) { s.maxPerSubject = n } }
+
 // NewServer returns the query API over live.
 func NewServer(live *Live, opts ...Option) *Server {
-	s := &Server{live: live, heartbeat: 15 * time.Second, maxStreams: DefaultMaxStreams}
+	s := &Server{live: live, heartbeat: 15 * time.Second, maxStreams: int64(live.cfg.MaxStreams),
+		maxPerSubject: live.cfg.MaxStreamsPerCaller, perSubject: map[string]int{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -196,6 +213,37 @@ func patientParam(id, field string) (string, error) {
 
 // stream serves Server-Sent Events: "vital" and "alert" events whose data
 // is the record value, with the record's topic/partition/offset as id.
+// admitStream counts a new live stream against the server's and the
+// caller's limits.
+func (s *Server) admitStream(c echo.Context) (release func(), err error) {
+	who := c.RealIP()
+	if p, ok := auth.FromContext(c); ok && p.Method != "none" {
+		who = p.Subject
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perSubject[who] >= s.maxPerSubject {
+		p := web.NewProblem(http.StatusTooManyRequests, fmt.Sprintf("you already hold %d live streams, the limit of one caller; close one (one stream without ?patient= carries every patient)", s.maxPerSubject))
+		p.RetryAfter = 5 * time.Second
+		return nil, p
+	}
+	if s.streams.Load() >= s.maxStreams {
+		p := web.NewProblem(http.StatusServiceUnavailable, fmt.Sprintf("this server already serves %d live streams, its limit; retry, or use another API replica", s.maxStreams))
+		p.RetryAfter = 5 * time.Second
+		return nil, p
+	}
+	s.perSubject[who]++
+	s.streams.Add(1)
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.streams.Add(-1)
+		if s.perSubject[who]--; s.perSubject[who] <= 0 {
+			delete(s.perSubject, who) // the map does not keep every caller ever seen
+		}
+	}, nil
+}
+
 func (s *Server) stream(c echo.Context) error {
 	patient := c.QueryParam("patient")
 	if patient != "" {
@@ -203,13 +251,11 @@ func (s *Server) stream(c echo.Context) error {
 			return err
 		}
 	}
-	if n := s.streams.Add(1); n > s.maxStreams {
-		s.streams.Add(-1)
-		p := web.NewProblem(http.StatusServiceUnavailable, fmt.Sprintf("this server already serves %d live streams, its limit; retry, or use another API replica", s.maxStreams))
-		p.RetryAfter = 5 * time.Second
-		return p
+	release, err := s.admitStream(c)
+	if err != nil {
+		return err
 	}
-	defer s.streams.Add(-1)
+	defer release()
 	// The stream lasts: the server's write timeout would cut it, and its
 	// heartbeats find a client that is gone instead.
 	if err := web.NoWriteDeadline(c); err != nil {

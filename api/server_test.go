@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
@@ -318,6 +321,13 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.Register(e)
+	ac := auth.DefaultConfig()
+	ac.Insecure = true
+	au, err := auth.New(context.Background(), ac, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	au.Register(e)
 	var doc struct {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
@@ -352,6 +362,41 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	for k := range documented {
 		if !served[k] {
 			t.Errorf("in openapi.json but not served: %s", k)
+		}
+	}
+	// Who may call each route: the policy decides, the document says the
+	// same, and no served route is missing from the policy.
+	for _, r := range e.Routes() {
+		if r.Method == "echo_route_not_found" {
+			continue
+		}
+		if _, ok := auth.Lookup(r.Method, r.Path); !ok {
+			t.Errorf("served but not in auth.Policy (so admin only): %s %s", r.Method, r.Path)
+		}
+	}
+	for _, rule := range auth.Policy {
+		path := rule.Path
+		for _, seg := range strings.Split(path, "/") {
+			if strings.HasPrefix(seg, ":") {
+				path = strings.Replace(path, seg, "{"+seg[1:]+"}", 1)
+			}
+		}
+		var op struct {
+			Roles  []string `json:"x-roles"`
+			Public bool     `json:"x-public"`
+		}
+		raw, ok := doc.Paths[path][strings.ToLower(rule.Method)]
+		if !ok {
+			t.Errorf("auth.Policy has %s %s, openapi.json does not", rule.Method, path)
+			continue
+		}
+		_ = json.Unmarshal(raw, &op)
+		want := make([]string, len(rule.Roles))
+		for i, r := range rule.Roles {
+			want[i] = string(r)
+		}
+		if op.Public != rule.Public || !slices.Equal(op.Roles, want) {
+			t.Errorf("%s %s: openapi.json says roles %v public %v, auth.Policy %v %v", rule.Method, path, op.Roles, op.Public, want, rule.Public)
 		}
 	}
 	code, body, _ := get(t, e, "/v1/openapi.json")
@@ -506,4 +551,113 @@ func TestStreamsAreCapped(t *testing.T) {
 		return d.StatusCode == 200
 	})
 	b.Body.Close()
+}
+
+// Each caller holds at most its share of the streams: one beyond is 429,
+// another caller is still served, and a closed stream frees its place.
+func TestStreamsAreCappedPerSubject(t *testing.T) {
+	_, e := newTestServer(t, DefaultLiveConfig(), WithMaxStreams(10), WithMaxStreamsPerSubject(2))
+	a, b := auth.NewToken(), auth.NewToken()
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	for _, te := range []auth.TokenEntry{
+		{Subject: "station-1", Roles: []string{"clinician"}, SHA256: auth.Hash(a)},
+		{Subject: "station-2", Roles: []string{"clinician"}, SHA256: auth.Hash(b)},
+	} {
+		if err := auth.AppendToken(path, te); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := auth.DefaultConfig()
+	cfg.TokenFile = path
+	au, err := auth.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Use(au.Middleware())
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	open := func(token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	a1, a2 := open(a), open(a)
+	if a1.StatusCode != 200 || a2.StatusCode != 200 {
+		t.Fatalf("station-1's first two streams: %d %d", a1.StatusCode, a2.StatusCode)
+	}
+	a3 := open(a)
+	body, _ := io.ReadAll(a3.Body)
+	a3.Body.Close()
+	if a3.StatusCode != http.StatusTooManyRequests || a3.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "2 live streams, the limit of one caller") {
+		t.Fatalf("station-1's third stream: %d %s", a3.StatusCode, body)
+	}
+	b1 := open(b)
+	if b1.StatusCode != 200 {
+		t.Fatalf("station-2 refused because station-1 is at its limit: %d", b1.StatusCode)
+	}
+	b1.Body.Close()
+	a1.Body.Close()
+	testkit.Eventually(t, 5*time.Second, "station-1's closed stream freed", func() bool {
+		d := open(a)
+		defer d.Body.Close()
+		return d.StatusCode == 200
+	})
+	a2.Body.Close()
+}
+
+// A stream that ends gives back what it held: its subscription, its
+// goroutines and its memory (2,000 streams once held 297 MB that stayed
+// after they left).
+func TestStreamsGiveBackTheirMemory(t *testing.T) {
+	live, e := newTestServer(t, DefaultLiveConfig(), WithMaxStreams(1000), WithMaxStreamsPerSubject(1000))
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: -1, DisableKeepAlives: true}
+	client := &http.Client{Transport: tr}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // and the pools' victim caches
+
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before, goroutines := heap(), runtime.NumGoroutine()
+	const n = 400
+	var open []*http.Response
+	for range n {
+		resp, err := client.Get(srv.URL + "/v1/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %d", len(open), resp.StatusCode)
+		}
+		open = append(open, resp)
+	}
+	held := heap()
+	for _, r := range open {
+		r.Body.Close()
+	}
+	open = nil
+	tr.CloseIdleConnections()
+	testkit.Eventually(t, 10*time.Second, "every subscription dropped", func() bool {
+		live.mu.RLock()
+		defer live.mu.RUnlock()
+		return len(live.subs) == 0
+	})
+	testkit.Eventually(t, 10*time.Second, "the streams' goroutines ended", func() bool { return runtime.NumGoroutine() <= goroutines+5 })
+	after := heap()
+	t.Logf("heap: %d KB before, %d KB with %d streams (%d KB each), %d KB after", before>>10, held>>10, n, (held-before)/n>>10, after>>10)
+	if held < before {
+		held = before
+	}
+	if after > before+(held-before)/10+1<<20 {
+		t.Errorf("the heap after the streams left is %d KB, before %d KB, with them %d KB: they did not give back their memory", after>>10, before>>10, held>>10)
+	}
 }

@@ -83,7 +83,7 @@ func TestDurabilityWhileABrokerIsKilled(t *testing.T) {
 	start := time.Now()
 	topics, flags := topicFlags("e2e-a")
 	addr := freeAddr(t)
-	ing := startRole(t, "ingest", append([]string{"ingest", "--brokers", strings.Join(brokers, ","), "--http-addr", addr}, flags...)...)
+	ing := startRole(t, "ingest", append(append([]string{"ingest", "--brokers", strings.Join(brokers, ","), "--http-addr", addr}, authFlags()...), flags...)...)
 	waitReady(t, addr, 60*time.Second)
 
 	const total, batch, workers = 200_000, 500, 4
@@ -140,8 +140,8 @@ func TestTwoBrokersDownAnswers503(t *testing.T) {
 	start := time.Now()
 	topics, flags := topicFlags("e2e-b")
 	addr := freeAddr(t)
-	ing := startRole(t, "ingest", append([]string{"ingest", "--brokers", strings.Join(brokers, ","), "--http-addr", addr,
-		"--producer-delivery-timeout", "5s", "--ingest-ack-timeout", "10s"}, flags...)...)
+	ing := startRole(t, "ingest", append(append([]string{"ingest", "--brokers", strings.Join(brokers, ","), "--http-addr", addr,
+		"--producer-delivery-timeout", "5s", "--ingest-ack-timeout", "10s"}, authFlags()...), flags...)...)
 	waitReady(t, addr, 60*time.Second)
 	client := &http.Client{Timeout: 60 * time.Second}
 	res := newLoadResult()

@@ -25,7 +25,7 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	start := time.Now()
 	dir := t.TempDir()
 	brokerAddr, httpAddr := freeAddr(t), freeAddr(t)
-	devArgs := []string{"dev", "--data-dir", dir, "--broker-addr", brokerAddr, "--http-addr", httpAddr, "--no-simulator", "--log-level", "warn", "--rules", "threshold"}
+	devArgs := []string{"dev", "--data-dir", dir, "--broker-addr", brokerAddr, "--http-addr", httpAddr, "--no-simulator", "--log-level", "warn", "--rules", "threshold", "--auth-token-file", apiTokens}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	res := newLoadResult()
 	var sentAll []schemas.Reading

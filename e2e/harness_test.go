@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
@@ -50,9 +51,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// apiTokens is the token file the API roles are started with, and
+// deviceToken the token post sends.
+var apiTokens, deviceToken string
+
+// authFlags are the flags that give an API role the suite's tokens.
+func authFlags() []string { return []string{"--auth-token-file", apiTokens} }
+
 func setup() error {
 	logDir = filepath.Join(".out", "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	// The API roles run with authentication, as a hospital runs them:
+	// a static token file with the device token the suite posts with.
+	apiTokens, _ = filepath.Abs(filepath.Join(".out", "tokens.yaml"))
+	os.Remove(apiTokens)
+	deviceToken = auth.NewToken()
+	if err := auth.AppendToken(apiTokens, auth.TokenEntry{Subject: "e2e-gateway", Roles: []string{"device"}, SHA256: auth.Hash(deviceToken)}); err != nil {
 		return err
 	}
 	bin, _ = filepath.Abs(filepath.Join(".out", "monitorme"))
@@ -298,7 +314,13 @@ func post(client *http.Client, addr string, rs []schemas.Reading) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := client.Post("http://"+addr+"/v1/vitals", "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/vitals", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+deviceToken)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -11,11 +11,13 @@ MM=${MM:-bin/monitorme}
 WORK=.cache/tryout; DIR=$WORK/data; ADDR=127.0.0.1:18080
 rm -rf $WORK; mkdir -p $WORK
 start() { $MM dev --no-simulator --data-dir $DIR --http-addr $ADDR > $WORK/dev.log 2>&1 & echo $! > $WORK/pid
-  for i in $(seq 1 100); do curl -sf $ADDR/readyz >/dev/null && return; sleep 0.2; done; echo "not ready"; }
+  for i in $(seq 1 100); do curl -sf $ADDR/readyz >/dev/null && break; sleep 0.2; done
+  # dev prints a new admin token each start; every /v1 route needs it.
+  TOKEN=$(sed -n 's/^  API token    \(mm_[^ ]*\)$/\1/p' $WORK/dev.log); [ -n "$TOKEN" ] || echo "no API token in $WORK/dev.log"; }
 stop() { kill $(cat $WORK/pid); wait $(cat $WORK/pid) 2>/dev/null; }
 ts() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.%3NZ; }
-post() { curl -s -o /dev/null -w '%{http_code}' -XPOST $ADDR/v1/vitals -H 'content-type: application/json' -d "$1"; }
-alerts() { sleep 1.5; curl -s "$ADDR/v1/alerts?patient=$1&limit=1000" | python3 -c '
+post() { curl -s -H "Authorization: Bearer $TOKEN" -o /dev/null -w '%{http_code}' -XPOST $ADDR/v1/vitals -H 'content-type: application/json' -d "$1"; }
+alerts() { sleep 1.5; curl -s -H "Authorization: Bearer $TOKEN" "$ADDR/v1/alerts?patient=$1&limit=1000" | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
 for a in sorted(d["alerts"], key=lambda a:(a["ts"],a["state"])):
@@ -58,7 +60,7 @@ S=100
 for t in $(seq 0 5 60); do for k in "resp_rate 25" "spo2 95" "o2_supplement 0" "bp_systolic 120" "heart_rate 115" "consciousness 0" "temperature 38.5"; do set -- $k; post "$(batch T6 obs6 $1 $2 $t $((t+1)) 1 $S $((NOW-90)))" >/dev/null; S=$((S+1)); done; done
 for t in $(seq 61 5 120); do for k in "resp_rate 30" "spo2 90" "o2_supplement 1" "bp_systolic 95" "heart_rate 135" "consciousness 1" "temperature 39.5"; do set -- $k; post "$(batch T6 obs6 $1 $2 $t $((t+1)) 1 $S $((NOW-90)))" >/dev/null; S=$((S+1)); done; done
 alerts T6
-curl -s $ADDR/v1/patients/T6/vitals/latest | python3 -c 'import json,sys; d=json.load(sys.stdin); print("    current NEWS2 on the API:", d.get("news2",{}).get("score"), d.get("news2",{}).get("band"), d.get("news2",{}).get("response"))'
+curl -s -H "Authorization: Bearer $TOKEN" $ADDR/v1/patients/T6/vitals/latest | python3 -c 'import json,sys; d=json.load(sys.stdin); print("    current NEWS2 on the API:", d.get("news2",{}).get("score"), d.get("news2",{}).get("band"), d.get("news2",{}).get("response"))'
 echo "7. Restart monitorme dev, then resend test 1's batches"
 stop; start
 post "$B"; echo; post "$B2"; echo " (resent after a restart)"; alerts T1

@@ -21,6 +21,8 @@ var ErrRejected = errors.New("ingest rejected the batch")
 type HTTPSender struct {
 	URL    string // base URL, e.g. http://127.0.0.1:8080
 	Client *http.Client
+	// Token, when set, is sent as the bearer token: a device token.
+	Token string
 }
 
 // Send posts rs to /v1/vitals and returns nil on 202.
@@ -34,6 +36,9 @@ func (h *HTTPSender) Send(ctx context.Context, rs []schemas.Reading) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if h.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.Token)
+	}
 	cl := h.Client
 	if cl == nil {
 		cl = http.DefaultClient

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -124,6 +125,10 @@ func (in *Ingest) post(c echo.Context) error {
 	if err != nil {
 		return in.invalid(c, err)
 	}
+	if err := mayPost(c, rs); err != nil {
+		in.count(c, "invalid", 1)
+		return err
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), in.cfg.AckTimeout)
 	defer cancel()
 	if err := in.w.Produce(ctx, rs); err != nil {
@@ -132,6 +137,29 @@ func (in *Ingest) post(c echo.Context) error {
 	}
 	in.count(c, "accepted", len(rs))
 	return c.JSON(http.StatusAccepted, Accepted{Accepted: len(rs)})
+}
+
+// mayPost refuses a batch with a reading of a device the caller's token
+// is not bound to: a gateway's token posts for its own monitors only.
+// Nothing of the batch is accepted, as with any other problem in it.
+func mayPost(c echo.Context, rs []schemas.Reading) error {
+	p, ok := auth.FromContext(c)
+	if !ok {
+		return nil
+	}
+	var errs []schemas.FieldError
+	for i, r := range rs {
+		if !p.MayPost(r.DeviceID) {
+			errs = append(errs, schemas.FieldError{Index: i, Field: "device_id", Reason: schemas.Quote(r.DeviceID) + " is not a device of this token"})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	pr := web.NewProblem(http.StatusForbidden, fmt.Sprintf("%d reading(s) of devices subject %s may not post for; nothing of the batch was accepted", len(errs), p.Subject))
+	pr.Title = "Not allowed"
+	pr.Errors = errs[:min(len(errs), 20)]
+	return pr
 }
 
 func (in *Ingest) count(c echo.Context, outcome string, n int) {

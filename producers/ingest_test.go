@@ -2,21 +2,25 @@ package producers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
@@ -30,7 +34,7 @@ type ingestEnv struct {
 	url string
 }
 
-func newIngestEnv(t *testing.T, pc ProducerConfig, ic IngestConfig) *ingestEnv {
+func newIngestEnv(t *testing.T, pc ProducerConfig, ic IngestConfig, mw ...echo.MiddlewareFunc) *ingestEnv {
 	t.Helper()
 	c, kc := testkit.CreateCluster(t, 6)
 	tel := telemetry.Nop()
@@ -44,6 +48,7 @@ func newIngestEnv(t *testing.T, pc ProducerConfig, ic IngestConfig) *ingestEnv {
 		t.Fatal(err)
 	}
 	e := web.New(slog.New(slog.DiscardHandler), tel)
+	e.Use(mw...)
 	in.Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
@@ -324,5 +329,57 @@ func TestIngestConfigBodyLimit(t *testing.T) {
 		if err := c.Validate(); (err == nil) != ok {
 			t.Errorf("%q: %v", limit, err)
 		}
+	}
+}
+
+// A device token bound to its monitors posts for them only: a batch with
+// another device's reading is refused whole (403), and nothing of it is
+// on the topic.
+func TestDeviceTokenPostsForItsDevicesOnly(t *testing.T) {
+	gw, nurse := auth.NewToken(), auth.NewToken()
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	for _, te := range []auth.TokenEntry{
+		{Subject: "gw-icu", Roles: []string{"device"}, Devices: []string{"dev-1", "dev-2"}, SHA256: auth.Hash(gw)},
+		{Subject: "nurse-7", Roles: []string{"clinician"}, SHA256: auth.Hash(nurse)},
+	} {
+		if err := auth.AppendToken(path, te); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ac := auth.DefaultConfig()
+	ac.TokenFile = path
+	a, err := auth.New(context.Background(), ac, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newIngestEnv(t, DefaultProducerConfig(), DefaultIngestConfig(), a.Middleware())
+	rs := batch(3, time.Now().UTC().Add(-time.Minute)) // dev-0, dev-1, dev-2
+	body, _ := json.Marshal(rs)
+	for _, tc := range []struct {
+		name, token string
+		body        []byte
+		want        int
+		contains    string
+	}{
+		{"no token", "", body, 401, "needs a token"},
+		{"a clinician", nurse, body, 403, "needs role device"},
+		{"another device in the batch", gw, body, 403, `"index":0,"field":"device_id","reason":"\"dev-0\" is not a device of this token"`},
+	} {
+		var hdr []string
+		if tc.token != "" {
+			hdr = []string{"Authorization", "Bearer " + tc.token}
+		}
+		resp, b := post(t, env.url, "application/json", tc.body, hdr...)
+		if resp.StatusCode != tc.want || !strings.Contains(string(b), tc.contains) {
+			t.Errorf("%s: %d %s, want %d with %s", tc.name, resp.StatusCode, b, tc.want, tc.contains)
+		}
+	}
+	own, _ := json.Marshal(rs[1:])
+	if resp, b := post(t, env.url, "application/json", own, "Authorization", "Bearer "+gw); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("its own devices: %d %s", resp.StatusCode, b)
+	}
+	recs := testkit.ReadAll(t, env.c, env.kc.Topics.Vitals, kgo.ReadCommitted())
+	if len(recs) != 2 {
+		t.Fatalf("%d readings on the topic, want the 2 of the accepted batch", len(recs))
 	}
 }

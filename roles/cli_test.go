@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -64,6 +65,20 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"migrate", "--dry-run", "--vitals-ttl-days", "0"}, want: "vitals-ttl-days"},
 		{args: []string{"api", "--brokers", "127.0.0.1:1", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-ca-file", "ca.pem"}, want: "need --clickhouse-tls"},
 		{args: []string{"dev", "--clickhouse-addr", "127.0.0.1:1", "--clickhouse-cert-file", "c.pem", "--clickhouse-tls"}, want: "give both or neither"},
+		// The API never runs open by accident.
+		{args: []string{"api", "--brokers", "127.0.0.1:1"}, want: "no API authentication configured: give --auth-issuer"},
+		{args: []string{"ingest", "--brokers", "127.0.0.1:1"}, want: "or --insecure to serve without"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--auth-issuer", "https://idp.example"}, want: "auth-audience: required"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--auth-issuer", "https://idp.example", "--auth-audience", "m", "--auth-algorithms", "HS256"}, want: "auth-algorithms"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--auth-token-file", "no-such-tokens.yaml"}, want: "no-such-tokens.yaml"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--insecure", "--cors-origins", "*"}, want: "cors-origins"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--insecure", "--metrics-access", "public"}, want: "metrics-access"},
+		{args: []string{"api", "--brokers", "127.0.0.1:1", "--insecure", "--live-max-streams-per-caller", "0"}, want: "live-max-streams"},
+		{args: []string{"dev", "--insecure", "--auth-token-file", "t.yaml"}, want: "cannot be combined"},
+		{args: []string{"token", "create", "--subject", "s", "--role", "clinician"}, want: "--file tokens.yaml"},
+		{args: []string{"token", "create", "--file", filepath.Join(t.TempDir(), "t.yaml"), "--subject", "s", "--role", "root"}, want: `role "root"`},
+		{args: []string{"token", "create", "--file", filepath.Join(t.TempDir(), "t.yaml"), "--subject", "has space", "--role", "admin"}, want: "without spaces"},
+		{args: []string{"simulate", "--token-file", "no-such-token"}, want: "token-file"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -125,6 +140,11 @@ func startDevOut(t *testing.T, args ...string) (string, func() int, *syncBuffer)
 		}
 		return m != nil
 	})
+	if m := tokenLine.FindStringSubmatch(out.String()); m != nil {
+		devTokens.Store(base, m[1])
+	} else if !slices.Contains(args, "--insecure") {
+		t.Errorf("dev printed no API token:\n%s", out.String())
+	}
 	if !slices.Contains(args, "--clickhouse-addr") && !strings.Contains(out.String(), "history      off: no ClickHouse configured (--clickhouse-addr)") {
 		t.Errorf("dev without ClickHouse does not say history is off:\n%s", out.String())
 	}
@@ -148,9 +168,25 @@ func startDevOut(t *testing.T, args ...string) (string, func() int, *syncBuffer)
 	return base, stop, out
 }
 
+// tokenLine is where dev prints its admin token.
+var tokenLine = regexp.MustCompile(`(?m)^  API token    (mm_\S+)$`)
+
+// devTokens are the admin tokens of the dev servers started, by base URL.
+var devTokens sync.Map
+
+// authed sends req with the admin token of the dev server it goes to.
+func authed(req *http.Request) (*http.Response, error) {
+	base := req.URL.Scheme + "://" + req.URL.Host
+	if tok, ok := devTokens.Load(base); ok && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
+	return http.DefaultClient.Do(req)
+}
+
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	resp, err := authed(req)
 	if err != nil {
 		return 0
 	}
@@ -187,7 +223,14 @@ func TestDevEndToEndAndRestart(t *testing.T) {
 	testkit.Eventually(t, 30*time.Second, "an alert raised", func() bool {
 		return getJSON(t, base+"/v1/alerts?limit=1000", &before) == 200 && len(before.Alerts) > 0
 	})
-	resp, err := http.Post(base+"/v1/vitals", "application/json", strings.NewReader(`[{"patient_id":"P001","kind":"pulse"}]`))
+	// Without the printed token nothing of the API answers; with it, the
+	// README's curl line does.
+	if resp, err := http.Get(base + "/v1/patients"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("no token: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/vitals", strings.NewReader(`[{"patient_id":"P001","kind":"pulse"}]`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := authed(req)
 	if err != nil || resp.StatusCode != 400 {
 		t.Fatalf("bad request: %v %v", resp, err)
 	}
@@ -307,4 +350,38 @@ func TestDevReadyWithNothingToRead(t *testing.T) {
 	testkit.Eventually(t, 15*time.Second, "ready with empty topics", func() bool {
 		return getJSON(t, base+"/readyz", &ready) == 200
 	})
+}
+
+// token create prints a token once and stores only its hash; a server
+// given the file takes the token.
+func TestTokenCreate(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.yaml")
+	var stdout, stderr bytes.Buffer
+	if code := Run(context.Background(), []string{"token", "create", "--file", file, "--subject", "gw-icu", "--role", "device", "--device", "mon-1"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	tok := strings.TrimSpace(stdout.String())
+	b, _ := os.ReadFile(file)
+	if !strings.HasPrefix(tok, auth.TokenPrefix) || strings.Contains(string(b), tok) || !strings.Contains(string(b), auth.Hash(tok)) {
+		t.Fatalf("token %q, file:\n%s", tok, b)
+	}
+	got, err := auth.ReadTokenFile(file)
+	if p := got[auth.Hash(tok)]; err != nil || p.Subject != "gw-icu" || !slices.Equal(p.Devices, []string{"mon-1"}) {
+		t.Fatalf("read back: %+v %v", got, err)
+	}
+}
+
+// dev --insecure says loudly that the API is open, and it is.
+func TestDevInsecureSaysSo(t *testing.T) {
+	base, _, out := startDevOut(t, "--data-dir", t.TempDir(), "--no-simulator", "--insecure")
+	if !strings.Contains(out.String(), "!!! INSECURE") || strings.Contains(out.String(), "API token") {
+		t.Fatalf("dev --insecure printed:\n%s", out.String())
+	}
+	var ready map[string]string
+	testkit.Eventually(t, 20*time.Second, "ready", func() bool { return getJSON(t, base+"/readyz", &ready) == 200 })
+	resp, err := http.Get(base + "/v1/patients")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("insecure dev without a token: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -15,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/monitorme/monitorme/api"
+	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/broker"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
@@ -35,7 +38,11 @@ type platform struct {
 	kc  kafka.Config
 	// httpTLS, when set, makes the HTTP server serve HTTPS.
 	httpTLS web.TLSFiles
-	adm     *kadm.Client
+	// auth, when set, authenticates every API request (ingest, api, dev);
+	// cors are the origins allowed to call the API from a browser.
+	auth *auth.Authenticator
+	cors []string
+	adm  *kadm.Client
 
 	producer *producers.Producer
 	ingest   *producers.Ingest
@@ -73,6 +80,11 @@ type roleFlags struct {
 	httpAddr  string
 	httpTLS   web.TLSFiles
 	provision bool
+	// ac is the API's authentication, for the roles that serve the API
+	// (apiAuth set by apiSecurity).
+	ac      auth.Config
+	apiAuth bool
+	cors    []string
 }
 
 func defaultRoleFlags(httpAddr string) *roleFlags {
@@ -80,8 +92,16 @@ func defaultRoleFlags(httpAddr string) *roleFlags {
 		kc: kafka.DefaultConfig(), pc: producers.DefaultProducerConfig(), ic: producers.DefaultIngestConfig(),
 		prc: processors.DefaultConfig(), lc: api.DefaultLiveConfig(), sc: producers.DefaultSimConfig(),
 		wc: warehouse.DefaultConfig(), skc: sinkch.DefaultConfig(), schema: chschema.DefaultSettings(),
-		httpAddr: httpAddr, provision: true,
+		httpAddr: httpAddr, provision: true, ac: auth.DefaultConfig(),
 	}
+}
+
+// apiSecurity adds the flags of a role that serves API routes: who may
+// call them, and from which browser origins.
+func (f *roleFlags) apiSecurity(cmd *cobra.Command) {
+	f.apiAuth = true
+	f.ac.RegisterFlags(cmd.Flags())
+	cmd.Flags().StringSliceVar(&f.cors, "cors-origins", f.cors, "browser origins allowed to call the API from their pages (https://station.example); none by default")
 }
 
 // checkHTTPAddr refuses an --http-addr no listener can take, before
@@ -113,14 +133,17 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 	if err != nil {
 		return nil, err
 	}
-	errs := []error{f.kc.Validate(), f.checkHTTPAddr(), web.CheckTLS(f.httpTLS)}
+	errs := []error{f.kc.Validate(), f.checkHTTPAddr(), web.CheckTLS(f.httpTLS), web.CheckOrigins(f.cors)}
+	if f.apiAuth {
+		errs = append(errs, f.ac.Validate())
+	}
 	for _, v := range validate {
 		errs = append(errs, v())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, usage(err)
 	}
-	p := &platform{log: log, kc: f.kc, httpTLS: f.httpTLS}
+	p := &platform{log: log, kc: f.kc, httpTLS: f.httpTLS, cors: f.cors}
 	ok := false
 	defer func() {
 		if !ok {
@@ -135,6 +158,16 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 		defer cancel()
 		_ = p.tel.Shutdown(sctx)
 	})
+	if f.apiAuth {
+		// Before the listener and the brokers: an issuer that cannot be
+		// reached ends the role at once.
+		if p.auth, err = auth.New(ctx, f.ac, log.With("component", "auth")); err != nil {
+			return nil, err
+		}
+		if f.ac.Insecure {
+			log.Warn("THE API HAS NO AUTHENTICATION (--insecure): anyone who reaches " + f.httpAddr + " may post readings, read every patient and acknowledge alarms")
+		}
+	}
 	if p.ln, err = listen(f.httpAddr); err != nil {
 		return nil, err
 	}
@@ -265,6 +298,12 @@ func (p *platform) run(ctx context.Context) error {
 		checks = append(checks, p.live.Ready)
 	}
 	e := web.New(p.log.With("component", "http"), p.tel, checks...)
+	// CORS first: a browser's preflight carries no token.
+	e.Use(web.CORS(p.cors))
+	if p.auth != nil {
+		e.Use(p.auth.Middleware())
+		p.auth.Register(e)
+	}
 	if len(p.groups) > 0 {
 		if err := p.tel.Registry.Register(kafka.LagCollector(p.adm, p.groups...)); err != nil {
 			return err
@@ -313,8 +352,19 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The broker starts before start() runs, so its settings and
 			// everything else are checked here first.
+			// Authentication is on unless --insecure: this run's admin
+			// token (printed once below) and the simulator's device
+			// token live in memory only.
+			var adminToken, simToken string
+			if !f.ac.Insecure {
+				adminToken, simToken = auth.NewToken(), auth.NewToken()
+				f.ac.Issued = map[string]auth.Principal{
+					adminToken: {Subject: "dev-admin", Roles: []auth.Role{auth.Admin}, Method: "token"},
+					simToken:   {Subject: "dev-simulator", Roles: []auth.Role{auth.Device}, Method: "token"},
+				}
+			}
 			if err := errors.Join(bc.Validate(), f.checkHTTPAddr(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(),
-				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.prc.LoadRules()); err != nil {
+				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.ac.Validate(), f.prc.LoadRules()); err != nil {
 				return usage(err)
 			}
 			log, err := g.logger()
@@ -348,7 +398,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			}
 			base := "http://" + p.ln.Addr().String()
 			if !noSim {
-				p.sim, err = producers.NewSimulator(f.sc, &producers.HTTPSender{URL: base}, log.With("component", "simulator"))
+				p.sim, err = producers.NewSimulator(f.sc, &producers.HTTPSender{URL: base, Token: simToken}, log.With("component", "simulator"))
 				if err != nil {
 					return usage(err)
 				}
@@ -372,6 +422,13 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			}
 			fmt.Fprintf(out, "  OpenAPI      %s/v1/openapi.json\n", base)
 			fmt.Fprintf(out, "  metrics      %s/metrics   health %s/healthz %s/readyz\n", base, base, base)
+			if adminToken != "" {
+				fmt.Fprintf(out, "  API token    %s\n", adminToken)
+				fmt.Fprintln(out, "               admin, made for this run and printed once; every /v1 route needs it (or --insecure)")
+				fmt.Fprintf(out, "  try          curl -H 'Authorization: Bearer %s' %s/v1/patients\n", adminToken, base)
+			} else {
+				fmt.Fprintln(out, "  !!! INSECURE  the API has no authentication (--insecure): anyone who reaches it may do anything !!!")
+			}
 			if !noSim {
 				fmt.Fprintf(out, "  simulator    %d patients at %gx\n", f.sc.Patients, f.sc.Speed)
 			}
@@ -382,6 +439,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 		},
 	}
 	f.common(cmd)
+	f.apiSecurity(cmd)
 	bc.RegisterFlags(cmd.Flags())
 	f.pc.RegisterFlags(cmd.Flags())
 	f.ic.RegisterFlags(cmd.Flags())
@@ -410,6 +468,7 @@ func ingestCmd(g *globals) *cobra.Command {
 		},
 	}
 	f.common(cmd)
+	f.apiSecurity(cmd)
 	f.pc.RegisterFlags(cmd.Flags())
 	f.ic.RegisterFlags(cmd.Flags())
 	return cmd
@@ -457,6 +516,7 @@ func apiCmd(g *globals) *cobra.Command {
 		},
 	}
 	f.common(cmd)
+	f.apiSecurity(cmd)
 	f.lc.RegisterFlags(cmd.Flags())
 	f.pc.RegisterFlags(cmd.Flags())
 	f.wc.RegisterFlags(cmd.Flags())
@@ -467,6 +527,7 @@ func apiCmd(g *globals) *cobra.Command {
 func simulateCmd(g *globals) *cobra.Command {
 	sc := producers.DefaultSimConfig()
 	target := "http://127.0.0.1:8080"
+	tokenFile := ""
 	cmd := &cobra.Command{
 		Use:   "simulate",
 		Short: "Simulate a ward of bedside monitors posting to an ingest API",
@@ -479,7 +540,11 @@ func simulateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sim, err := producers.NewSimulator(sc, &producers.HTTPSender{URL: target}, log)
+			token, err := readToken(tokenFile)
+			if err != nil {
+				return usage(err)
+			}
+			sim, err := producers.NewSimulator(sc, &producers.HTTPSender{URL: target, Token: token}, log)
 			if err != nil {
 				return usage(err)
 			}
@@ -489,7 +554,28 @@ func simulateCmd(g *globals) *cobra.Command {
 	}
 	sc.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringVar(&target, "target", target, "base URL of the ingest API")
+	cmd.Flags().StringVar(&tokenFile, "token-file", tokenFile, "file holding the device token to post with (or set "+tokenEnv+"); never a flag value")
 	return cmd
+}
+
+// tokenEnv holds an API token for the commands that call the API.
+const tokenEnv = "MONITORME_TOKEN"
+
+// readToken returns the API token from file, else from the environment,
+// else "" (an API without authentication).
+func readToken(file string) (string, error) {
+	if file == "" {
+		return os.Getenv(tokenEnv), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("token-file %s: want one token on one line", file)
+	}
+	return tok, nil
 }
 
 // checkTarget refuses a --target that is not an http(s) URL with a host:

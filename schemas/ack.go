@@ -14,10 +14,12 @@ import (
 type Ack struct {
 	AlertID   string `json:"alert_id"`
 	PatientID string `json:"patient_id"`
-	// By identifies who acknowledged: a user or station id, never a
-	// patient value.
-	By string    `json:"by"`
-	TS time.Time `json:"ts"`
+	// By identifies who acknowledged: the subject of the caller's token
+	// (a user or station id), never a patient value.
+	By string `json:"by"`
+	// Auth is how the API authenticated By: oidc, token, or none.
+	Auth string    `json:"auth,omitempty"`
+	TS   time.Time `json:"ts"`
 }
 
 // IsAlertID says whether id has the shape AlertID gives: 32 lowercase hex
@@ -35,9 +37,10 @@ func (a *Ack) Validate() error {
 	if msg := CheckID(a.PatientID); msg != "" {
 		errs = append(errs, errors.New("patient_id: "+msg))
 	}
-	if msg := CheckID(a.By); msg != "" {
+	if msg := CheckActor(a.By); msg != "" {
 		errs = append(errs, errors.New("by: "+msg))
 	}
+	errs = append(errs, checkAuth(a.Auth))
 	if a.TS.IsZero() {
 		errs = append(errs, errors.New("ts: missing"))
 	}
@@ -52,9 +55,40 @@ func (a *Ack) Validate() error {
 type Silence struct {
 	PatientID string `json:"patient_id"`
 	By        string `json:"by"`
+	// Auth is how the API authenticated By: oidc, token, or none.
+	Auth string `json:"auth,omitempty"`
 	// Seconds is how long the silence lasts from TS; 0 ends a silence.
 	Seconds int       `json:"seconds"`
 	TS      time.Time `json:"ts"`
+}
+
+// MaxActorLen bounds who acted (by): an e-mail-like user name fits.
+const MaxActorLen = 128
+
+// CheckActor says what is wrong with who acted (by), "" for nothing: a
+// token's subject, which may be a user name with @ or +, so it allows
+// more than CheckID.
+func CheckActor(by string) string {
+	switch {
+	case by == "":
+		return "is required"
+	case len(by) > MaxActorLen:
+		return "is longer than 128 bytes"
+	}
+	for _, c := range by {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:@+", c)) {
+			return "may contain only letters, digits and . _ : @ + -"
+		}
+	}
+	return ""
+}
+
+func checkAuth(auth string) error {
+	switch auth {
+	case "", "oidc", "token", "none":
+		return nil
+	}
+	return fmt.Errorf("auth: %q, want oidc, token or none", auth)
 }
 
 // MaxSilenceSeconds bounds a silence: alarms are never silenced for long.
@@ -66,9 +100,10 @@ func (s *Silence) Validate() error {
 	if msg := CheckID(s.PatientID); msg != "" {
 		errs = append(errs, errors.New("patient_id: "+msg))
 	}
-	if msg := CheckID(s.By); msg != "" {
+	if msg := CheckActor(s.By); msg != "" {
 		errs = append(errs, errors.New("by: "+msg))
 	}
+	errs = append(errs, checkAuth(s.Auth))
 	if s.Seconds < 0 || s.Seconds > MaxSilenceSeconds {
 		errs = append(errs, fmt.Errorf("seconds: %d, want 0 to %d", s.Seconds, MaxSilenceSeconds))
 	}

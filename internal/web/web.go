@@ -37,6 +37,8 @@ type Problem struct {
 	// Cause is logged, not sent: a backend's error may carry details
 	// a client should not see.
 	Cause error `json:"-"`
+	// Header is sent with the problem (WWW-Authenticate on a 401).
+	Header http.Header `json:"-"`
 }
 
 func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }
@@ -118,6 +120,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 			p = NewProblem(http.StatusInternalServerError, "internal error")
 		}
+		for k, v := range p.Header {
+			c.Response().Header()[k] = v
+		}
 		if p.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
 		}
@@ -128,6 +133,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 	}
 }
+
+// SubjectKey is the echo context key under which authentication (the
+// auth package) leaves the caller's subject for the access log.
+const SubjectKey = "monitorme.subject"
 
 // MaxBody bounds the request body of every route but ingest's.
 const MaxBody = "64KiB"
@@ -168,8 +177,13 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			case status >= 400:
 				level = slog.LevelInfo
 			}
-			log.Log(c.Request().Context(), level, "request", "method", c.Request().Method, "route", c.Path(), "status", c.Response().Status,
-				"duration_ms", time.Since(start).Milliseconds(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+			attrs := []any{"method", c.Request().Method, "route", c.Path(), "status", c.Response().Status,
+				"duration_ms", time.Since(start).Milliseconds(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID)}
+			// Who called: a user, station or gateway id, never a patient.
+			if sub, ok := c.Get(SubjectKey).(string); ok {
+				attrs = append(attrs, "subject", sub)
+			}
+			log.Log(c.Request().Context(), level, "request", attrs...)
 			return nil
 		}
 	}

@@ -141,3 +141,38 @@ func TestBodiesAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// CORS headers go to the configured origins only, and to nobody when
+// none is configured.
+func TestCORSOnlyForConfiguredOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		origins     []string
+		from, allow string
+	}{
+		{nil, "https://station.example", ""},
+		{[]string{"https://station.example"}, "https://station.example", "https://station.example"},
+		{[]string{"https://station.example"}, "https://evil.example", ""},
+	} {
+		e := New(slog.New(slog.DiscardHandler), telemetry.Nop())
+		e.Use(CORS(tc.origins))
+		e.GET("/v1/patients", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+		for _, method := range []string{http.MethodGet, http.MethodOptions} {
+			req := httptest.NewRequest(method, "/v1/patients", nil)
+			req.Header.Set("Origin", tc.from)
+			if method == http.MethodOptions {
+				req.Header.Set("Access-Control-Request-Method", "GET")
+				req.Header.Set("Access-Control-Request-Headers", "authorization")
+			}
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			if got := rec.Header().Get("Access-Control-Allow-Origin"); got != tc.allow {
+				t.Errorf("origins %v, %s from %s: Access-Control-Allow-Origin %q, want %q", tc.origins, method, tc.from, got, tc.allow)
+			}
+		}
+	}
+	for _, bad := range []string{"*", "station.example", "https://station.example/path"} {
+		if CheckOrigins([]string{bad}) == nil {
+			t.Errorf("origin %q accepted", bad)
+		}
+	}
+}
