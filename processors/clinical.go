@@ -276,6 +276,10 @@ func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 // on another processor's patient before a rebalance moved it) changes
 // nothing: it is stale, not poison.
 func (c *Clinical) handleAck(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
+	if schemas.Header(r, schemas.HeaderSchema) == schemas.RulesV1 {
+		// The audit trail of rule changes: for the history sink.
+		return c.records(c.fire(r.Partition, now))
+	}
 	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
 		sil, err := schemas.DecodeSilence(r)
 		if err != nil {

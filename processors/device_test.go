@@ -547,3 +547,18 @@ func TestCurrentNEWS2(t *testing.T) {
 		t.Fatalf("with consciousness 2 h old: %+v", got)
 	}
 }
+
+// The rules-loaded event shares the acks topic for the audit trail: the
+// engine reads past it, with no dead letter and no change.
+func TestRulesLoadedEventIsSkipped(t *testing.T) {
+	f := defaultFeed(t)
+	ev := schemas.RulesLoaded{By: "process", Auth: "none", Source: "built-in", SHA256: strings.Repeat("0", 64), Host: "h", TS: t0}
+	rec, err := schemas.RulesLoadedRecord(topics.Acks, &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Timestamp = t0
+	if got := f.handle(rec); len(got) != 0 {
+		t.Fatalf("a rules-loaded event made alerts: %v", got)
+	}
+}

@@ -3,7 +3,9 @@ package processors
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,6 +164,24 @@ func (c *Config) LoadRules() error {
 	}
 	c.Clinical = cfg
 	return nil
+}
+
+// RulesLoaded describes the rules LoadRules read, for the audit trail
+// (the caller fills in who and where): the file and the SHA-256 of its
+// bytes, or "built-in" and the hash of the defaults as JSON.
+func (c *Config) RulesLoaded() (schemas.RulesLoaded, error) {
+	ev := schemas.RulesLoaded{Source: "built-in", Rules: c.Rules}
+	var b []byte
+	var err error
+	if c.RulesFile != "" {
+		ev.Source = c.RulesFile
+		b, err = os.ReadFile(c.RulesFile)
+	} else {
+		b, err = json.Marshal(c.Clinical)
+	}
+	sum := sha256.Sum256(b)
+	ev.SHA256 = hex.EncodeToString(sum[:])
+	return ev, err
 }
 
 // RegisterFlags binds c to flags.

@@ -145,7 +145,7 @@ func TestClinicalDeterministicOnATopic(t *testing.T) {
 		// after tier, by the wall clock of each run, so events whose ts
 		// is past the data are compared as a set of id, condition and
 		// state.
-		testkit.Eventually(t, 60*time.Second, name+": every patient's final signals lost", func() bool {
+		testkit.Eventually(t, 3*time.Minute, name+": every patient's final signals lost", func() bool {
 			final := map[string]bool{}
 			for _, a := range alertEvents(t, c, k.Topics.Alerts) {
 				if strings.HasSuffix(a.Condition, "_signal_lost") && a.State == schemas.Raised && a.TS.After(base.Add(1800*time.Second)) {

@@ -3,8 +3,10 @@ package roles
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/monitorme/monitorme/api"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/internal/warehouse"
+	"github.com/monitorme/monitorme/schemas"
 )
 
 var brokerLine = regexp.MustCompile(`broker\s+(127\.0\.0\.1:\d+) \(embedded`)
@@ -57,6 +60,19 @@ func TestDevHistoryOnChDB(t *testing.T) {
 	if a := alerts.Alerts[0]; a.PatientID != "P001" || a.AlertID == "" || a.Reading.Kind == "" {
 		t.Fatalf("alert from history %+v", a)
 	}
+	// The audit trail: an acknowledgement under the token's subject.
+	var open struct{ Alerts []schemas.Alert }
+	testkit.Eventually(t, 20*time.Second, "a raised alert to acknowledge", func() bool {
+		if getJSON(t, base+"/v1/alerts?limit=1000", &open) != 200 {
+			return false
+		}
+		open.Alerts = slices.DeleteFunc(open.Alerts, func(a schemas.Alert) bool { return a.State != schemas.Raised })
+		return len(open.Alerts) > 0
+	})
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/alerts/"+open.Alerts[len(open.Alerts)-1].AlertID+"/ack", nil)
+	if resp, err := authed(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("acknowledge: %v %v", resp, err)
+	}
 	if code := stop(); code != 0 {
 		t.Fatalf("dev exited %d", code)
 	}
@@ -96,5 +112,12 @@ func TestDevHistoryOnChDB(t *testing.T) {
 	if samples := count("SELECT sum(samples) AS n FROM vitals_1m"); samples != rows {
 		t.Fatalf("rollup counts %d samples of %d readings", samples, rows)
 	}
-	t.Logf("%d readings, %d rows in ClickHouse, %d alert events", readings, rows, count("SELECT count() AS n FROM alerts"))
+	// Who acknowledged, and which rules each start loaded, are in the
+	// audit table, and the acknowledgement in acknowledgements too.
+	testkit.Eventually(t, 20*time.Second, "the audit trail in ClickHouse", func() bool {
+		return count("SELECT count() AS n FROM audit WHERE action = 'acknowledge' AND subject = 'dev-admin' AND auth = 'token'") == 1 &&
+			count("SELECT count() AS n FROM audit WHERE action = 'rules-loaded' AND subject = 'process' AND JSONExtractString(detail, 'source') = 'built-in'") == 2 &&
+			count("SELECT count() AS n FROM acknowledgements WHERE acked_by = 'dev-admin'") == 1
+	})
+	t.Logf("%d readings, %d rows in ClickHouse, %d alert events, %d audit rows", readings, rows, count("SELECT count() AS n FROM alerts"), count("SELECT count() AS n FROM audit"))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/api"
 	"github.com/monitorme/monitorme/internal/auth"
@@ -25,6 +26,7 @@ import (
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/producers"
+	"github.com/monitorme/monitorme/schemas"
 	chschema "github.com/monitorme/monitorme/schemas/clickhouse"
 	sinkch "github.com/monitorme/monitorme/sinks/clickhouse"
 )
@@ -237,6 +239,39 @@ func (p *platform) withProcessor(f *roleFlags) error {
 	return usage(err)
 }
 
+// recordRules writes the rules-loaded event of the processor's rules to
+// the acks topic: the audit trail of rule changes, which the history sink
+// stores with acknowledgements and silences. Who loaded them is the
+// role's identity to the brokers.
+func (p *platform) recordRules(ctx context.Context, f *roleFlags) error {
+	ev, err := f.prc.RulesLoaded()
+	if err != nil {
+		return err
+	}
+	ev.By, ev.Auth = p.kc.Security.Principal()
+	if ev.By == "" {
+		ev.By = "process"
+	}
+	ev.Host, _ = os.Hostname()
+	ev.TS = time.Now().UTC()
+	rec, err := schemas.RulesLoadedRecord(p.kc.Topics.Acks, &ev)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(p.kc.ClientOpts("rules-audit")...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("record the rules loaded on %s (audit trail): %w", p.kc.Topics.Acks, p.kc.Explain(err))
+	}
+	p.log.Info("rules loaded", "source", ev.Source, "sha256", ev.SHA256, "by", ev.By)
+	return nil
+}
+
 func (p *platform) withLive(f *roleFlags) error {
 	if err := p.withProducer(f); err != nil {
 		return err
@@ -391,6 +426,9 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			if err := errors.Join(p.withIngest(f), p.withProcessor(f), p.withLive(f)); err != nil {
 				return err
 			}
+			if err := p.recordRules(cmd.Context(), f); err != nil {
+				return err
+			}
 			if p.ch != nil {
 				if err := p.withSink(f); err != nil {
 					return err
@@ -482,7 +520,12 @@ func processCmd(g *globals) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.runRole(cmd, g, "monitorme-process", []func() error{f.prc.Validate, f.prc.LoadRules},
-				func(_ context.Context, p *platform) error { return p.withProcessor(f) },
+				func(ctx context.Context, p *platform) error {
+					if err := p.withProcessor(f); err != nil {
+						return err
+					}
+					return p.recordRules(ctx, f)
+				},
 				func(p *platform) {
 					p.log.Info("processor starting", "group", f.prc.Group, "brokers", f.kc.Brokers, "http", p.ln.Addr().String())
 				})

@@ -112,3 +112,42 @@ func (s *Silence) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// RulesLoaded is a rules-loaded.v1 event: an alert processor started with
+// a set of clinical rules. It is the audit trail of rule changes, which
+// reach MonitorMe only as a rules file a processor loads at start: the
+// hash says whether the rules changed, By which service identity loaded
+// them. It travels on the acks topic with the other actions, keyed
+// "rules".
+type RulesLoaded struct {
+	By     string    `json:"by"`
+	Auth   string    `json:"auth"`
+	Source string    `json:"source"`
+	SHA256 string    `json:"sha256"`
+	Rules  string    `json:"rules,omitempty"`
+	Host   string    `json:"host"`
+	TS     time.Time `json:"ts"`
+}
+
+// RulesKey is the record key of rules-loaded events.
+const RulesKey = "rules"
+
+// Validate names what is wrong.
+func (r *RulesLoaded) Validate() error {
+	var errs []error
+	if msg := CheckActor(r.By); msg != "" {
+		errs = append(errs, errors.New("by: "+msg))
+	}
+	switch r.Auth {
+	case "sasl", "mtls", "none":
+	default:
+		errs = append(errs, fmt.Errorf("auth: %q, want sasl, mtls or none", r.Auth))
+	}
+	if len(r.SHA256) != 64 || strings.Trim(r.SHA256, "0123456789abcdef") != "" {
+		errs = append(errs, errors.New("sha256: want 64 lowercase hex digits"))
+	}
+	if r.TS.IsZero() {
+		errs = append(errs, errors.New("ts: missing"))
+	}
+	return errors.Join(errs...)
+}

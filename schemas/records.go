@@ -36,6 +36,7 @@ const (
 	AlertV1   = "alert-event.v1"
 	AckV1     = "alert-ack.v1"
 	SilenceV1 = "alarm-silence.v1"
+	RulesV1   = "rules-loaded.v1"
 )
 
 // ErrUnsupportedVersion is returned for a record whose schema header names
@@ -64,6 +65,12 @@ func AckRecord(topic string, a *Ack) (*kgo.Record, error) {
 // with the schema header, on the acks topic.
 func SilenceRecord(topic string, s *Silence) (*kgo.Record, error) {
 	return record(topic, s.PatientID, SilenceV1, s)
+}
+
+// RulesLoadedRecord returns the record of a rules-loaded event, on the
+// acks topic.
+func RulesLoadedRecord(topic string, r *RulesLoaded) (*kgo.Record, error) {
+	return record(topic, RulesKey, RulesV1, r)
 }
 
 func record(topic, key, schema string, v any) (*kgo.Record, error) {
@@ -155,6 +162,18 @@ func DecodeSilence(r *kgo.Record) (Silence, error) {
 		return s, fmt.Errorf("record key %q is not the silence's patient_id %q", r.Key, s.PatientID)
 	}
 	return s, nil
+}
+
+// DecodeRulesLoaded decodes and validates a rules-loaded.v1 record.
+func DecodeRulesLoaded(r *kgo.Record) (RulesLoaded, error) {
+	var rl RulesLoaded
+	if schema := Header(r, HeaderSchema); schema != RulesV1 {
+		return rl, fmt.Errorf("%w: %q, want %s", ErrUnsupportedVersion, schema, RulesV1)
+	}
+	if err := json.Unmarshal(r.Value, &rl); err != nil {
+		return rl, fmt.Errorf("decode %s: %w", RulesV1, err)
+	}
+	return rl, rl.Validate()
 }
 
 // DeadLetter returns the dead-letter record of r on topic: its key and

@@ -172,3 +172,17 @@ func (s *Security) opts() []kgo.Opt {
 	}
 	return opts
 }
+
+// Principal returns who the role is to the brokers, as an audit record
+// names it: the SASL user, or the client certificate's subject common
+// name (mTLS, User:CN=... on Kafka), and how it authenticated: "sasl",
+// "mtls" or "none".
+func (s *Security) Principal() (user, method string) {
+	switch {
+	case s.SASLMechanism != "":
+		return s.User, "sasl"
+	case s.tlsConfig != nil && len(s.tlsConfig.Certificates) > 0 && s.tlsConfig.Certificates[0].Leaf != nil:
+		return s.tlsConfig.Certificates[0].Leaf.Subject.CommonName, "mtls"
+	}
+	return "", "none"
+}

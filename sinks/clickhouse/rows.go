@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -65,7 +66,8 @@ var (
 		{"components", "Map(LowCardinality(String), UInt8)"}, {"acked_by", str}, {"ward", lowCard}, {"kind", lowCard}, {"value", float},
 		{"unit", lowCard}, {"reading_ts", dt64}, {"device_id", lowCard}, {"seq", unsigned}, {"received_at", dt64},
 		{"updated", "Bool"}, {"escalation_level", "UInt8"}, {"notify", lowCard}, {"silenced", "Bool"}}
-	ackColumns = []Column{{"patient_id", str}, {"alert_id", str}, {"ts", dt64}, {"acked_by", str}, {"received_at", dt64}}
+	auditColumns = []Column{{"ts", dt64}, {"action", lowCard}, {"subject", str}, {"auth", lowCard}, {"patient_id", str}, {"alert_id", str},
+		{"seconds", "UInt16"}, {"detail", str}, {"received_at", dt64}}
 )
 
 // VitalRows are rows of the vitals table.
@@ -195,37 +197,72 @@ func (a *AlertRows) Columns() []any {
 
 func (a *AlertRows) Reset() { *a = AlertRows{} }
 
-// AckRows are rows of the acknowledgements table.
-type AckRows struct {
-	PatientID, AlertID []string
+// Audit actions, the audit table's action column.
+const (
+	ActionAcknowledge = "acknowledge"
+	ActionSilence     = "silence"
+	ActionRules       = "rules-loaded"
+)
+
+// AuditRows are rows of the audit table: every record of the acks topic,
+// each an action and who did it. Acknowledgements reach the
+// acknowledgements table from it (a materialized view).
+type AuditRows struct {
 	TS                 []time.Time
-	AckedBy            []string
+	Action, Subject    []string
+	Auth               []string
+	PatientID, AlertID []string
+	Seconds            []uint16
+	Detail             []string
 	ReceivedAt         []time.Time
 }
 
-func (k *AckRows) Add(r *kgo.Record) error {
-	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
-		// An alarm silence shares the topic; its effect is on the alert
-		// events (silenced), which the alerts table has.
-		_, err := schemas.DecodeSilence(r)
-		return err
+func (k *AuditRows) Add(r *kgo.Record) error {
+	var (
+		ts                                            time.Time
+		action, subject, auth, patient, alert, detail string
+		seconds                                       uint16
+	)
+	switch schemas.Header(r, schemas.HeaderSchema) {
+	case schemas.SilenceV1:
+		sil, err := schemas.DecodeSilence(r)
+		if err != nil {
+			return err
+		}
+		ts, action, subject, auth, patient, seconds = sil.TS, ActionSilence, sil.By, sil.Auth, sil.PatientID, uint16(sil.Seconds)
+	case schemas.RulesV1:
+		rl, err := schemas.DecodeRulesLoaded(r)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(map[string]string{"source": rl.Source, "sha256": rl.SHA256, "rules": rl.Rules, "host": rl.Host})
+		ts, action, subject, auth, detail = rl.TS, ActionRules, rl.By, rl.Auth, string(b)
+	default:
+		ack, err := schemas.DecodeAck(r)
+		if err != nil {
+			return err
+		}
+		ts, action, subject, auth, patient, alert = ack.TS, ActionAcknowledge, ack.By, ack.Auth, ack.PatientID, ack.AlertID
 	}
-	ack, err := schemas.DecodeAck(r)
-	if err != nil {
-		return err
+	if auth == "" {
+		auth = "unknown" // written before the API authenticated
 	}
-	k.PatientID = append(k.PatientID, ack.PatientID)
-	k.AlertID = append(k.AlertID, ack.AlertID)
-	k.TS = append(k.TS, ack.TS.UTC())
-	k.AckedBy = append(k.AckedBy, ack.By)
+	k.TS = append(k.TS, ts.UTC())
+	k.Action = append(k.Action, action)
+	k.Subject = append(k.Subject, subject)
+	k.Auth = append(k.Auth, auth)
+	k.PatientID = append(k.PatientID, patient)
+	k.AlertID = append(k.AlertID, alert)
+	k.Seconds = append(k.Seconds, seconds)
+	k.Detail = append(k.Detail, detail)
 	k.ReceivedAt = append(k.ReceivedAt, r.Timestamp.UTC())
 	return nil
 }
 
-func (k *AckRows) Len() int { return len(k.PatientID) }
+func (k *AuditRows) Len() int { return len(k.TS) }
 
-func (k *AckRows) Columns() []any {
-	return []any{k.PatientID, k.AlertID, k.TS, k.AckedBy, k.ReceivedAt}
+func (k *AuditRows) Columns() []any {
+	return []any{k.TS, k.Action, k.Subject, k.Auth, k.PatientID, k.AlertID, k.Seconds, k.Detail, k.ReceivedAt}
 }
 
-func (k *AckRows) Reset() { *k = AckRows{} }
+func (k *AuditRows) Reset() { *k = AuditRows{} }

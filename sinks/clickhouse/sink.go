@@ -91,7 +91,7 @@ func Tables(t kafka.Topics) []Table {
 	return []Table{
 		{Name: "vitals", Topic: t.Vitals, NewRows: func() Rows { return &VitalRows{} }, Columns: vitalColumns},
 		{Name: "alerts", Topic: t.Alerts, NewRows: func() Rows { return &AlertRows{} }, Columns: alertColumns},
-		{Name: "acknowledgements", Topic: t.Acks, NewRows: func() Rows { return &AckRows{} }, Columns: ackColumns},
+		{Name: "audit", Topic: t.Acks, NewRows: func() Rows { return &AuditRows{} }, Columns: auditColumns},
 	}
 }
 

@@ -82,6 +82,8 @@ type scenario struct {
 	readings []schemas.Reading
 	alerts   []schemas.Alert
 	acks     []schemas.Ack
+	silence  schemas.Silence
+	rules    schemas.RulesLoaded
 	// records by table and partition, offsets their indexes
 	records map[string][2][]*kgo.Record
 }
@@ -117,14 +119,14 @@ func (sc *scenario) build() {
 	// whenever they ran; stopped, every count below is exact until the
 	// OPTIMIZE that runs them on purpose.
 	sc.add(step{Do: "exec", SQL: "SYSTEM STOP MERGES"})
-	for _, tb := range []string{"vitals", "alerts", "acknowledgements"} {
+	for _, tb := range []string{"vitals", "alerts", "audit"} {
 		sc.insertAll(tb, 500, time.Time{})
 	}
 	sc.liveChecks("inserted")
 	sc.docExamples("../../docs/analysts.md")
 	// A sink that retried a batch, or was succeeded after inserting and
 	// before committing, sends the same batch with the same token.
-	for _, tb := range []string{"vitals", "alerts", "acknowledgements"} {
+	for _, tb := range []string{"vitals", "alerts", "audit"} {
 		sc.insertAll(tb, 500, time.Time{})
 	}
 	sc.liveChecks("the same batches again")
@@ -142,7 +144,7 @@ func (sc *scenario) build() {
 
 	// A merge collapses the duplicates and applies the TTL: raw vitals
 	// 40 days old go, their rollup stays; an alert 400 days old goes.
-	for _, tb := range []string{"vitals", "alerts", "acknowledgements", "vitals_1m"} {
+	for _, tb := range []string{"vitals", "alerts", "audit", "acknowledgements", "vitals_1m"} {
 		sc.add(step{Do: "exec", SQL: "OPTIMIZE TABLE " + tb + " FINAL"})
 	}
 	oldReadings := sc.countReadings(func(r *schemas.Reading) bool { return r.TS.Before(sc.day) })
@@ -266,15 +268,30 @@ func (sc *scenario) data() {
 		rec.Timestamp = sc.alerts[i].TS.Add(5 * time.Millisecond)
 		sc.put("alerts", sc.alerts[i].PatientID, rec)
 	}
-	sc.acks = []schemas.Ack{{AlertID: raised.AlertID, PatientID: "P1", By: "nurse-7", TS: acked.TS.Add(-time.Second)}}
+	sc.acks = []schemas.Ack{{AlertID: raised.AlertID, PatientID: "P1", By: "nurse-7@icu", Auth: "oidc", TS: acked.TS.Add(-time.Second)}}
 	for i := range sc.acks {
 		rec, err := schemas.AckRecord(fixtureTopics.Acks, &sc.acks[i])
 		if err != nil {
 			sc.t.Fatal(err)
 		}
 		rec.Timestamp = sc.acks[i].TS
-		sc.put("acknowledgements", sc.acks[i].PatientID, rec)
+		sc.put("audit", sc.acks[i].PatientID, rec)
 	}
+	// The other actions of the acks topic: a silence, and the rules a
+	// processor loaded (key "rules": partition 1 here).
+	sc.silence = schemas.Silence{PatientID: "P2", By: "station-2", Auth: "token", Seconds: 120, TS: acked.TS.Add(time.Second)}
+	rec, err := schemas.SilenceRecord(fixtureTopics.Acks, &sc.silence)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	rec.Timestamp = sc.silence.TS
+	sc.put("audit", "P2", rec)
+	sc.rules = schemas.RulesLoaded{By: "process", Auth: "sasl", Source: "/etc/monitorme/rules.yaml", SHA256: strings.Repeat("ab", 32), Rules: "clinical", Host: "process-0", TS: acked.TS.Add(2 * time.Second)}
+	if rec, err = schemas.RulesLoadedRecord(fixtureTopics.Acks, &sc.rules); err != nil {
+		sc.t.Fatal(err)
+	}
+	rec.Timestamp = sc.rules.TS
+	sc.put("audit", schemas.RulesKey, rec)
 }
 
 // put appends rec to its patient's partition (P1: 0, P2: 1).
@@ -386,7 +403,14 @@ func (sc *scenario) liveChecks(stage string) {
 	sc.check(stage+": one row per reading", "SELECT count() FROM vitals", nil, [][]any{{n}})
 	sc.check(stage+": the rollup counts each reading once", "SELECT sum(samples) FROM vitals_1m", nil, [][]any{{n}})
 	sc.check(stage+": one row per alert event", "SELECT count() FROM alerts", nil, [][]any{{len(sc.alerts)}})
-	sc.check(stage+": one row per acknowledgement", "SELECT count() FROM acknowledgements", nil, [][]any{{len(sc.acks)}})
+	sc.check(stage+": one row per acknowledgement (through the audit trail)", "SELECT patient_id, alert_id, acked_by FROM acknowledgements", nil,
+		[][]any{{sc.acks[0].PatientID, sc.acks[0].AlertID, sc.acks[0].By}})
+	sc.check(stage+": the audit trail has every action once, with who and how", "SELECT action, subject, auth, patient_id, alert_id, seconds, JSONExtractString(detail, 'sha256') FROM audit ORDER BY ts", nil,
+		[][]any{
+			{"acknowledge", sc.acks[0].By, "oidc", "P1", sc.acks[0].AlertID, 0, ""},
+			{"silence", "station-2", "token", "P2", "", 120, ""},
+			{"rules-loaded", "process", "sasl", "", "", 0, sc.rules.SHA256},
+		})
 	sc.rawChecks(stage)
 	sc.bucketChecks(stage)
 	sc.alertChecks(stage)
