@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -185,6 +186,16 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 		}
 	}
 	p.closers = append(p.closers, p.adm.Close)
+	// A role that lacks a grant it needs ends now, naming it, not at its
+	// first write minutes later.
+	if role := strings.TrimPrefix(service, "monitorme-"); slices.Contains(kafka.ACLRoles, role) {
+		o := kafka.ACLOptions{ProcessGroup: f.prc.Group, SinkGroup: f.skc.Group, TransactionalID: f.prc.TransactionalID}
+		cctx, cancel := context.WithTimeout(ctx, startPing)
+		defer cancel()
+		if err := kafka.CheckACLs(cctx, p.adm, &f.kc, role, o); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return p, nil
 }
