@@ -9,7 +9,7 @@ BIN := bin/monitorme
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: dev test lint unit build bench bench-go fuzz test-sql e2e kafka-up kafka-down clean
+.PHONY: dev test lint unit build bench bench-go fuzz test-sql e2e e2e-secure kafka-up kafka-down clean
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
 ## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
@@ -65,6 +65,11 @@ e2e:
 	MONITORME_E2E=1 $(GO) test -count=1 -timeout 30m -v ./e2e/ ; status=$$?; e2e/kafka.sh down; exit $$status
 
 N ?= 3
+## e2e-secure: the same suite's secured cases on 3 brokers with SASL_SSL (SCRAM), mTLS between nodes and ACLs
+e2e-secure:
+	e2e/install-kcat.sh
+	MONITORME_E2E=1 MONITORME_E2E_SECURE=1 $(GO) test -count=1 -timeout 30m -v -run 'TestExactlyOnceUnderProcessorAndBrokerKills|TestKcatInterop|TestSecuredClusterRefusesStrangers' ./e2e/ ; status=$$?; e2e/kafka.sh down; exit $$status
+
 ## kafka-up: start N (1 or 3) Apache Kafka brokers on 127.0.0.1:29092+ (e2e/kafka.sh)
 kafka-up:
 	e2e/kafka.sh up $(N)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +82,7 @@ func verifyAcked(t *testing.T, topic string, l *loadResult) (found, dups int) {
 // SIGKILLed mid-stream and later restarted.
 func TestDurabilityWhileABrokerIsKilled(t *testing.T) {
 	need(t)
+	plaintextOnly(t)
 	start := time.Now()
 	topics, flags := topicFlags("e2e-a")
 	addr := freeAddr(t)
@@ -137,6 +140,7 @@ func TestDurabilityWhileABrokerIsKilled(t *testing.T) {
 // nothing acknowledged is lost when they return.
 func TestTwoBrokersDownAnswers503(t *testing.T) {
 	need(t)
+	plaintextOnly(t)
 	start := time.Now()
 	topics, flags := topicFlags("e2e-b")
 	addr := freeAddr(t)
@@ -200,9 +204,12 @@ func TestExactlyOnceUnderProcessorAndBrokerKills(t *testing.T) {
 	need(t)
 	start := time.Now()
 	topics, flags := topicFlags("e2e-c")
+	// On the secured cluster each processor runs as User:process with
+	// only the grants `monitorme acls --role process` lists.
+	provisionAs(t, "process", topics, flags, "--group", "e2e-c")
 	procArgs := func() []string {
-		return append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", freeAddr(t),
-			"--group", "e2e-c", "--session-timeout", "6s", "--transaction-timeout", "5s"}, append(flags, thresholdRules...)...)
+		return append(append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", freeAddr(t),
+			"--group", "e2e-c", "--session-timeout", "6s", "--transaction-timeout", "5s"}, append(flags, thresholdRules...)...), kafkaFlags("process")...)
 	}
 	procs := make([]*proc, 3)
 	for i := range procs {
@@ -213,11 +220,11 @@ func TestExactlyOnceUnderProcessorAndBrokerKills(t *testing.T) {
 	kc := kafka.DefaultConfig()
 	kc.Brokers = brokers
 	kc.Topics = topics
-	adm := kadm.NewClient(testkit.SeedClient(t, brokers))
+	adm := kadm.NewClient(testkit.SeedClient(t, brokers, with()...))
 	testkit.Eventually(t, 60*time.Second, "processors created the topics", func() bool {
 		return kafka.ReadyCheck(adm, topics.Vitals, topics.Alerts)(context.Background()) == nil
 	})
-	prod := testkit.SeedClient(t, brokers, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.RequiredAcks(kgo.AllISRAcks()))
+	prod := testkit.SeedClient(t, brokers, with(kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	const total, perSecond = 200_000, 2500
 	all := readings("c", 1, total)
 	want := expectedAlerts(all)
@@ -300,7 +307,7 @@ func TestExactlyOnceUnderProcessorAndBrokerKills(t *testing.T) {
 		t.Errorf("alerts: want %d exactly once; missing %d, duplicates %d, unexpected %d", c.want, c.missing, c.dups, c.unexpected)
 		logDuplicates(t, brokers, topics.Alerts, alertIdent)
 	}
-	if dlq := testkit.ReadAllFrom(t, brokers, topics.VitalsDLQ, kgo.ReadCommitted()); len(dlq) != 0 {
+	if dlq := testkit.ReadAllFrom(t, brokers, topics.VitalsDLQ, kgo.ReadCommitted(), with()...); len(dlq) != 0 {
 		t.Errorf("%d dead letters from valid input", len(dlq))
 	}
 	record(row{name: "c. exactly-once alerts, processors and a broker SIGKILLed (input produced directly, acks=all)", sent: total, acked: total, found: len(inputs), dups: inputDups + c.dups,
@@ -316,21 +323,35 @@ func TestKcatInterop(t *testing.T) {
 		t.Fatal("kcat not installed (make e2e runs e2e/install-kcat.sh)")
 	}
 	topics, flags := topicFlags("e2e-d")
+	provisionAs(t, "process", topics, flags, "--group", "e2e-d")
 	addr := freeAddr(t)
-	p := startRole(t, "process", append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", addr, "--group", "e2e-d"}, append(flags, thresholdRules...)...)...)
+	p := startRole(t, "process", append(append([]string{"process", "--brokers", strings.Join(brokers, ","), "--http-addr", addr, "--group", "e2e-d"}, append(flags, thresholdRules...)...), kafkaFlags("process")...)...)
+	// On the secured cluster kcat speaks SASL_SSL, its password in a
+	// config file (never on its command line).
+	var kcatConf []string
+	if secure {
+		pw, _ := os.ReadFile(password("admin"))
+		conf := filepath.Join(t.TempDir(), "kcat.conf")
+		body := "security.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-256\nsasl.username=admin\nsasl.password=" + strings.TrimSpace(string(pw)) +
+			"\nssl.ca.location=" + filepath.Join(runDir, "tls", "ca.pem") + "\n"
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		kcatConf = []string{"-F", conf}
+	}
 	waitReady(t, addr, 60*time.Second)
 
 	// A device gateway on librdkafka: murmur2 partitioning like ours, no
 	// schema header (read as v1).
 	r := schemas.Reading{PatientID: "kcat-P1", DeviceID: "kcat-D1", Kind: schemas.SpO2, Value: 84, Unit: "%", TS: time.Now().UTC().Truncate(time.Millisecond), Seq: 1}
 	rec, _ := schemas.ReadingRecord(topics.Vitals, &r)
-	kp := exec.Command("kcat", "-P", "-b", strings.Join(brokers, ","), "-t", topics.Vitals, "-K", "\t", "-X", "partitioner=murmur2_random", "-X", "acks=all")
+	kp := exec.Command("kcat", append(append([]string{}, kcatConf...), "-P", "-b", strings.Join(brokers, ","), "-t", topics.Vitals, "-K", "\t", "-X", "partitioner=murmur2_random", "-X", "acks=all")...)
 	kp.Stdin = strings.NewReader(r.PatientID + "\t" + string(rec.Value) + "\n")
 	if out, err := kp.CombinedOutput(); err != nil {
 		t.Fatalf("kcat produce: %v %s", err, out)
 	}
 	wantID := schemas.AlertID("spo2_low", &r)
-	adm := kadm.NewClient(testkit.SeedClient(t, brokers))
+	adm := kadm.NewClient(testkit.SeedClient(t, brokers, with()...))
 	testkit.Eventually(t, 2*time.Minute, "the kcat reading was processed", func() bool {
 		lag, err := kafka.GroupLag(context.Background(), adm, "e2e-d", topics.Vitals)
 		return err == nil && lag == 0
@@ -344,7 +365,7 @@ func TestKcatInterop(t *testing.T) {
 	}
 	// The reading landed on the partition our producer would choose for
 	// the patient, so one processor owns each patient whoever produced.
-	vitals := testkit.ReadAllFrom(t, brokers, topics.Vitals, kgo.ReadCommitted())
+	vitals := testkit.ReadAllFrom(t, brokers, topics.Vitals, kgo.ReadCommitted(), with()...)
 	if len(vitals) != 1 {
 		t.Fatalf("%d records in %s", len(vitals), topics.Vitals)
 	}
@@ -354,8 +375,8 @@ func TestKcatInterop(t *testing.T) {
 	}
 
 	// kcat reads the alerts with read_committed and sees the same alert.
-	kc := exec.Command("kcat", "-C", "-b", strings.Join(brokers, ","), "-t", topics.Alerts, "-X", "isolation.level=read_committed",
-		"-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
+	kc := exec.Command("kcat", append(append([]string{}, kcatConf...), "-C", "-b", strings.Join(brokers, ","), "-t", topics.Alerts, "-X", "isolation.level=read_committed",
+		"-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")...)
 	out, err := kc.Output()
 	if err != nil {
 		t.Fatalf("kcat consume: %v", err)

@@ -35,6 +35,7 @@ import (
 // and its escalation) with their deadlines, not the moment they fired.
 func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 	need(t)
+	plaintextOnly(t)
 	start := time.Now()
 	const patients = 96
 	killed, flags := topicFlags("e2e-f")
@@ -44,7 +45,7 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 
 	kc := kafka.DefaultConfig()
 	kc.Brokers, kc.ReplicationFactor = brokers, 3
-	adm := kadm.NewClient(testkit.SeedClient(t, brokers))
+	adm := kadm.NewClient(testkit.SeedClient(t, brokers, with()...))
 	for _, tp := range []kafka.Topics{killed, ref} {
 		kc.Topics = tp
 		if err := kafka.Provision(context.Background(), adm, &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
@@ -58,7 +59,7 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 	for _, r := range input {
 		r.Topic = killed.Vitals
 	}
-	prod := testkit.SeedClient(t, brokers, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.RequiredAcks(kgo.AllISRAcks()))
+	prod := testkit.SeedClient(t, brokers, with(kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err := prod.ProduceSync(context.Background(), input...).FirstErr(); err != nil {
 		t.Fatalf("producing the input: %v", err)
 	}
@@ -182,7 +183,7 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 			t.Errorf("the reference run has no %q event: the comparison proves little (%v)", k, slices.Sorted(maps.Keys(kinds)))
 		}
 	}
-	if dlq := testkit.ReadAllFrom(t, brokers, killed.VitalsDLQ, kgo.ReadCommitted()); len(dlq) != 0 {
+	if dlq := testkit.ReadAllFrom(t, brokers, killed.VitalsDLQ, kgo.ReadCommitted(), with()...); len(dlq) != 0 {
 		t.Errorf("%d dead letters from valid input", len(dlq))
 	}
 	record(row{name: fmt.Sprintf("f. clinical engine: same events as an unkilled run, %d patients, processors SIGKILLed", patients),
@@ -197,5 +198,5 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 // end are compared as a set of id, condition and state.
 func byPatient(t *testing.T, topic string, inputEnd time.Time) map[string][]string {
 	t.Helper()
-	return testkit.AlertsByPatient(testkit.ReadAllFrom(t, brokers, topic, kgo.ReadCommitted()), inputEnd)
+	return testkit.AlertsByPatient(testkit.ReadAllFrom(t, brokers, topic, kgo.ReadCommitted(), with()...), inputEnd)
 }

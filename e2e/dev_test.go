@@ -22,6 +22,7 @@ import (
 // exactly once under read_committed.
 func TestDevSurvivesSIGKILL(t *testing.T) {
 	need(t)
+	plaintextOnly(t)
 	start := time.Now()
 	dir := t.TempDir()
 	brokerAddr, httpAddr := freeAddr(t), freeAddr(t)

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/kafka"
@@ -77,7 +81,11 @@ func setup() error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build monitorme: %w", err)
 	}
-	if err := script("up", "3"); err != nil {
+	up := []string{"up", "3"}
+	if secure {
+		up = append(up, "--secure")
+	}
+	if err := script(up...); err != nil {
 		return err
 	}
 	out, err := exec.Command("./kafka.sh", "brokers").Output()
@@ -100,7 +108,7 @@ func setup() error {
 }
 
 func liveBrokers() (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(with(kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return 0, err
 	}
@@ -108,6 +116,97 @@ func liveBrokers() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return kafka.LiveBrokers(ctx, kadm.NewClient(cl))
+}
+
+// secure runs the suite on the secured cluster (make e2e-secure):
+// SASL_SSL, SCRAM users made at format time, the StandardAuthorizer.
+var secure = os.Getenv("MONITORME_E2E_SECURE") != ""
+
+// runDir is where kafka.sh keeps a secured cluster's CA and passwords.
+var runDir, _ = filepath.Abs(".run")
+
+// plaintextOnly skips a case the secured run leaves to `make e2e`.
+func plaintextOnly(t *testing.T) {
+	t.Helper()
+	if secure {
+		t.Skip("runs on the plaintext cluster (make e2e)")
+	}
+}
+
+// secureOnly skips a case only the secured cluster can run.
+func secureOnly(t *testing.T) {
+	t.Helper()
+	if !secure {
+		t.Skip("runs on the secured cluster (make e2e-secure)")
+	}
+}
+
+// password is the file holding user's password on the secured cluster.
+func password(user string) string { return filepath.Join(runDir, "secrets", user+".pw") }
+
+// kafkaFlags are the flags that make a role reach the cluster as user:
+// none on the plaintext cluster; on the secured one TLS with the suite's
+// CA and SCRAM with user's password file, and no provisioning (the
+// topics are the admin's to create, as least privilege has it).
+func kafkaFlags(user string) []string {
+	if !secure {
+		return nil
+	}
+	return []string{"--tls-enabled", "--tls-truststore", filepath.Join(runDir, "tls", "ca.pem"),
+		"--sasl-mechanism", "SCRAM-SHA-256", "--user", user, "--sasl-password-file", password(user), "--provision=false"}
+}
+
+// with adds to opts what the suite's own clients need: on the secured
+// cluster, TLS and the admin user (a super user).
+func with(opts ...kgo.Opt) []kgo.Opt { return as("admin", opts...) }
+
+// as is with for another user of the secured cluster.
+func as(user string, opts ...kgo.Opt) []kgo.Opt {
+	if !secure {
+		return opts
+	}
+	pem, err := os.ReadFile(filepath.Join(runDir, "tls", "ca.pem"))
+	if err != nil {
+		panic(err)
+	}
+	pw, err := os.ReadFile(password(user))
+	if err != nil {
+		panic(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return append([]kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		kgo.SASL(scram.Auth{User: user, Pass: strings.TrimSpace(string(pw))}.AsSha256Mechanism())}, opts...)
+}
+
+// provisionAs creates the topics that flags name, as the admin, and
+// grants role exactly the ACLs `monitorme acls` lists for it (extra:
+// --group and the like). On the plaintext cluster the roles provision
+// their topics themselves.
+func provisionAs(t *testing.T, role string, topics kafka.Topics, flags []string, extra ...string) {
+	t.Helper()
+	if !secure {
+		return
+	}
+	admin := append([]string{"--brokers", strings.Join(brokers, ",")}, kafkaFlags("admin")...)
+	admin = slices.DeleteFunc(admin, func(s string) bool { return s == "--provision=false" })
+	for _, args := range [][]string{
+		append(append([]string{"topics"}, admin...), flags...),
+		append(append(append([]string{"acls", "--role", role, "--apply"}, admin...), flags...), extra...),
+	} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("monitorme %s: %v\n%s", args[0], err, out)
+		}
+	}
+	// Every broker applies the new ACLs from the metadata log a moment
+	// later; the role checks its grants at start.
+	adm := kadm.NewClient(testkit.SeedClient(t, brokers, as(role)...))
+	testkit.Eventually(t, 30*time.Second, "User:"+role+"'s grants in force", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		td, err := adm.ListTopics(ctx, topics.Names()...)
+		return err == nil && td.Error() == nil && len(td) == len(topics.Names())
+	})
 }
 
 func need(t *testing.T) {
@@ -157,7 +256,7 @@ func startBroker(t *testing.T, id int) {
 // in sync, so the next case starts from a healthy cluster.
 func waitISR(t *testing.T, topics ...string) {
 	t.Helper()
-	adm := kadm.NewClient(testkit.SeedClient(t, brokers))
+	adm := kadm.NewClient(testkit.SeedClient(t, brokers, with()...))
 	testkit.Eventually(t, 3*time.Minute, "all replicas back in sync", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -333,7 +432,7 @@ func post(client *http.Client, addr string, rs []schemas.Reading) (int, error) {
 func countReadings(t *testing.T, seeds []string, topic string) map[uint64]int {
 	t.Helper()
 	got := map[uint64]int{}
-	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
+	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted(), with()...) {
 		reading, err := schemas.DecodeReading(r)
 		if err != nil {
 			t.Fatalf("undecodable record at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
@@ -358,7 +457,7 @@ func countAlerts(t *testing.T, seeds []string, topic string) map[string]int {
 func readAlerts(t *testing.T, seeds []string, topic string) []schemas.Alert {
 	t.Helper()
 	var out []schemas.Alert
-	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
+	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted(), with()...) {
 		if testkit.IsFence(r) {
 			continue // a fence of an earlier read
 		}
@@ -449,7 +548,7 @@ func result(t *testing.T) string {
 func logDuplicates(t *testing.T, seeds []string, topic string, ident func(*kgo.Record) string) {
 	t.Helper()
 	copies := map[string][]*kgo.Record{}
-	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted()) {
+	for _, r := range testkit.ReadAllFrom(t, seeds, topic, kgo.ReadCommitted(), with()...) {
 		if testkit.IsFence(r) {
 			continue
 		}

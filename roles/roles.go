@@ -190,10 +190,20 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 	// first write minutes later.
 	if role := strings.TrimPrefix(service, "monitorme-"); slices.Contains(kafka.ACLRoles, role) {
 		o := kafka.ACLOptions{ProcessGroup: f.prc.Group, SinkGroup: f.skc.Group, TransactionalID: f.prc.TransactionalID}
+		// Grants made a moment ago reach each broker from the metadata
+		// log a little later: a missing one is believed after 3 s.
 		cctx, cancel := context.WithTimeout(ctx, startPing)
 		defer cancel()
-		if err := kafka.CheckACLs(cctx, p.adm, &f.kc, role, o); err != nil {
-			return nil, err
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			err := kafka.CheckACLs(cctx, p.adm, &f.kc, role, o)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, kafka.ErrMissingACL) || time.Now().After(deadline) {
+				return nil, err
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
 	}
 	ok = true

@@ -228,6 +228,9 @@ func (a ACL) Builder(principal string) (*kadm.ACLBuilder, error) {
 	return b, nil
 }
 
+// ErrMissingACL is CheckACLs' error: a grant the role needs is missing.
+var ErrMissingACL = errors.New("missing ACLs")
+
 // CheckACLs asks the brokers (KIP-430: the operations a client may
 // perform, in the metadata of each topic) whether this client holds the
 // topic grants role needs, and names the first ones missing. A broker
@@ -244,8 +247,8 @@ func CheckACLs(ctx context.Context, adm *kadm.Client, c *Config, role string, o 
 	td, err := adm.ListTopics(kadm.WithAuthorizedOps(ctx), c.Topics.Names()...)
 	if errors.Is(err, kerr.TopicAuthorizationFailed) {
 		// The whole request was refused: not even Describe on one topic.
-		return fmt.Errorf("role %s is missing ACLs (monitorme acls --role %s prints them): TOPIC_AUTHORIZATION_FAILED: User:%s may not describe the topics %s: %w",
-			role, role, user, strings.Join(c.Topics.Names(), ", "), err)
+		return fmt.Errorf("%w: role %s (monitorme acls --role %s prints them): TOPIC_AUTHORIZATION_FAILED: User:%s may not describe the topics %s: %w",
+			ErrMissingACL, role, role, user, strings.Join(c.Topics.Names(), ", "), err)
 	}
 	if err != nil {
 		return c.Explain(err)
@@ -277,7 +280,7 @@ func CheckACLs(ctx context.Context, adm *kadm.Client, c *Config, role string, o 
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("role %s is missing ACLs (monitorme acls --role %s prints them): %w", role, role, errors.Join(errs...))
+		return fmt.Errorf("%w: role %s (monitorme acls --role %s prints them): %w", ErrMissingACL, role, role, errors.Join(errs...))
 	}
 	return nil
 }

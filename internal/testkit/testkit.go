@@ -117,12 +117,13 @@ func ReadAll(tb testing.TB, c *kfake.Cluster, topic string, isolation kgo.Isolat
 	return ReadAllFrom(tb, c.ListenAddrs(), topic, isolation)
 }
 
-// ReadAllFrom is ReadAll on any brokers.
-func ReadAllFrom(tb testing.TB, seeds []string, topic string, isolation kgo.IsolationLevel) []*kgo.Record {
+// ReadAllFrom is ReadAll on any brokers; opts are added to its clients
+// (TLS and SASL for a secured cluster).
+func ReadAllFrom(tb testing.TB, seeds []string, topic string, isolation kgo.IsolationLevel, opts ...kgo.Opt) []*kgo.Record {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	fence := SeedClient(tb, seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fence := SeedClient(tb, seeds, append([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
 	parts := partitions(ctx, tb, fence, topic)
 	// Each call's fences carry their own token: an earlier call's fence
 	// proves nothing about what was written after it.
@@ -133,8 +134,8 @@ func ReadAllFrom(tb testing.TB, seeds []string, topic string, isolation kgo.Isol
 			tb.Fatalf("fence %s/%d: %v", topic, p, err)
 		}
 	}
-	cl := SeedClient(tb, seeds, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(isolation),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	cl := SeedClient(tb, seeds, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(isolation),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)...)
 	var out []*kgo.Record
 	var fenced int32
 	for fenced < parts {
