@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/monitorme/monitorme/internal/auth"
+	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -333,22 +332,10 @@ func FuzzSilenceHandler(f *testing.F) {
 // how the caller was authenticated.
 func TestActorIsTheTokensSubject(t *testing.T) {
 	live, e, acks := newAlarmServer(t, fakeRules{})
-	nurse, gateway := auth.NewToken(), auth.NewToken()
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	for _, te := range []auth.TokenEntry{
-		{Subject: "nurse-7@icu", Roles: []string{"clinician"}, SHA256: auth.Hash(nurse)},
-		{Subject: "gw-1", Roles: []string{"device"}, SHA256: auth.Hash(gateway)},
-	} {
-		if err := auth.AppendToken(path, te); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := auth.DefaultConfig()
-	cfg.TokenFile = path
-	a, err := auth.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, a, tokens := testkit.Tokens(t,
+		auth.TokenEntry{Subject: "nurse-7@icu", Roles: []string{"clinician"}},
+		auth.TokenEntry{Subject: "gw-1", Roles: []string{"device"}})
+	nurse, gateway := tokens[0], tokens[1]
 	e.Use(a.Middleware())
 	now := time.Now().UTC()
 	event(t, live, idA, "P1", "spo2_low", schemas.Medium, schemas.Raised, now)

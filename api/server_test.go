@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -557,22 +556,10 @@ func TestStreamsAreCapped(t *testing.T) {
 // another caller is still served, and a closed stream frees its place.
 func TestStreamsAreCappedPerSubject(t *testing.T) {
 	_, e := newTestServer(t, DefaultLiveConfig(), WithMaxStreams(10), WithMaxStreamsPerSubject(2))
-	a, b := auth.NewToken(), auth.NewToken()
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	for _, te := range []auth.TokenEntry{
-		{Subject: "station-1", Roles: []string{"clinician"}, SHA256: auth.Hash(a)},
-		{Subject: "station-2", Roles: []string{"clinician"}, SHA256: auth.Hash(b)},
-	} {
-		if err := auth.AppendToken(path, te); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := auth.DefaultConfig()
-	cfg.TokenFile = path
-	au, err := auth.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, au, tokens := testkit.Tokens(t,
+		auth.TokenEntry{Subject: "station-1", Roles: []string{"clinician"}},
+		auth.TokenEntry{Subject: "station-2", Roles: []string{"clinician"}})
+	a, b := tokens[0], tokens[1]
 	e.Use(au.Middleware())
 	srv := httptest.NewServer(e)
 	defer srv.Close()

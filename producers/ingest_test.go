@@ -2,14 +2,12 @@ package producers
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -336,22 +334,10 @@ func TestIngestConfigBodyLimit(t *testing.T) {
 // another device's reading is refused whole (403), and nothing of it is
 // on the topic.
 func TestDeviceTokenPostsForItsDevicesOnly(t *testing.T) {
-	gw, nurse := auth.NewToken(), auth.NewToken()
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	for _, te := range []auth.TokenEntry{
-		{Subject: "gw-icu", Roles: []string{"device"}, Devices: []string{"dev-1", "dev-2"}, SHA256: auth.Hash(gw)},
-		{Subject: "nurse-7", Roles: []string{"clinician"}, SHA256: auth.Hash(nurse)},
-	} {
-		if err := auth.AppendToken(path, te); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ac := auth.DefaultConfig()
-	ac.TokenFile = path
-	a, err := auth.New(context.Background(), ac, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, a, tokens := testkit.Tokens(t,
+		auth.TokenEntry{Subject: "gw-icu", Roles: []string{"device"}, Devices: []string{"dev-1", "dev-2"}},
+		auth.TokenEntry{Subject: "nurse-7", Roles: []string{"clinician"}})
+	gw, nurse := tokens[0], tokens[1]
 	env := newIngestEnv(t, DefaultProducerConfig(), DefaultIngestConfig(), a.Middleware())
 	rs := batch(3, time.Now().UTC().Add(-time.Minute)) // dev-0, dev-1, dev-2
 	body, _ := json.Marshal(rs)

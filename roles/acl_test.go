@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,16 +19,6 @@ import (
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // On a cluster that denies everything not granted, each role runs under
 // its own user with only the ACLs `monitorme acls` grants for it, and the
@@ -86,19 +75,14 @@ func TestRolesRunWithOnlyTheirACLs(t *testing.T) {
 		t.Fatalf("ingest as the api user: exit %d: %s", code, out)
 	}
 
-	device, nurse := auth.NewToken(), auth.NewToken()
-	tokens := filepath.Join(dir, "tokens.yaml")
-	for _, e := range []auth.TokenEntry{{Subject: "gw", Roles: []string{"device"}, SHA256: auth.Hash(device)}, {Subject: "nurse-7", Roles: []string{"clinician"}, SHA256: auth.Hash(nurse)}} {
-		if err := auth.AppendToken(tokens, e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tokens, _, toks := testkit.Tokens(t, auth.TokenEntry{Subject: "gw", Roles: []string{"device"}}, auth.TokenEntry{Subject: "nurse-7", Roles: []string{"clinician"}})
+	device, nurse := toks[0], toks[1]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrs := map[string]string{}
 	exited := make(chan string, len(users))
 	for _, role := range users {
-		addrs[role] = freeAddr(t)
+		addrs[role] = testkit.FreeAddr(t)
 		args := append([]string{role, "--provision=false", "--http-addr", addrs[role]}, kflags(role)...)
 		if role != "process" {
 			args = append(args, "--auth-token-file", tokens)
