@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/monitorme/monitorme/internal/auth"
-	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/internal/auth/authtest"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -332,7 +332,7 @@ func FuzzSilenceHandler(f *testing.F) {
 // how the caller was authenticated.
 func TestActorIsTheTokensSubject(t *testing.T) {
 	live, e, acks := newAlarmServer(t, fakeRules{})
-	_, a, tokens := testkit.Tokens(t,
+	_, a, tokens := authtest.Tokens(t,
 		auth.TokenEntry{Subject: "nurse-7@icu", Roles: []string{"clinician"}},
 		auth.TokenEntry{Subject: "gw-1", Roles: []string{"device"}})
 	nurse, gateway := tokens[0], tokens[1]

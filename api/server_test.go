@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/monitorme/monitorme/internal/auth"
+	"github.com/monitorme/monitorme/internal/auth/authtest"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
@@ -556,7 +557,7 @@ func TestStreamsAreCapped(t *testing.T) {
 // another caller is still served, and a closed stream frees its place.
 func TestStreamsAreCappedPerSubject(t *testing.T) {
 	_, e := newTestServer(t, DefaultLiveConfig(), WithMaxStreams(10), WithMaxStreamsPerSubject(2))
-	_, au, tokens := testkit.Tokens(t,
+	_, au, tokens := authtest.Tokens(t,
 		auth.TokenEntry{Subject: "station-1", Roles: []string{"clinician"}},
 		auth.TokenEntry{Subject: "station-2", Roles: []string{"clinician"}})
 	a, b := tokens[0], tokens[1]

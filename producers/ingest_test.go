@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/monitorme/monitorme/internal/auth"
+	"github.com/monitorme/monitorme/internal/auth/authtest"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
@@ -334,7 +335,7 @@ func TestIngestConfigBodyLimit(t *testing.T) {
 // another device's reading is refused whole (403), and nothing of it is
 // on the topic.
 func TestDeviceTokenPostsForItsDevicesOnly(t *testing.T) {
-	_, a, tokens := testkit.Tokens(t,
+	_, a, tokens := authtest.Tokens(t,
 		auth.TokenEntry{Subject: "gw-icu", Roles: []string{"device"}, Devices: []string{"dev-1", "dev-2"}},
 		auth.TokenEntry{Subject: "nurse-7", Roles: []string{"clinician"}})
 	gw, nurse := tokens[0], tokens[1]

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/monitorme/monitorme/internal/auth"
+	"github.com/monitorme/monitorme/internal/auth/authtest"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
@@ -75,7 +76,7 @@ func TestRolesRunWithOnlyTheirACLs(t *testing.T) {
 		t.Fatalf("ingest as the api user: exit %d: %s", code, out)
 	}
 
-	tokens, _, toks := testkit.Tokens(t, auth.TokenEntry{Subject: "gw", Roles: []string{"device"}}, auth.TokenEntry{Subject: "nurse-7", Roles: []string{"clinician"}})
+	tokens, _, toks := authtest.Tokens(t, auth.TokenEntry{Subject: "gw", Roles: []string{"device"}}, auth.TokenEntry{Subject: "nurse-7", Roles: []string{"clinician"}})
 	device, nurse := toks[0], toks[1]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

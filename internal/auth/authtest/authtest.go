@@ -1,9 +1,11 @@
-package testkit
+// Package authtest is test plumbing for code behind authentication: a
+// token file of new tokens and an authenticator reading it. It is apart
+// from testkit because auth imports internal/web, whose tests use testkit.
+package authtest
 
 import (
 	"context"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -31,16 +33,4 @@ func Tokens(tb testing.TB, entries ...auth.TokenEntry) (file string, a *auth.Aut
 		tb.Fatal(err)
 	}
 	return file, a, tokens
-}
-
-// FreeAddr returns a loopback address no one listens on (for a process
-// that must be told its address before it starts).
-func FreeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
