@@ -9,7 +9,7 @@ BIN := bin/monitorme
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: dev test lint unit build bench bench-go fuzz test-sql e2e e2e-secure kafka-up kafka-down clean
+.PHONY: dev test lint unit build bench bench-go fuzz test-sql e2e e2e-secure chart-check image kafka-up kafka-down clean
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
 ## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
@@ -69,6 +69,17 @@ N ?= 3
 e2e-secure:
 	e2e/install-kcat.sh
 	MONITORME_E2E=1 MONITORME_E2E_SECURE=1 $(GO) test -count=1 -timeout 30m -v -run 'TestExactlyOnceUnderProcessorAndBrokerKills|TestKcatInterop|TestSecuredClusterRefusesStrangers' ./e2e/ ; status=$$?; e2e/kafka.sh down; exit $$status
+
+APP_VERSION := $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/monitorme/Chart.yaml)
+
+## image: the monitorme OCI image (static binary, non-root, as the Dockerfile builds it) without a container runtime, in .cache/image
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/monitorme/monitorme/internal/version.Version=$(APP_VERSION)" -o .cache/image-bin/monitorme ./cmd/monitorme
+	cd build/image && $(GO) run . -binary ../../.cache/image-bin/monitorme -version $(APP_VERSION) -out ../../.cache/image
+
+## chart-check: lint, schema-check, kubeconform and install charts/monitorme on a local kube-apiserver (tools cached in .cache/chart-tools)
+chart-check:
+	charts/scripts/check.sh
 
 ## kafka-up: start N (1 or 3) Apache Kafka brokers on 127.0.0.1:29092+ (e2e/kafka.sh)
 kafka-up:
