@@ -79,6 +79,11 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"token", "create", "--file", filepath.Join(t.TempDir(), "t.yaml"), "--subject", "s", "--role", "root"}, want: `role "root"`},
 		{args: []string{"token", "create", "--file", filepath.Join(t.TempDir(), "t.yaml"), "--subject", "has space", "--role", "admin"}, want: "without spaces"},
 		{args: []string{"simulate", "--token-file", "no-such-token"}, want: "token-file"},
+		{args: []string{"tail"}, want: "tail takes one topic"},
+		{args: []string{"tail", "vitals", "-o", "latest"}, want: "want start, end"},
+		{args: []string{"tail", "vitals", "-o", "@-20m:-50m"}, want: "ends before it starts"},
+		{args: []string{"tail", "vitals", "--format", "yaml"}, want: "format"},
+		{args: []string{"tail", "vitals", "-n", "-1"}, want: "num"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -106,7 +106,7 @@ command line wins.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "debug, info, warn or error; patient values are logged only at debug")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", g.logFormat, "text or json")
 	root.SetVersionTemplate("monitorme {{.Version}}\n")
-	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), sinkCmd(g), migrateCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g), tokenCmd(), aclsCmd(g), versionCmd())
+	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), sinkCmd(g), migrateCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g), tokenCmd(), aclsCmd(g), tailCmd(g), versionCmd())
 	return root
 }
 

@@ -1,0 +1,293 @@
+package inspect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// Roles are the topic names tail takes for the configured topics.
+var Roles = []string{"vitals", "alerts", "acks", "state", "dlq"}
+
+// TopicOf returns the topic a role name (or a topic name) means; dlq is
+// the vitals dead-letter topic, the one most often read.
+func TopicOf(t kafka.Topics, name string) string {
+	switch name {
+	case "vitals":
+		return t.Vitals
+	case "alerts":
+		return t.Alerts
+	case "acks":
+		return t.Acks
+	case "state":
+		return t.State
+	case "dlq":
+		return t.VitalsDLQ
+	}
+	return name
+}
+
+// Filter keeps the events that match every field set.
+type Filter struct {
+	Patient, Kind, Condition, Priority, State, Device string
+}
+
+// Options say what to read.
+type Options struct {
+	Topic  string
+	Range  Range
+	Follow bool
+	// Uncommitted reads read_uncommitted: aborted transactions' records
+	// too, for debugging exactly-once.
+	Uncommitted bool
+	// Limit stops after that many events (0: no limit).
+	Limit  int
+	Filter Filter
+	// Idle ends a read without Follow when nothing arrives for this
+	// long (a partition whose last offsets are aborted records or
+	// markers never delivers its end offset).
+	Idle time.Duration
+}
+
+// Event is one decoded record.
+type Event struct {
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Timestamp time.Time `json:"timestamp"`
+	Key       string    `json:"key"`
+	// Type is reading, alert, ack, silence, rules-loaded, dead-letter,
+	// state, or raw (a record tail cannot decode).
+	Type    string               `json:"type"`
+	Reading *schemas.Reading     `json:"reading,omitempty"`
+	Alert   *schemas.Alert       `json:"alert,omitempty"`
+	Ack     *schemas.Ack         `json:"ack,omitempty"`
+	Silence *schemas.Silence     `json:"silence,omitempty"`
+	Rules   *schemas.RulesLoaded `json:"rules_loaded,omitempty"`
+	// Error and Source are a dead letter's: why, and where from.
+	Error  string          `json:"error,omitempty"`
+	Source string          `json:"source,omitempty"`
+	Value  json.RawMessage `json:"value,omitempty"`
+}
+
+// Read emits the events of opts.Topic in the range, partition by
+// partition in offset order, until the range's end (or, with Follow,
+// until ctx ends). A range that starts before what the topic still holds
+// is read from what it holds, and the *ExpiredError is returned at the end.
+func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) error) error {
+	admCl, err := kgo.NewClient(kc.ClientOpts("tail")...)
+	if err != nil {
+		return err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	var parts []int32
+	if opts.Filter.Patient != "" {
+		p, err := patientPartition(ctx, adm, opts.Topic, opts.Filter.Patient)
+		if err != nil {
+			return err
+		}
+		parts = []int32{p}
+	}
+	offs, rerr := Resolve(ctx, adm, opts.Topic, parts, opts.Range, !opts.Uncommitted, opts.Follow)
+	var expired *ExpiredError
+	if rerr != nil && !errors.As(rerr, &expired) {
+		return rerr
+	}
+	assign := map[int32]kgo.Offset{}
+	pending := map[int32]int64{} // partition → end (exclusive), -1: follow
+	for p, o := range offs {
+		if o[1] >= 0 && o[0] >= o[1] {
+			continue
+		}
+		assign[p] = kgo.NewOffset().At(o[0])
+		pending[p] = o[1]
+	}
+	if len(assign) == 0 {
+		return rerr
+	}
+	iso := kgo.ReadCommitted()
+	if opts.Uncommitted {
+		iso = kgo.ReadUncommitted()
+	}
+	cl, err := kgo.NewClient(append(kc.ClientOpts("tail"), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: assign}),
+		kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(), kgo.FetchMaxWait(250*time.Millisecond))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	idle := opts.Idle
+	if idle <= 0 {
+		idle = 3 * time.Second
+	}
+	emitted := 0
+	for len(pending) > 0 {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if !opts.Follow {
+			pctx, cancel = context.WithTimeout(ctx, idle)
+		}
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return rerr
+		}
+		if pctx.Err() != nil && fs.NumRecords() == 0 {
+			return rerr // idle: nothing more in the range
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return kc.Explain(ferr)
+		}
+		var stop error
+		fs.EachRecord(func(r *kgo.Record) {
+			end, open := pending[r.Partition]
+			if stop != nil || !open {
+				return
+			}
+			if end >= 0 && r.Offset >= end {
+				delete(pending, r.Partition)
+				return
+			}
+			if end >= 0 && r.Offset == end-1 {
+				delete(pending, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			ev := decode(kc.Topics, r)
+			if !opts.Filter.match(ev) {
+				return
+			}
+			if err := emit(ev); err != nil {
+				stop = err
+				return
+			}
+			if emitted++; opts.Limit > 0 && emitted >= opts.Limit {
+				stop = errLimit
+			}
+		})
+		if errors.Is(stop, errLimit) {
+			return rerr
+		}
+		if stop != nil {
+			return stop
+		}
+	}
+	return rerr
+}
+
+var errLimit = errors.New("limit reached")
+
+// patientPartition is the partition MonitorMe's producer (and Kafka's
+// default partitioner, murmur2) puts patient's records on.
+func patientPartition(ctx context.Context, adm *kadm.Client, topic, patient string) (int32, error) {
+	td, err := adm.ListTopics(ctx, topic)
+	if err == nil {
+		err = td.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	n := len(td[topic].Partitions)
+	if n == 0 {
+		return 0, fmt.Errorf("topic %s has no partitions", topic)
+	}
+	p := kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: []byte(patient)}, n)
+	return int32(p), nil
+}
+
+func decode(t kafka.Topics, r *kgo.Record) Event {
+	ev := Event{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: string(r.Key), Type: "raw"}
+	origin := r.Topic
+	if e := schemas.Header(r, schemas.HeaderError); e != "" || r.Topic == t.VitalsDLQ || r.Topic == t.AlertsDLQ || r.Topic == t.AcksDLQ {
+		ev.Type, ev.Error, ev.Source = "dead-letter", e, schemas.Header(r, schemas.HeaderSource)
+		ev.Value = rawJSON(r.Value)
+		switch r.Topic {
+		case t.VitalsDLQ:
+			if rd, err := schemas.DecodeReading(r); err == nil {
+				ev.Reading = &rd
+			}
+		case t.AlertsDLQ:
+			if a, err := schemas.DecodeAlert(r); err == nil {
+				ev.Alert = &a
+			}
+		}
+		return ev
+	}
+	switch origin {
+	case t.Vitals:
+		if rd, err := schemas.DecodeReading(r); err == nil {
+			ev.Type, ev.Reading = "reading", &rd
+			return ev
+		}
+	case t.Alerts:
+		if a, err := schemas.DecodeAlert(r); err == nil {
+			ev.Type, ev.Alert = "alert", &a
+			return ev
+		}
+	case t.Acks:
+		switch schemas.Header(r, schemas.HeaderSchema) {
+		case schemas.SilenceV1:
+			if s, err := schemas.DecodeSilence(r); err == nil {
+				ev.Type, ev.Silence = "silence", &s
+				return ev
+			}
+		case schemas.RulesV1:
+			if rl, err := schemas.DecodeRulesLoaded(r); err == nil {
+				ev.Type, ev.Rules = "rules-loaded", &rl
+				return ev
+			}
+		default:
+			if a, err := schemas.DecodeAck(r); err == nil {
+				ev.Type, ev.Ack = "ack", &a
+				return ev
+			}
+		}
+	case t.State:
+		ev.Type = "state"
+	}
+	ev.Value = rawJSON(r.Value)
+	return ev
+}
+
+// rawJSON keeps a value that is JSON as it is, and quotes one that is not.
+func rawJSON(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	if json.Valid(b) {
+		return b
+	}
+	q, _ := json.Marshal(string(b))
+	return q
+}
+
+func (f Filter) match(ev Event) bool {
+	patient, kind, device, condition, priority, state := ev.Key, "", "", "", "", ""
+	if r := ev.Reading; r != nil {
+		patient, kind, device = r.PatientID, string(r.Kind), r.DeviceID
+	}
+	if a := ev.Alert; a != nil {
+		patient, condition, priority, state = a.PatientID, a.Condition, string(a.Priority), string(a.State)
+		kind, device = string(a.Reading.Kind), a.Reading.DeviceID
+	}
+	for _, c := range [][2]string{{f.Patient, patient}, {f.Kind, kind}, {f.Device, device}, {f.Condition, condition}, {f.Priority, priority}, {f.State, state}} {
+		if c[0] != "" && c[0] != c[1] {
+			return false
+		}
+	}
+	return true
+}
