@@ -108,6 +108,10 @@ func splitTimes(s string, now time.Time) (from, to string, ok bool) {
 	return s, "", false
 }
 
+// ParseTime reads a time as ParseRange does: RFC 3339, a date, unix
+// milliseconds, or a duration before now (-1h).
+func ParseTime(s string, now time.Time) (time.Time, error) { return parseTime(s, now) }
+
 func parseTime(s string, now time.Time) (time.Time, error) {
 	if strings.HasPrefix(s, "-") {
 		d, err := time.ParseDuration(s[1:])

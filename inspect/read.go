@@ -83,21 +83,46 @@ type Event struct {
 // until ctx ends). A range that starts before what the topic still holds
 // is read from what it holds, and the *ExpiredError is returned at the end.
 func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) error) error {
+	var parts []int32
+	if opts.Filter.Patient != "" {
+		var err error
+		if parts, err = scopePartitions(ctx, kc, opts.Topic, []string{opts.Filter.Patient}); err != nil {
+			return err
+		}
+	}
+	emitted := 0
+	return readRecords(ctx, kc, opts, parts, func(r *kgo.Record) error {
+		if r.Attrs.IsControl() {
+			return nil
+		}
+		ev := decode(kc.Topics, r)
+		if !opts.Filter.match(ev) {
+			return nil
+		}
+		if err := emit(ev); err != nil {
+			return err
+		}
+		if emitted++; opts.Limit > 0 && emitted >= opts.Limit {
+			return errLimit
+		}
+		return nil
+	})
+}
+
+func newAdmin(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
+
+// readRecords hands each record of opts.Topic's partitions (all when
+// parts is nil) in the range to each, control records included (the
+// caller skips them), partition by partition in offset order, until the
+// range's end or, with Follow, ctx's. each returning errLimit ends the
+// read without an error.
+func readRecords(ctx context.Context, kc kafka.Config, opts Options, parts []int32, each func(*kgo.Record) error) error {
 	admCl, err := kgo.NewClient(kc.ClientOpts("tail")...)
 	if err != nil {
 		return err
 	}
 	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
-	var parts []int32
-	if opts.Filter.Patient != "" {
-		p, err := patientPartition(ctx, adm, opts.Topic, opts.Filter.Patient)
-		if err != nil {
-			return err
-		}
-		parts = []int32{p}
-	}
-	offs, rerr := Resolve(ctx, adm, opts.Topic, parts, opts.Range, !opts.Uncommitted, opts.Follow)
+	offs, rerr := Resolve(ctx, newAdmin(admCl), opts.Topic, parts, opts.Range, !opts.Uncommitted, opts.Follow)
 	var expired *ExpiredError
 	if rerr != nil && !errors.As(rerr, &expired) {
 		return rerr
@@ -118,6 +143,8 @@ func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) e
 	if opts.Uncommitted {
 		iso = kgo.ReadUncommitted()
 	}
+	// Control records (transaction markers) are kept so that a partition
+	// whose range ends with one is known to be done.
 	cl, err := kgo.NewClient(append(kc.ClientOpts("tail"), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: assign}),
 		kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(), kgo.FetchMaxWait(250*time.Millisecond))...)
 	if err != nil {
@@ -128,7 +155,6 @@ func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) e
 	if idle <= 0 {
 		idle = 3 * time.Second
 	}
-	emitted := 0
 	for len(pending) > 0 {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if !opts.Follow {
@@ -164,20 +190,7 @@ func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) e
 			if end >= 0 && r.Offset == end-1 {
 				delete(pending, r.Partition)
 			}
-			if r.Attrs.IsControl() {
-				return
-			}
-			ev := decode(kc.Topics, r)
-			if !opts.Filter.match(ev) {
-				return
-			}
-			if err := emit(ev); err != nil {
-				stop = err
-				return
-			}
-			if emitted++; opts.Limit > 0 && emitted >= opts.Limit {
-				stop = errLimit
-			}
+			stop = each(r)
 		})
 		if errors.Is(stop, errLimit) {
 			return rerr

@@ -84,6 +84,12 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"tail", "vitals", "-o", "@-20m:-50m"}, want: "ends before it starts"},
 		{args: []string{"tail", "vitals", "--format", "yaml"}, want: "format"},
 		{args: []string{"tail", "vitals", "-n", "-1"}, want: "num"},
+		{args: []string{"replay"}, want: "from and to: both required"},
+		{args: []string{"replay", "--from", "-2h", "--to", "-3h"}, want: "to: must be after --from"},
+		{args: []string{"replay", "--from", "-2h", "--to", "now", "--fail-on-diff"}, want: "needs --diff"},
+		{args: []string{"replay", "--from", "-2h", "--to", "now", "--to-topic", "alerts.v1"}, want: "live alerts topic"},
+		{args: []string{"replay", "--from", "-2h", "--to", "now", "--format", "html"}, want: "format"},
+		{args: []string{"replay", "--from", "-2h", "--to", "now", "--rules-file", badRules}, want: badRules + ":4:"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -31,8 +31,14 @@ func usage(err error) error {
 	return &UsageError{Err: err}
 }
 
+// DiffError says that a replay found its alarms differ (--fail-on-diff):
+// exit code 3, so a rules change can be gated in CI.
+type DiffError struct{ Summary string }
+
+func (e *DiffError) Error() string { return "the alarms differ: " + e.Summary }
+
 // Main runs the command line and returns the exit code: 0 success, 1 a
-// runtime failure, 2 a usage error.
+// runtime failure, 2 a usage error, 3 differences (replay --fail-on-diff).
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -54,8 +60,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "monitorme:", err)
 	var ue *UsageError
-	if errors.As(err, &ue) {
+	var de *DiffError
+	switch {
+	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &de):
+		return 3
 	}
 	return 1
 }
@@ -106,7 +116,7 @@ command line wins.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "debug, info, warn or error; patient values are logged only at debug")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", g.logFormat, "text or json")
 	root.SetVersionTemplate("monitorme {{.Version}}\n")
-	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), sinkCmd(g), migrateCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g), tokenCmd(), aclsCmd(g), tailCmd(g), versionCmd())
+	root.AddCommand(devCmd(g), ingestCmd(g), processCmd(g), apiCmd(g), sinkCmd(g), migrateCmd(g), simulateCmd(g), topicsCmd(g), benchCmd(g), tokenCmd(), aclsCmd(g), tailCmd(g), replayCmd(g), versionCmd())
 	return root
 }
 

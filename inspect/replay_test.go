@@ -1,0 +1,158 @@
+package inspect
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/telemetry"
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/processors"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// ward writes 30 minutes of an 8-bed ward two hours ago, and runs the
+// real alert processor over it to the end: alerts.v1 then holds what the
+// platform recorded.
+func ward(t *testing.T) (kafka.Config, time.Time) {
+	c, kc := testkit.CreateCluster(t, 4)
+	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	recs := testkit.WardInput("W", start, 8)
+	for _, r := range recs {
+		r.Topic = kc.Topics.Vitals
+	}
+	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err := cl.ProduceSync(testkit.Context(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := processors.DefaultConfig()
+	cfg.Group = "replay-test"
+	if err := cfg.LoadRules(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := processors.New(cfg, kc, slog.New(slog.DiscardHandler), telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	testkit.Eventually(t, 60*time.Second, "the processor caught up", func() bool {
+		lag, err := kafka.GroupLag(context.Background(), testkit.Admin(t, c), "replay-test", kc.Topics.Vitals)
+		return err == nil && lag == 0
+	})
+	cancel()
+	<-done
+	return kc, start
+}
+
+// Replayed with the rules the processor ran, the engine raises exactly
+// the alarms the processor recorded: the replay is the engine, on event
+// time. Other rules move them, and the diff says which.
+func TestReplayMatchesTheRecordedAlarms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the processor over a ward")
+	}
+	kc, start := ward(t)
+	o := ReplayOptions{From: start.Add(5 * time.Minute), To: start.Add(25 * time.Minute), Warmup: 5 * time.Minute}
+	rules := processors.DefaultClinicalConfig()
+	replayed, err := Replay(testkit.Context(t), kc, rules, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded, err := Recorded(testkit.Context(t), kc, rules, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Compare(recorded, replayed, rules.Ward, 2*time.Minute)
+	if d.Same == 0 || d.Differs() {
+		var b strings.Builder
+		d.Write(&b, "text")
+		t.Fatalf("the same rules: %d alarms the same, %d changes:\n%s", d.Same, len(d.Changes), b.String())
+	}
+	t.Logf("%d recorded alert events in the window, %d replayed, %d alarm episodes the same", len(recorded), len(replayed), d.Same)
+
+	// Candidate rules: SpO2 alarms only below 80 %. The desaturations to
+	// 86 and 87 % no longer alarm.
+	file := filepath.Join(t.TempDir(), "candidate.yaml")
+	if err := os.WriteFile(file, []byte("defaults:\n  conditions:\n    spo2_low: {limit: 80}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	candidate, err := processors.LoadRulesFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := Replay(testkit.Context(t), kc, candidate, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = Compare(recorded, after, candidate.Ward, 2*time.Minute)
+	removed := 0
+	for _, c := range d.Changes {
+		if c.Kind == "removed" && c.Condition == "spo2_low" {
+			removed++
+		}
+		if c.Kind == "added" && c.Condition == "spo2_low" {
+			t.Errorf("a lower limit added an SpO2 alarm: %+v", c)
+		}
+	}
+	if removed == 0 {
+		t.Fatalf("a lower SpO2 limit removed no spo2_low alarm: %+v", d.Changes)
+	}
+	var md strings.Builder
+	if err := d.Write(&md, "markdown"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# Alarm diff", "| removed |", "## Alarm burden per ward", "## Alarm burden per hour"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown report lacks %q:\n%s", want, md.String())
+		}
+	}
+
+	// One patient: only its partition is read, only its alarms come back.
+	one, err := Replay(testkit.Context(t), kc, rules, ReplayOptions{From: o.From, To: o.To, Warmup: o.Warmup, Patients: []string{"W02"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range one {
+		if a.PatientID != "W02" {
+			t.Fatalf("--patient W02 replayed %s", a.PatientID)
+		}
+	}
+	var want []schemas.Alert
+	for _, a := range replayed {
+		if a.PatientID == "W02" {
+			want = append(want, a)
+		}
+	}
+	if len(one) != len(want) {
+		t.Errorf("W02 alone: %d events, %d in the whole ward's replay", len(one), len(want))
+	}
+}
+
+func TestCompareMatchesEpisodes(t *testing.T) {
+	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+	raise := func(p, c string, m int) schemas.Alert {
+		return schemas.Alert{PatientID: p, Condition: c, State: schemas.Raised, Priority: schemas.Medium, TS: at(m), Reading: schemas.Reading{TS: at(m).Add(-30 * time.Second)}}
+	}
+	before := []schemas.Alert{raise("P1", "spo2_low", 0), raise("P1", "spo2_low", 30), raise("P2", "hr_high", 10)}
+	after := []schemas.Alert{raise("P1", "spo2_low", 1), raise("P2", "hr_high", 10), raise("P3", "rr_high", 5)}
+	d := Compare(before, after, func(string) string { return "icu" }, 2*time.Minute)
+	kinds := map[string]int{}
+	for _, c := range d.Changes {
+		kinds[c.Kind]++
+	}
+	if d.Same != 1 || kinds["shifted"] != 1 || kinds["removed"] != 1 || kinds["added"] != 1 {
+		t.Fatalf("same %d, changes %v", d.Same, kinds)
+	}
+	if d.BurdenBefore["icu"] != 3 || d.BurdenAfter["icu"] != 3 || d.TimeToAlarmBefore != 30*time.Second {
+		t.Errorf("burden %v -> %v, time to alarm %v", d.BurdenBefore, d.BurdenAfter, d.TimeToAlarmBefore)
+	}
+}
