@@ -111,6 +111,18 @@ func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) e
 
 func newAdmin(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
 
+// ReadRecords hands each data record of opts.Topic in the range to each,
+// undecoded, partition by partition in offset order (the history
+// rebuild's input). Transaction markers are skipped.
+func ReadRecords(ctx context.Context, kc kafka.Config, opts Options, each func(*kgo.Record) error) error {
+	return readRecords(ctx, kc, opts, nil, func(r *kgo.Record) error {
+		if r.Attrs.IsControl() {
+			return nil
+		}
+		return each(r)
+	})
+}
+
 // readRecords hands each record of opts.Topic's partitions (all when
 // parts is nil) in the range to each, control records included (the
 // caller skips them), partition by partition in offset order, until the

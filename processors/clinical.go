@@ -233,6 +233,12 @@ func (c *Clinical) decode(r *kgo.Record) (schemas.Reading, error) {
 // cannot be decoded moves the clock too (the batch's Tick counts it), but
 // fires nothing: its Handle returns only the error.
 func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
+	if schemas.IsRulesLoaded(r) {
+		// The audit trail of rule changes, for the history sink. Its
+		// timestamp is a processor's start, not stream time: it must not
+		// move the partition's clock (it fired every timer at once).
+		return nil, nil
+	}
 	now := c.advance(r.Partition, r.Timestamp)
 	if r.Topic == c.topics.Acks {
 		return c.handleAck(r, now)
@@ -276,10 +282,6 @@ func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 // on another processor's patient before a rebalance moved it) changes
 // nothing: it is stale, not poison.
 func (c *Clinical) handleAck(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
-	if schemas.Header(r, schemas.HeaderSchema) == schemas.RulesV1 {
-		// The audit trail of rule changes: for the history sink.
-		return c.records(c.fire(r.Partition, now))
-	}
 	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
 		sil, err := schemas.DecodeSilence(r)
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/monitorme/monitorme/schemas"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -78,6 +80,9 @@ func (c *procClock) at(p int32) time.Time {
 // (acknowledgements) count for their partition number too.
 func (c *procClock) observe(fs kgo.Fetches) {
 	fs.EachRecord(func(r *kgo.Record) {
+		if schemas.IsRulesLoaded(r) {
+			return // wall-clock time of a processor's start, not stream time
+		}
 		if r.Timestamp.After(c.pending[r.Partition]) {
 			c.pending[r.Partition] = r.Timestamp
 		}

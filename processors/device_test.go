@@ -549,16 +549,28 @@ func TestCurrentNEWS2(t *testing.T) {
 }
 
 // The rules-loaded event shares the acks topic for the audit trail: the
-// engine reads past it, with no dead letter and no change.
+// engine reads past it, with no dead letter, no change, and no tick of
+// its clock. Its timestamp is the wall clock of a processor's start: taken
+// as stream time, it fired every timer of its partition at once (signal
+// lost for every monitor, escalations), which e2e case f caught.
 func TestRulesLoadedEventIsSkipped(t *testing.T) {
 	f := defaultFeed(t)
-	ev := schemas.RulesLoaded{By: "process", Auth: "none", Source: "built-in", SHA256: strings.Repeat("0", 64), Host: "h", TS: t0}
+	mon := newDevice(f, "P01", "mon1")
+	for s := range 30 {
+		if got := mon.send(schemas.HeartRate, 80, float64(s), float64(s)); len(got) != 0 {
+			t.Fatalf("a steady heart rate alarmed: %v", got)
+		}
+	}
+	ev := schemas.RulesLoaded{By: "process", Auth: "none", Source: "built-in", SHA256: strings.Repeat("0", 64), Host: "h", TS: t0.Add(time.Hour)}
 	rec, err := schemas.RulesLoadedRecord(topics.Acks, &ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec.Timestamp = t0
+	rec.Timestamp = t0.Add(time.Hour) // a processor started an hour later
 	if got := f.handle(rec); len(got) != 0 {
-		t.Fatalf("a rules-loaded event made alerts: %v", got)
+		t.Fatalf("a rules-loaded event made alerts: %v", conditions(got))
+	}
+	if got := mon.send(schemas.HeartRate, 80, 30, 30); len(got) != 0 {
+		t.Fatalf("after a rules-loaded event, the next reading alarmed: %v", conditions(got))
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/monitorme/monitorme/inspect"
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/warehouse"
 	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -25,7 +26,8 @@ func replayCmd(g *globals) *cobra.Command {
 	kc := kafka.DefaultConfig()
 	var o inspect.ReplayOptions
 	var from, to, rulesFile, against, format, toTopic string
-	diff, failOnDiff := false, false
+	diff, failOnDiff, toClickHouse := false, false, false
+	wc := warehouse.DefaultConfig()
 	tolerance := 2 * time.Minute
 	o.Warmup = 30 * time.Minute
 	cmd := &cobra.Command{
@@ -47,7 +49,13 @@ alarm burden per ward and per hour, and the median time to alarm.
 --fail-on-diff exits 3 when they differ. --to-topic writes the replayed
 alert events to a sandbox topic (never the live alerts topic). A warm-up
 window (--warmup) before --from is replayed first, so that persistence
-delays and NEWS2 start from the right state. The range is held in memory.`,
+delays and NEWS2 start from the right state. The range is held in memory.
+
+--to-clickhouse rebuilds history instead: the range of the vitals, alerts
+and acks topics is inserted into ClickHouse as the sink inserts it, and the
+rollup of each day touched is rebuilt from the deduplicated readings.
+
+  monitorme replay --to-clickhouse --from 2026-11-30 --to 2026-12-01 --clickhouse-addr ch:9000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now()
@@ -85,6 +93,15 @@ delays and NEWS2 start from the right state. The range is held in memory.`,
 			if toTopic != "" && toTopic == kc.Topics.Alerts {
 				errs = append(errs, fmt.Errorf("to-topic: %s is the live alerts topic; name a sandbox topic", toTopic))
 			}
+			if toClickHouse {
+				if diff || toTopic != "" || rulesFile != "" {
+					errs = append(errs, errors.New("to-clickhouse: rebuilds history from the topics; it takes no --diff, --to-topic or --rules-file"))
+				}
+				if !wc.Enabled() {
+					errs = append(errs, errors.New("to-clickhouse: needs --clickhouse-addr"))
+				}
+				errs = append(errs, wc.Validate())
+			}
 			errs = append(errs, kc.Validate())
 			rules, err := loadRules(rulesFile)
 			errs = append(errs, err)
@@ -95,6 +112,17 @@ delays and NEWS2 start from the right state. The range is held in memory.`,
 			}
 			if err := errors.Join(errs...); err != nil {
 				return usage(err)
+			}
+			if toClickHouse {
+				conn, err := warehouse.Open(cmd.Context(), wc)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				if err := warehouse.RequireSchema(cmd.Context(), conn); err != nil {
+					return err
+				}
+				return rebuildHistory(cmd.Context(), kc, conn, o.From, o.To, cmd.OutOrStdout())
 			}
 			o.Progress = progress(cmd.ErrOrStderr())
 			replayed, err := inspect.Replay(cmd.Context(), kc, rules, o)
@@ -165,6 +193,8 @@ delays and NEWS2 start from the right state. The range is held in memory.`,
 	cmd.Flags().BoolVar(&failOnDiff, "fail-on-diff", false, "exit 3 when the alarms differ (gate a rules change in CI)")
 	cmd.Flags().DurationVar(&tolerance, "match-within", tolerance, "alarms of a patient and condition this close are the same episode (shifted, not added and removed)")
 	cmd.Flags().StringVar(&format, "format", "text", "text, markdown or jsonl with --diff; table or jsonl without")
+	cmd.Flags().BoolVar(&toClickHouse, "to-clickhouse", false, "rebuild history instead: re-sink [--from, --to) of the topics into ClickHouse with the sink's deduplication tokens, then rebuild the rollup of the days touched (effectively once)")
+	wc.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringVar(&toTopic, "to-topic", "", "also write the replayed alert events to this sandbox topic (created if missing; never the live alerts topic)")
 	return cmd
 }

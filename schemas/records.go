@@ -164,6 +164,12 @@ func DecodeSilence(r *kgo.Record) (Silence, error) {
 	return s, nil
 }
 
+// IsRulesLoaded says whether r is a rules-loaded event: an audit record
+// on the acks topic, stamped with the wall clock when a processor
+// started. It carries no clinical time: the engine and its clock must
+// read past it, never advance by it.
+func IsRulesLoaded(r *kgo.Record) bool { return Header(r, HeaderSchema) == RulesV1 }
+
 // DecodeRulesLoaded decodes and validates a rules-loaded.v1 record.
 func DecodeRulesLoaded(r *kgo.Record) (RulesLoaded, error) {
 	var rl RulesLoaded

@@ -28,4 +28,4 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ -s "$work/port" ] || { echo "chdb_http.py did not start"; cat "$work/shim.log"; exit 1; }
-MONITORME_TEST_CHDB_HTTP="127.0.0.1:$(cat "$work/port")" ${GO:-go} test -count=1 -v -run '^TestDevHistoryOnChDB$' ./roles
+MONITORME_TEST_CHDB_HTTP="127.0.0.1:$(cat "$work/port")" ${GO:-go} test -count=1 -v -run '^(TestDevHistoryOnChDB|TestRebuildHistoryOnChDB)$' ./roles
