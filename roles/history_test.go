@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,9 +160,18 @@ func TestRebuildHistoryOnChDB(t *testing.T) {
 		}
 		return out.String()
 	}
-	rebuild(start, start.Add(10*time.Minute))
+	inserted := func(out string) int {
+		m := regexp.MustCompile(`(?m)^vitals\s+(\d+) rows`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no vitals line in:\n%s", out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	first := inserted(rebuild(start, start.Add(10*time.Minute)))
 	out := rebuild(start.Add(-time.Minute), start.Add(time.Hour))
 	t.Log(out)
+	second := inserted(out)
 	conn, err := warehouse.Open(context.Background(), wc)
 	if err != nil {
 		t.Fatal(err)
@@ -176,10 +186,10 @@ func TestRebuildHistoryOnChDB(t *testing.T) {
 		}
 		return n[0].N
 	}
-	raw, final, samples := count("SELECT count() AS n FROM vitals"), count("SELECT count() AS n FROM vitals FINAL"), count("SELECT toUInt64(sum(samples)) AS n FROM vitals_1m")
-	t.Logf("%d readings on the topic; ClickHouse: %d rows, %d under FINAL, rollup %d samples", len(recs), raw, final, samples)
-	if final != uint64(len(recs)) || samples != uint64(len(recs)) || raw <= final {
-		t.Fatalf("rebuilt twice over an overlap: %d rows (%d under FINAL), rollup %d samples; want %d under FINAL and in the rollup, and the overlap inserted again",
-			raw, final, samples, len(recs))
+	final, samples := count("SELECT count() AS n FROM vitals FINAL"), count("SELECT toUInt64(sum(samples)) AS n FROM vitals_1m")
+	t.Logf("%d readings on the topic; inserted %d then %d; ClickHouse: %d under FINAL, rollup %d samples", len(recs), first, second, final, samples)
+	if first == 0 || second != len(recs) || final != uint64(len(recs)) || samples != uint64(len(recs)) {
+		t.Fatalf("rebuilt twice over an overlap (%d then %d rows inserted): %d under FINAL, rollup %d samples; want %d in both",
+			first, second, final, samples, len(recs))
 	}
 }
