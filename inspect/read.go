@@ -11,7 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/warehouse"
 	"github.com/monitorme/monitorme/schemas"
+	chschema "github.com/monitorme/monitorme/schemas/clickhouse"
 )
 
 // Roles are the topic names tail takes for the configured topics.
@@ -315,4 +317,61 @@ func (f Filter) match(ev Event) bool {
 		}
 	}
 	return true
+}
+
+// ReadHistory emits the events of the history tables instead of a topic:
+// what the history sink stored of patient's vitals (topic "vitals") or
+// alert events ("alerts") in [from, to). It is where a range older than
+// the topics' retention is still held.
+func ReadHistory(ctx context.Context, h warehouse.History, role, patient string, from, to time.Time, f Filter, limit int, emit func(Event) error) error {
+	if limit <= 0 || limit > 100_000 {
+		limit = 100_000
+	}
+	n := 0
+	send := func(ev Event) error {
+		if !f.match(ev) {
+			return nil
+		}
+		n++
+		if err := emit(ev); err != nil {
+			return err
+		}
+		if n >= limit {
+			return errLimit
+		}
+		return nil
+	}
+	switch role {
+	case "vitals":
+		rows, err := h.RawVitals(ctx, chschema.VitalsQuery{Patient: patient, Kind: f.Kind, From: from, To: to, Limit: limit})
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			rd := schemas.Reading{PatientID: patient, DeviceID: r.DeviceID, Kind: schemas.Kind(r.Kind), Value: r.Value, Unit: r.Unit, TS: r.TS, Seq: r.Seq}
+			if err := send(Event{Topic: "clickhouse:vitals", Partition: -1, Offset: -1, Timestamp: r.TS, Key: patient, Type: "reading", Reading: &rd}); err != nil {
+				return ignoreLimit(err)
+			}
+		}
+	case "alerts":
+		rows, err := h.Alerts(ctx, chschema.AlertsQuery{Patient: patient, From: from, To: to, Limit: limit})
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			if err := send(Event{Topic: "clickhouse:alerts", Partition: -1, Offset: -1, Timestamp: rows[i].TS, Key: patient, Type: "alert", Alert: &rows[i]}); err != nil {
+				return ignoreLimit(err)
+			}
+		}
+	default:
+		return fmt.Errorf("history holds vitals and alerts, not %s", role)
+	}
+	return nil
+}
+
+func ignoreLimit(err error) error {
+	if errors.Is(err, errLimit) {
+		return nil
+	}
+	return err
 }

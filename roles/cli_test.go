@@ -84,6 +84,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{args: []string{"tail", "vitals", "-o", "@-20m:-50m"}, want: "ends before it starts"},
 		{args: []string{"tail", "vitals", "--format", "yaml"}, want: "format"},
 		{args: []string{"tail", "vitals", "-n", "-1"}, want: "num"},
+		{args: []string{"tail", "vitals", "--source", "db"}, want: "source"},
+		{args: []string{"tail", "vitals", "--source", "clickhouse"}, want: "needs --clickhouse-addr, --patient, a time range"},
 		{args: []string{"replay"}, want: "from and to: both required"},
 		{args: []string{"replay", "--from", "-2h", "--to", "-3h"}, want: "to: must be after --from"},
 		{args: []string{"replay", "--from", "-2h", "--to", "now", "--fail-on-diff"}, want: "needs --diff"},

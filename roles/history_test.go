@@ -188,6 +188,22 @@ func TestRebuildHistoryOnChDB(t *testing.T) {
 	}
 	final, samples := count("SELECT count() AS n FROM vitals FINAL"), count("SELECT toUInt64(sum(samples)) AS n FROM vitals_1m")
 	t.Logf("%d readings on the topic; inserted %d then %d; ClickHouse: %d under FINAL, rollup %d samples", len(recs), first, second, final, samples)
+	// The same range read back with tail from the history tables.
+	var tout, terr bytes.Buffer
+	if code := Run(context.Background(), []string{"tail", "vitals", "--source", "clickhouse", "--patient", "H01", "--format", "jsonl",
+		"-o", "@" + start.Format(time.RFC3339) + ":" + start.Add(5*time.Minute).Format(time.RFC3339),
+		"--clickhouse-addr", addr, "--clickhouse-protocol", "http", "--clickhouse-database", db}, &tout, &terr); code != 0 {
+		t.Fatalf("tail --source clickhouse: exit %d %s", code, terr.String())
+	}
+	want := 0
+	for _, r := range recs {
+		if string(r.Key) == "H01" && !r.Timestamp.Before(start) && r.Timestamp.Before(start.Add(5*time.Minute)) {
+			want++
+		}
+	}
+	if got := strings.Count(tout.String(), `"type":"reading"`); got != want || want == 0 {
+		t.Errorf("tail --source clickhouse: %d readings of H01 in 5 min, the topic has %d", got, want)
+	}
 	if first == 0 || second != len(recs) || final != uint64(len(recs)) || samples != uint64(len(recs)) {
 		t.Fatalf("rebuilt twice over an overlap (%d then %d rows inserted): %d under FINAL, rollup %d samples; want %d in both",
 			first, second, final, samples, len(recs))

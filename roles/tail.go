@@ -11,6 +11,7 @@ import (
 
 	"github.com/monitorme/monitorme/inspect"
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/warehouse"
 )
 
 // tailCmd reads a topic as decoded events, the way `rpk topic consume`
@@ -18,7 +19,8 @@ import (
 func tailCmd(g *globals) *cobra.Command {
 	kc := kafka.DefaultConfig()
 	var opts inspect.Options
-	offset, format, color := "end", "table", "auto"
+	offset, format, color, source := "end", "table", "auto", "auto"
+	wc := warehouse.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "tail TOPIC",
 		Short: "Print a topic's records as decoded events (vitals, alerts, acks, state, dlq, or a topic name)",
@@ -52,6 +54,15 @@ range's end; with -f it follows. read_committed unless --read-uncommitted
 			if color != "auto" && color != "always" && color != "never" {
 				errs = append(errs, fmt.Errorf("color: %q, want auto, always or never", color))
 			}
+			switch {
+			case source != "auto" && source != "kafka" && source != "clickhouse":
+				errs = append(errs, fmt.Errorf("source: %q, want auto, kafka or clickhouse", source))
+			case source == "clickhouse" && (!wc.Enabled() || opts.Filter.Patient == "" || r.From.Kind != inspect.AtTime || (args[0] != "vitals" && args[0] != "alerts")):
+				errs = append(errs, errors.New("source clickhouse: needs --clickhouse-addr, --patient, a time range (-o @<from>:<to>) and the vitals or alerts topic"))
+			}
+			if wc.Enabled() {
+				errs = append(errs, wc.Validate())
+			}
 			useColor := color == "always" || (color == "auto" && isTerminal(cmd.OutOrStdout()))
 			pr, perr := inspect.NewPrinter(cmd.OutOrStdout(), format, useColor)
 			errs = append(errs, perr)
@@ -59,11 +70,45 @@ range's end; with -f it follows. read_committed unless --read-uncommitted
 				return usage(err)
 			}
 			opts.Range, opts.Topic = r, inspect.TopicOf(kc.Topics, args[0])
-			err = inspect.Read(cmd.Context(), kc, opts, pr.Print)
+			history := func() error {
+				conn, err := warehouse.Open(cmd.Context(), wc)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				to := time.Now()
+				if r.To != nil && r.To.Kind == inspect.AtTime {
+					to = r.To.Time
+				}
+				return inspect.ReadHistory(cmd.Context(), warehouse.History{DB: conn}, args[0], opts.Filter.Patient, r.From.Time, to, opts.Filter, opts.Limit, pr.Print)
+			}
+			if source == "clickhouse" {
+				return history()
+			}
+			// auto reads Kafka first, and ClickHouse only for a range the
+			// topic no longer holds (when it can: a patient, a time range,
+			// vitals or alerts); it prints nothing until it knows which.
+			var held []inspect.Event
+			emit := pr.Print
+			canFallBack := source == "auto" && wc.Enabled() && opts.Filter.Patient != "" && r.From.Kind == inspect.AtTime && !opts.Follow &&
+				(args[0] == "vitals" || args[0] == "alerts")
+			if canFallBack {
+				emit = func(ev inspect.Event) error { held = append(held, ev); return nil }
+			}
+			err = inspect.Read(cmd.Context(), kc, opts, emit)
 			var expired *inspect.ExpiredError
 			if errors.As(err, &expired) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "monitorme tail: note: %v; older history is in ClickHouse (monitorme api's history endpoints)\n", err)
-				return nil
+				if canFallBack {
+					fmt.Fprintf(cmd.ErrOrStderr(), "monitorme tail: note: %v; reading the range from ClickHouse instead\n", err)
+					return history()
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "monitorme tail: note: %v; older history is in ClickHouse (--source clickhouse with --clickhouse-addr and --patient)\n", err)
+				err = nil
+			}
+			for _, ev := range held {
+				if perr := pr.Print(ev); perr != nil {
+					return perr
+				}
 			}
 			return err
 		},
@@ -75,6 +120,8 @@ range's end; with -f it follows. read_committed unless --read-uncommitted
 	cmd.Flags().BoolVar(&opts.Uncommitted, "read-uncommitted", false, "read aborted transactions' records too (debugging exactly-once)")
 	cmd.Flags().StringVar(&format, "format", format, "table, json, jsonl, or a Go template over the event ('{{.Offset}} {{.Reading.Value}}')")
 	cmd.Flags().StringVar(&color, "color", color, "colour alarms in the table: auto (on a terminal), always, never")
+	cmd.Flags().StringVar(&source, "source", source, "kafka, clickhouse (the history tables: needs --patient and a time range), or auto: Kafka, and ClickHouse for a range older than the topic holds")
+	wc.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringVar(&opts.Filter.Patient, "patient", "", "only this patient (reads only its partition)")
 	cmd.Flags().StringVar(&opts.Filter.Kind, "kind", "", "only this vital (heart_rate, spo2, ...)")
 	cmd.Flags().StringVar(&opts.Filter.Device, "device", "", "only this device")
