@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
@@ -40,6 +43,40 @@ func TopicOf(t kafka.Topics, name string) string {
 // Filter keeps the events that match every field set.
 type Filter struct {
 	Patient, Kind, Condition, Priority, State, Device string
+}
+
+// ErrUnknownTopic is a topic the cluster does not have.
+var ErrUnknownTopic = errors.New("unknown topic")
+
+// Check names a filter that can never match on topic role (vitals,
+// alerts, acks, state, dlq, or "" for another topic), or a value no event
+// carries: a silent empty answer would look like "nothing happened".
+func (f Filter) Check(role string) error {
+	var errs []error
+	if f.Kind != "" && schemas.Kind(f.Kind).Index() < 0 {
+		var kinds []string
+		for _, s := range schemas.Specs {
+			kinds = append(kinds, string(s.Kind))
+		}
+		errs = append(errs, fmt.Errorf("kind: %q is not a vital; want one of %s", f.Kind, strings.Join(kinds, ", ")))
+	}
+	if f.Priority != "" && !slices.Contains([]string{"high", "medium", "low"}, f.Priority) {
+		errs = append(errs, fmt.Errorf("priority: %q, want high, medium or low", f.Priority))
+	}
+	states := []schemas.State{schemas.Raised, schemas.Escalated, schemas.Acknowledged, schemas.Resolved, schemas.ResolvedUnacknowledged}
+	if f.State != "" && !slices.Contains(states, schemas.State(f.State)) {
+		errs = append(errs, fmt.Errorf("state: %q, want raised, escalated, acknowledged, resolved or resolved-unacknowledged", f.State))
+	}
+	alertOnly := map[string]string{"condition": f.Condition, "priority": f.Priority, "state": f.State}
+	for _, name := range []string{"condition", "priority", "state"} {
+		if alertOnly[name] != "" && role != "alerts" && role != "" {
+			errs = append(errs, fmt.Errorf("%s: only alert events have one; the %s topic's records never match", name, role))
+		}
+	}
+	if (f.Kind != "" || f.Device != "") && (role == "acks" || role == "state") {
+		errs = append(errs, fmt.Errorf("kind and device: the %s topic's records have none; they never match", role))
+	}
+	return errors.Join(errs...)
 }
 
 // Options say what to read.
@@ -136,7 +173,15 @@ func readRecords(ctx context.Context, kc kafka.Config, opts Options, parts []int
 		return err
 	}
 	defer admCl.Close()
-	offs, rerr := Resolve(ctx, newAdmin(admCl), opts.Topic, parts, opts.Range, !opts.Uncommitted, opts.Follow)
+	adm := newAdmin(admCl)
+	td, err := adm.ListTopics(ctx, opts.Topic)
+	if err != nil {
+		return kc.Explain(err)
+	}
+	if d, ok := td[opts.Topic]; !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("%w %s: the cluster has no such topic (MonitorMe's are %s)", ErrUnknownTopic, opts.Topic, strings.Join(kc.Topics.Names(), ", "))
+	}
+	offs, rerr := Resolve(ctx, adm, opts.Topic, parts, opts.Range, !opts.Uncommitted, opts.Follow)
 	var expired *ExpiredError
 	if rerr != nil && !errors.As(rerr, &expired) {
 		return rerr

@@ -255,3 +255,12 @@ func TestPrinterFormats(t *testing.T) {
 		t.Error("format yaml accepted")
 	}
 }
+
+// A topic the cluster does not have is named, not read as empty.
+func TestTailUnknownTopic(t *testing.T) {
+	_, kc := testkit.CreateCluster(t, 2)
+	_, err := read(t, kc, "vitalz", "start")
+	if !errors.Is(err, ErrUnknownTopic) || !strings.Contains(err.Error(), "vitalz") {
+		t.Fatalf("an unknown topic: %v", err)
+	}
+}

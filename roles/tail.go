@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,11 @@ range's end; with -f it follows. read_committed unless --read-uncommitted
 			if wc.Enabled() {
 				errs = append(errs, wc.Validate())
 			}
+			role := args[0]
+			if !slices.Contains(inspect.Roles, role) {
+				role = ""
+			}
+			errs = append(errs, opts.Filter.Check(role))
 			useColor := color == "always" || (color == "auto" && isTerminal(cmd.OutOrStdout()))
 			pr, perr := inspect.NewPrinter(cmd.OutOrStdout(), format, useColor)
 			errs = append(errs, perr)
@@ -96,6 +102,9 @@ range's end; with -f it follows. read_committed unless --read-uncommitted
 				emit = func(ev inspect.Event) error { held = append(held, ev); return nil }
 			}
 			err = inspect.Read(cmd.Context(), kc, opts, emit)
+			if errors.Is(err, inspect.ErrUnknownTopic) {
+				return usage(err)
+			}
 			var expired *inspect.ExpiredError
 			if errors.As(err, &expired) {
 				if canFallBack {
