@@ -38,9 +38,11 @@ type Diff struct {
 	// (UTC, "2006-01-02T15").
 	BurdenBefore, BurdenAfter map[string]int
 	HourBefore, HourAfter     map[string]int
-	// TimeToAlarm is the median time from the reading an alarm
-	// names to the alarm, in each run.
-	TimeToAlarmBefore, TimeToAlarmAfter time.Duration
+	// TimeToAlarmChange is the median change in time to alarm over the
+	// episodes in both runs (the same ones count 0): negative, the second
+	// run alarms earlier.
+	TimeToAlarmChange time.Duration
+	matched           int
 }
 
 // Differs says whether the runs differ.
@@ -51,9 +53,8 @@ func (d Diff) Differs() bool { return len(d.Changes) > 0 }
 func Compare(before, after []schemas.Alert, ward func(string) string, tolerance time.Duration) Diff {
 	d := Diff{BurdenBefore: map[string]int{}, BurdenAfter: map[string]int{}, HourBefore: map[string]int{}, HourAfter: map[string]int{}}
 	type key struct{ patient, condition string }
-	group := func(as []schemas.Alert, burden, hours map[string]int) (map[key][]schemas.Alert, time.Duration) {
+	group := func(as []schemas.Alert, burden, hours map[string]int) map[key][]schemas.Alert {
 		g := map[key][]schemas.Alert{}
-		var delays []time.Duration
 		for _, a := range as {
 			if a.State != schemas.Raised || a.Updated {
 				continue
@@ -62,18 +63,15 @@ func Compare(before, after []schemas.Alert, ward func(string) string, tolerance 
 			g[k] = append(g[k], a)
 			burden[ward(a.PatientID)]++
 			hours[a.TS.UTC().Format("2006-01-02T15")]++
-			if !a.Reading.TS.IsZero() {
-				delays = append(delays, a.TS.Sub(a.Reading.TS))
-			}
 		}
 		for _, v := range g {
 			slices.SortFunc(v, func(x, y schemas.Alert) int { return x.TS.Compare(y.TS) })
 		}
-		return g, median(delays)
+		return g
 	}
-	b, mb := group(before, d.BurdenBefore, d.HourBefore)
-	a, ma := group(after, d.BurdenAfter, d.HourAfter)
-	d.TimeToAlarmBefore, d.TimeToAlarmAfter = mb, ma
+	b := group(before, d.BurdenBefore, d.HourBefore)
+	a := group(after, d.BurdenAfter, d.HourAfter)
+	var shifts []time.Duration
 	keys := map[key]bool{}
 	for k := range b {
 		keys[k] = true
@@ -103,6 +101,7 @@ func Compare(before, after []schemas.Alert, ward func(string) string, tolerance 
 			}
 			used[best] = true
 			y := a[k][best]
+			shifts = append(shifts, y.TS.Sub(x.TS))
 			if y.TS.Equal(x.TS) && y.Priority == x.Priority {
 				d.Same++
 				continue
@@ -116,6 +115,7 @@ func Compare(before, after []schemas.Alert, ward func(string) string, tolerance 
 			}
 		}
 	}
+	d.TimeToAlarmChange, d.matched = median(shifts), len(shifts)
 	return d
 }
 
@@ -158,7 +158,7 @@ func (d Diff) Write(w io.Writer, format string) error {
 		return enc.Encode(map[string]any{"summary": true, "before": d.Before, "after": d.After, "same": d.Same, "added": d.count("added"),
 			"removed": d.count("removed"), "shifted": d.count("shifted"), "burden_before": d.BurdenBefore, "burden_after": d.BurdenAfter,
 			"by_hour_before": d.HourBefore, "by_hour_after": d.HourAfter,
-			"time_to_alarm_before_ms": d.TimeToAlarmBefore.Milliseconds(), "time_to_alarm_after_ms": d.TimeToAlarmAfter.Milliseconds()})
+			"time_to_alarm_change_ms": d.TimeToAlarmChange.Milliseconds(), "episodes_in_both": d.matched})
 	case "markdown", "text":
 	default:
 		return fmt.Errorf("format %q: want text, markdown or jsonl", format)
@@ -183,8 +183,8 @@ func (d Diff) Write(w io.Writer, format string) error {
 	} else {
 		fmt.Fprintf(w, "Alarm diff: %s -> %s\n", d.Before, d.After)
 	}
-	fmt.Fprintf(w, "\n%d the same, %d added, %d removed, %d shifted; median time to alarm %v -> %v\n",
-		d.Same, d.count("added"), d.count("removed"), d.count("shifted"), d.TimeToAlarmBefore, d.TimeToAlarmAfter)
+	fmt.Fprintf(w, "\n%d the same, %d added, %d removed, %d shifted; median change in time to alarm %v over the %d episodes in both\n",
+		d.Same, d.count("added"), d.count("removed"), d.count("shifted"), d.TimeToAlarmChange.Round(time.Millisecond), d.matched)
 	if len(d.Changes) > 0 {
 		h("Changes")
 		row("change", "patient", "condition", "priority", "before", "after", "shift")

@@ -21,7 +21,12 @@ import (
 // ward writes 30 minutes of an 8-bed ward two hours ago, and runs the
 // real alert processor over it to the end: alerts.v1 then holds what the
 // platform recorded.
-func ward(t *testing.T) (kafka.Config, time.Time) {
+func ward(t *testing.T) (kafka.Config, time.Time) { return wardRestarted(t, 0) }
+
+// wardRestarted is ward with the processor stopped after the first
+// `restartAt` of the input and a new one started for the rest (0: one
+// processor throughout).
+func wardRestarted(t *testing.T, restartAt time.Duration) (kafka.Config, time.Time) {
 	c, kc := testkit.CreateCluster(t, 4)
 	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
 	recs := testkit.WardInput("W", start, 8)
@@ -29,28 +34,67 @@ func ward(t *testing.T) (kafka.Config, time.Time) {
 		r.Topic = kc.Topics.Vitals
 	}
 	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
-	if err := cl.ProduceSync(testkit.Context(t), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
 	cfg := processors.DefaultConfig()
 	cfg.Group = "replay-test"
 	if err := cfg.LoadRules(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := processors.New(cfg, kc, slog.New(slog.DiscardHandler), telemetry.Nop())
+	process := func(input []*kgo.Record) {
+		if err := cl.ProduceSync(testkit.Context(t), input...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		p, err := processors.New(cfg, kc, slog.New(slog.DiscardHandler), telemetry.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		testkit.Eventually(t, 60*time.Second, "the processor caught up", func() bool {
+			lag, err := kafka.GroupLag(context.Background(), testkit.Admin(t, c), "replay-test", kc.Topics.Vitals)
+			return err == nil && lag == 0
+		})
+		cancel()
+		<-done
+	}
+	if restartAt == 0 {
+		process(recs)
+		return kc, start
+	}
+	i := 0
+	for i < len(recs) && recs[i].Timestamp.Before(start.Add(restartAt)) {
+		i++
+	}
+	process(recs[:i])
+	process(recs[i:])
+	return kc, start
+}
+
+// A range that crosses a processor restart replays to the same alarms:
+// the processor's state and clock come back from its changelog, so a
+// restart changes nothing the replay would not.
+func TestReplayAcrossAProcessorRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the processor over a ward, twice")
+	}
+	kc, start := wardRestarted(t, 15*time.Minute)
+	o := ReplayOptions{From: start.Add(5 * time.Minute), To: start.Add(25 * time.Minute), Warmup: 5 * time.Minute}
+	rules := processors.DefaultClinicalConfig()
+	replayed, err := Replay(testkit.Context(t), kc, rules, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	testkit.Eventually(t, 60*time.Second, "the processor caught up", func() bool {
-		lag, err := kafka.GroupLag(context.Background(), testkit.Admin(t, c), "replay-test", kc.Topics.Vitals)
-		return err == nil && lag == 0
-	})
-	cancel()
-	<-done
-	return kc, start
+	recorded, err := Recorded(testkit.Context(t), kc, rules, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Compare(recorded, replayed, rules.Ward, 2*time.Minute)
+	if d.Same == 0 || d.Differs() {
+		var b strings.Builder
+		d.Write(&b, "text")
+		t.Fatalf("across a restart at 15 min: %d the same, %d changes:\n%s", d.Same, len(d.Changes), b.String())
+	}
+	t.Logf("across a restart: %d recorded events, %d replayed, %d episodes the same", len(recorded), len(replayed), d.Same)
 }
 
 // Replayed with the rules the processor ran, the engine raises exactly
@@ -152,7 +196,38 @@ func TestCompareMatchesEpisodes(t *testing.T) {
 	if d.Same != 1 || kinds["shifted"] != 1 || kinds["removed"] != 1 || kinds["added"] != 1 {
 		t.Fatalf("same %d, changes %v", d.Same, kinds)
 	}
-	if d.BurdenBefore["icu"] != 3 || d.BurdenAfter["icu"] != 3 || d.TimeToAlarmBefore != 30*time.Second {
-		t.Errorf("burden %v -> %v, time to alarm %v", d.BurdenBefore, d.BurdenAfter, d.TimeToAlarmBefore)
+	// Matched: P1 spo2_low 0 -> 1 min (+1m), P2 hr_high 10 -> 10 (0): median +1m of [0, 1m].
+	if d.BurdenBefore["icu"] != 3 || d.BurdenAfter["icu"] != 3 || d.TimeToAlarmChange != time.Minute {
+		t.Errorf("burden %v -> %v, time to alarm change %v", d.BurdenBefore, d.BurdenAfter, d.TimeToAlarmChange)
 	}
+}
+
+// BenchmarkReplay measures the replay rate: the records of a 96-bed
+// ward's 30 minutes (vitals, read from kfake), through the clinical
+// engine, per second.
+//
+//	go test -run '^$' -bench BenchmarkReplay -benchtime 5x ./inspect/
+func BenchmarkReplay(b *testing.B) {
+	c, kc := testkit.CreateCluster(b, 12)
+	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	recs := testkit.WardInput("B", start, 96)
+	for _, r := range recs {
+		r.Topic = kc.Topics.Vitals
+	}
+	if err := testkit.Client(b, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))).ProduceSync(testkit.Context(b), recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	o := ReplayOptions{From: start, To: start.Add(31 * time.Minute)}
+	rules := processors.DefaultClinicalConfig()
+	b.ResetTimer()
+	var alerts int
+	for range b.N {
+		as, err := Replay(context.Background(), kc, rules, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		alerts = len(as)
+	}
+	b.ReportMetric(float64(len(recs)*b.N)/b.Elapsed().Seconds(), "readings/s")
+	b.ReportMetric(float64(alerts), "alert-events")
 }
