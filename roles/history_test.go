@@ -91,20 +91,7 @@ func TestDevHistoryOnChDB(t *testing.T) {
 	readings := len(testkit.ReadAllFrom(t, []string{m[1]}, "vitals.v1", kgo.ReadCommitted()))
 	wc := warehouse.DefaultConfig()
 	wc.Addr, wc.Protocol, wc.Database = []string{addr}, "http", db
-	conn, err := warehouse.Open(context.Background(), wc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	count := func(sql string) uint64 {
-		var n []struct {
-			N uint64 `ch:"n"`
-		}
-		if err := conn.Select(context.Background(), &n, sql); err != nil {
-			t.Fatal(err)
-		}
-		return n[0].N
-	}
+	count := counter(t, wc)
 	var rows, distinct uint64
 	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("%d readings in ClickHouse", readings), func() bool {
 		rows, distinct = count("SELECT count() AS n FROM vitals"), count("SELECT count() AS n FROM vitals FINAL")
@@ -172,20 +159,7 @@ func TestRebuildHistoryOnChDB(t *testing.T) {
 	out := rebuild(start.Add(-time.Minute), start.Add(time.Hour))
 	t.Log(out)
 	second := inserted(out)
-	conn, err := warehouse.Open(context.Background(), wc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	count := func(sql string) uint64 {
-		var n []struct {
-			N uint64 `ch:"n"`
-		}
-		if err := conn.Select(context.Background(), &n, sql); err != nil {
-			t.Fatal(err)
-		}
-		return n[0].N
-	}
+	count := counter(t, wc)
 	final, samples := count("SELECT count() AS n FROM vitals FINAL"), count("SELECT toUInt64(sum(samples)) AS n FROM vitals_1m")
 	t.Logf("%d readings on the topic; inserted %d then %d; ClickHouse: %d under FINAL, rollup %d samples", len(recs), first, second, final, samples)
 	// The same range read back with tail from the history tables.
@@ -207,5 +181,24 @@ func TestRebuildHistoryOnChDB(t *testing.T) {
 	if first == 0 || second != len(recs) || final != uint64(len(recs)) || samples != uint64(len(recs)) {
 		t.Fatalf("rebuilt twice over an overlap (%d then %d rows inserted): %d under FINAL, rollup %d samples; want %d in both",
 			first, second, final, samples, len(recs))
+	}
+}
+
+// counter returns a function that runs a "SELECT … AS n" on wc's
+// ClickHouse and returns n.
+func counter(t *testing.T, wc warehouse.Config) func(sql string) uint64 {
+	conn, err := warehouse.Open(context.Background(), wc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return func(sql string) uint64 {
+		var n []struct {
+			N uint64 `ch:"n"`
+		}
+		if err := conn.Select(context.Background(), &n, sql); err != nil {
+			t.Fatal(err)
+		}
+		return n[0].N
 	}
 }
