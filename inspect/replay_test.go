@@ -226,3 +226,28 @@ func BenchmarkReplay(b *testing.B) {
 	b.ReportMetric(float64(len(recs)*b.N)/b.Elapsed().Seconds(), "readings/s")
 	b.ReportMetric(float64(alerts), "alert-events")
 }
+
+// --ward and --patient narrow a replay by the rules file's wards.
+func TestReplayScope(t *testing.T) {
+	rules, err := processors.LoadRulesFile("../config/rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		o       ReplayOptions
+		patient string
+		want    bool
+	}{
+		{ReplayOptions{}, "P001", true},
+		{ReplayOptions{Ward: "icu"}, "P001", true},
+		{ReplayOptions{Ward: "icu"}, "P002", false},
+		{ReplayOptions{Ward: "icu"}, "P999", false},
+		{ReplayOptions{Patients: []string{"P002"}}, "P002", true},
+		{ReplayOptions{Patients: []string{"P002"}}, "P001", false},
+		{ReplayOptions{Patients: []string{"P001", "P002"}, Ward: "respiratory"}, "P001", false},
+	} {
+		if got := tc.o.Scope(&rules, tc.patient); got != tc.want {
+			t.Errorf("%+v, %s: %v, want %v", tc.o, tc.patient, got, tc.want)
+		}
+	}
+}
