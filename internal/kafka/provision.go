@@ -133,6 +133,10 @@ func Provision(ctx context.Context, adm *kadm.Client, c *Config, specs []TopicSp
 	return nil
 }
 
+// settle bounds the wait for brokers to learn of a topic another process
+// just created.
+const settle = 10 * time.Second
+
 func (s TopicSpec) cleanupPolicy() string {
 	if s.Compact {
 		return "compact"
@@ -144,14 +148,36 @@ func (s TopicSpec) cleanupPolicy() string {
 // compacted vitals topic keeps one reading per patient, and on a cluster
 // that can replicate, fewer than rf replicas or min.insync.replicas below 2
 // make acks=all a single-disk promise.
+//
+// It is called when creating the topic answered that it exists. Another
+// process may have created it a moment earlier, and a broker learns of a
+// new topic from the controller a little later: until then it answers
+// UNKNOWN_TOPIC_OR_PARTITION ("monitorme process exited at start with
+// check topic …: UNKNOWN_TOPIC_OR_PARTITION"), so that answer is asked
+// again for up to settle.
 func check(ctx context.Context, adm *kadm.Client, s TopicSpec, rf int16, partitions int32, log *slog.Logger) error {
-	td, err := adm.ListTopics(ctx, s.Name)
-	if err != nil {
-		return fmt.Errorf("check topic %s: %w", s.Name, err)
-	}
-	d, ok := td[s.Name]
-	if !ok || d.Err != nil {
-		return fmt.Errorf("check topic %s: %v", s.Name, d.Err)
+	var d kadm.TopicDetail
+	deadline := time.Now().Add(settle)
+	for {
+		// Uncached, as partitionCount asks: the client would answer a
+		// cached "unknown" again.
+		td, err := adm.ListTopics(kadm.WithAuthorizedOps(ctx), s.Name)
+		if err != nil {
+			return fmt.Errorf("check topic %s: %w", s.Name, err)
+		}
+		var ok bool
+		d, ok = td[s.Name]
+		if ok && d.Err == nil {
+			break
+		}
+		if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) || time.Now().After(deadline) {
+			return fmt.Errorf("check topic %s: %v", s.Name, d.Err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("check topic %s: %w", s.Name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	if partitions > 0 && int32(len(d.Partitions)) != partitions {
 		return fmt.Errorf("%w: topic %s has %d partitions, the vitals topic %d: they must match, so that one processor owns a patient's readings, state and acknowledgements", ErrTopicMismatch, s.Name, len(d.Partitions), partitions)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
@@ -162,5 +164,44 @@ func TestRetentionFlag(t *testing.T) {
 	kc.Retention.Alerts = time.Second
 	if err := kc.Validate(); err == nil || !strings.Contains(err.Error(), "retention-alerts") {
 		t.Fatalf("1s retention: %v", err)
+	}
+}
+
+// A topic another process created a moment ago may still be unknown to
+// the broker that answers (it learns of it from the controller a little
+// later): provisioning waits for it instead of failing the role at start
+// with UNKNOWN_TOPIC_OR_PARTITION, which it did.
+func TestProvisionWaitsForATopicJustCreatedElsewhere(t *testing.T) {
+	c := testkit.Cluster(t)
+	adm := kadm.NewClient(testkit.Client(t, c))
+	ctx := context.Background()
+	kc := kafka.DefaultConfig()
+	kc.Brokers = c.ListenAddrs()
+	kc.Partitions = 3
+	log := slog.New(slog.DiscardHandler)
+	if err := kafka.Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
+		t.Fatal(err)
+	}
+	// The next metadata answers about the vitals topic say it is unknown.
+	unknown := 3
+	c.ControlKey(int16(kmsg.Metadata), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req := kr.(*kmsg.MetadataRequest)
+		if unknown == 0 || len(req.Topics) != 1 || req.Topics[0].Topic == nil || *req.Topics[0].Topic != kc.Topics.Vitals {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		unknown--
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		st := kmsg.NewMetadataResponseTopic()
+		st.Topic, st.ErrorCode = req.Topics[0].Topic, kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	fresh := kadm.NewClient(testkit.Client(t, c))
+	if err := kafka.Provision(ctx, fresh, &kc, kc.Specs(), log); err != nil {
+		t.Fatalf("a topic not yet known to the answering broker: %v", err)
+	}
+	if unknown != 0 {
+		t.Fatalf("the broker's unknown-topic answers were not all asked: %d left", unknown)
 	}
 }
