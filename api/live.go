@@ -37,6 +37,9 @@ type LiveConfig struct {
 	// MaxStreams and MaxStreamsPerCaller bound the concurrent live
 	// streams of the server and of one caller (token subject).
 	MaxStreams, MaxStreamsPerCaller int
+	// ResumeEvents is how many recent events the view keeps for a
+	// reconnecting stream's Last-Event-ID.
+	ResumeEvents int
 }
 
 // DefaultLiveConfig returns the defaults the flag help names.
@@ -47,6 +50,7 @@ func DefaultLiveConfig() LiveConfig {
 		MaxPatients:      10_000,
 		MaxAlerts:        10_000,
 		SubscriberBuffer: 1024,
+		ResumeEvents:     10_000,
 
 		MaxStreams:          DefaultMaxStreams,
 		MaxStreamsPerCaller: DefaultMaxStreamsPerSubject,
@@ -59,6 +63,7 @@ func (c *LiveConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.AlertsLookback, "live-alerts-lookback", c.AlertsLookback, "alerts read at start for GET /v1/alerts")
 	fs.IntVar(&c.MaxPatients, "live-max-patients", c.MaxPatients, "patients kept in memory; when full, the tenth with the fewest and oldest updates is dropped")
 	fs.IntVar(&c.MaxAlerts, "live-max-alerts", c.MaxAlerts, "most recent alerts kept in memory")
+	fs.IntVar(&c.ResumeEvents, "live-resume-events", c.ResumeEvents, "recent events kept so that a reconnecting stream resumes after its Last-Event-ID")
 	fs.IntVar(&c.MaxStreams, "live-max-streams", c.MaxStreams, "live streams (GET /v1/stream) served at once; one more is answered 503")
 	fs.IntVar(&c.MaxStreamsPerCaller, "live-max-streams-per-caller", c.MaxStreamsPerCaller, "live streams one caller (token subject; client address without authentication) holds at once; one more is answered 429")
 }
@@ -70,6 +75,8 @@ func (c *LiveConfig) Validate() error {
 		return errors.New("live lookbacks must be positive")
 	case c.MaxPatients < 1 || c.MaxAlerts < 1:
 		return errors.New("live-max-patients and live-max-alerts must be at least 1")
+	case c.ResumeEvents < 0:
+		return errors.New("live-resume-events must not be negative")
 	case c.MaxStreams < 1 || c.MaxStreamsPerCaller < 1:
 		return errors.New("live-max-streams and live-max-streams-per-caller must be at least 1")
 	case c.SubscriberBuffer < 1:
@@ -114,6 +121,10 @@ type Live struct {
 	alerts   []schemas.Alert // ring buffer, oldest at head
 	head     int
 	subs     map[*subscriber]struct{}
+	// recent are the last ResumeEvents events, a ring oldest at
+	// recentHead once full: what a reconnecting stream missed.
+	recent     []*Event
+	recentHead int
 
 	ran atomic.Bool
 	// caughtUp is set once the view read up to the end offsets of its
@@ -340,6 +351,14 @@ func (l *Live) evict() {
 // broadcast hands ev to matching subscribers without ever blocking: a
 // subscriber whose buffer is full is disconnected. Called with mu held.
 func (l *Live) broadcast(ev *Event) {
+	if n := l.cfg.ResumeEvents; n > 0 {
+		if len(l.recent) < n {
+			l.recent = append(l.recent, ev)
+		} else {
+			l.recent[l.recentHead] = ev
+			l.recentHead = (l.recentHead + 1) % n
+		}
+	}
 	for s := range l.subs {
 		if s.patient != "" && s.patient != ev.Patient || ev.At.Before(s.since) {
 			continue
@@ -372,15 +391,41 @@ func (l *Live) closeAll() {
 // closed when the subscriber falls behind or the view stops, and a cancel
 // function. Only events that happened after the call are delivered.
 func (l *Live) Subscribe(patient string) (<-chan *Event, func()) {
+	ch, cancel, _, _ := l.SubscribeAfter(patient, "")
+	return ch, cancel
+}
+
+// SubscribeAfter is Subscribe for a stream that reconnects: backlog are
+// the events of patient after the one with id lastID, then the channel
+// carries what follows, with nothing lost or doubled between them. found
+// is false when lastID is not among the recent events (too old, or
+// unknown): the client must read the current state again.
+func (l *Live) SubscribeAfter(patient, lastID string) (ch <-chan *Event, cancel func(), backlog []*Event, found bool) {
 	s := &subscriber{patient: patient, since: time.Now().Add(-time.Second), ch: make(chan *Event, l.cfg.SubscriberBuffer)}
 	l.mu.Lock()
+	if lastID != "" {
+		n := len(l.recent)
+		for i := n - 1; i >= 0; i-- { // newest first
+			if l.recent[(l.recentHead+i)%n].ID != lastID {
+				continue
+			}
+			found = true
+			for j := i + 1; j < n; j++ {
+				if ev := l.recent[(l.recentHead+j)%n]; patient == "" || ev.Patient == patient {
+					backlog = append(backlog, ev)
+				}
+			}
+			s.since = time.Time{} // the backlog covers what came before
+			break
+		}
+	}
 	l.subs[s] = struct{}{}
 	l.mu.Unlock()
 	return s.ch, func() {
 		l.mu.Lock()
 		l.drop(s)
 		l.mu.Unlock()
-	}
+	}, backlog, found
 }
 
 // PatientSummary is one row of GET /v1/patients.

@@ -261,7 +261,13 @@ func (s *Server) stream(c echo.Context) error {
 	if err := web.NoWriteDeadline(c); err != nil {
 		return err
 	}
-	events, cancel := s.live.Subscribe(patient)
+	// A reconnecting EventSource sends the id of the last event it got;
+	// what it missed is sent first (or a reset, when that is too old).
+	lastID := c.Request().Header.Get("Last-Event-ID")
+	if lastID == "" {
+		lastID = c.QueryParam("last_event_id")
+	}
+	events, cancel, backlog, found := s.live.SubscribeAfter(patient, lastID)
 	defer cancel()
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
@@ -269,6 +275,12 @@ func (s *Server) stream(c echo.Context) error {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": monitorme live stream\n\n")
+	if lastID != "" && !found {
+		fmt.Fprint(w, "event: reset\ndata: {\"reason\":\"the events after Last-Event-ID are no longer kept: read the current state again\"}\n\n")
+	}
+	for _, ev := range backlog {
+		fmt.Fprintf(w, "event: %s\nid: %s\ndata: %s\n\n", ev.Type, ev.ID, ev.Data)
+	}
 	w.Flush()
 	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()

@@ -649,3 +649,71 @@ func TestStreamsGiveBackTheirMemory(t *testing.T) {
 		t.Errorf("the heap after the streams left is %d KB, before %d KB, with them %d KB: they did not give back their memory", after>>10, before>>10, held>>10)
 	}
 }
+
+// A reconnecting stream resumes after its Last-Event-ID: what it missed
+// first, in order, then the live events, nothing lost or doubled; an id
+// the view no longer keeps gets a reset event.
+func TestStreamResumesAfterLastEventID(t *testing.T) {
+	live, e := newTestServer(t, DefaultLiveConfig())
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	open := func(lastID string) (*bufio.Reader, func()) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/stream?patient=P1", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, ":") {
+			t.Fatalf("first line %q", line)
+		}
+		return br, func() { resp.Body.Close() }
+	}
+	offset := int64(0)
+	feed := func(patient string, v float64, at time.Time) {
+		r := reading(patient, schemas.HeartRate, v, at)
+		rec, err := schemas.ReadingRecord("vitals.v1", &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Timestamp, rec.Offset = at, offset
+		offset++
+		live.apply(rec)
+	}
+	br, closeFirst := open("")
+	now := time.Now()
+	for i := range 3 {
+		feed("P1", float64(70+i), now)
+	}
+	first := readEvents(t, br, 3)
+	closeFirst()
+	// While disconnected: two more of P1's, one of P2's.
+	feed("P1", 73, now)
+	feed("P2", 99, now)
+	feed("P1", 74, now)
+
+	br, closeSecond := open(first[1].id)
+	defer closeSecond()
+	feed("P1", 75, now)
+	got := readEvents(t, br, 4)
+	var values []string
+	for _, ev := range got {
+		var r schemas.Reading
+		if err := json.Unmarshal([]byte(ev.data), &r); err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, fmt.Sprint(r.Value))
+	}
+	if !slices.Equal(values, []string{"72", "73", "74", "75"}) {
+		t.Fatalf("resumed after the 2nd event: %v, want 72 73 74 75", values)
+	}
+
+	br, closeThird := open("vitals.v1/9/999999")
+	defer closeThird()
+	if ev := readEvents(t, br, 1); ev[0].typ != "reset" {
+		t.Fatalf("an unknown Last-Event-ID: %+v, want a reset event", ev[0])
+	}
+}
