@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,5 +376,68 @@ func TestActorIsTheTokensSubject(t *testing.T) {
 	}
 	if len(acks.silences) != 1 || acks.silences[0].By != "nurse-7@icu" {
 		t.Fatalf("silences written: %+v", acks.silences)
+	}
+}
+
+// GET /v1/alarms lists each open alert once, in its current state, as a
+// central station orders them, filtered and paged by cursor.
+func TestOpenAlarms(t *testing.T) {
+	live, e, _ := newAlarmServer(t, fakeRules{"P1": "icu", "P2": "icu", "P3": "ward-3", "P4": "ward-3"})
+	t0 := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Millisecond)
+	idD := "dddddddddddddddddddddddddddddddd"
+	event(t, live, idA, "P1", "spo2_low", schemas.Medium, schemas.Raised, t0)
+	event(t, live, idA, "P1", "spo2_low", schemas.Medium, schemas.Acknowledged, t0.Add(time.Minute))
+	event(t, live, idB, "P2", "heart_rate_high", schemas.High, schemas.Raised, t0.Add(30*time.Second))
+	event(t, live, idC, "P3", "resp_rate_high", schemas.Medium, schemas.Raised, t0.Add(-time.Minute))
+	event(t, live, idC, "P3", "resp_rate_high", schemas.Medium, schemas.Resolved, t0.Add(2*time.Minute))
+	event(t, live, idD, "P4", "temperature_high", schemas.Medium, schemas.Raised, t0.Add(10*time.Second))
+	list := func(query string) (int, OpenAlarms) {
+		code, body, _ := get(t, e, "/v1/alarms"+query)
+		var out OpenAlarms
+		_ = json.Unmarshal(body, &out)
+		return code, out
+	}
+	ids := func(o OpenAlarms) []string {
+		var s []string
+		for _, a := range o.Alarms {
+			s = append(s, a.AlertID[:1]+":"+string(a.State))
+		}
+		return s
+	}
+	code, all := list("")
+	if code != 200 || !slices.Equal(ids(all), []string{"b:raised", "d:raised", "a:acknowledged"}) {
+		t.Fatalf("open alarms: %d %v (want the high one, then the unacknowledged medium, then the acknowledged; the resolved one not at all)", code, ids(all))
+	}
+	if a := all.Alarms[2]; !a.RaisedAt.Equal(t0) || a.Ward != "icu" {
+		t.Errorf("acknowledged alarm: raised_at %v (want %v), ward %q", a.RaisedAt, t0, a.Ward)
+	}
+	for q, want := range map[string][]string{
+		"?priority=high":      {"b:raised"},
+		"?state=acknowledged": {"a:acknowledged"},
+		"?ward=ward-3":        {"d:raised"},
+		"?patient=P1":         {"a:acknowledged"},
+	} {
+		if _, got := list(q); !slices.Equal(ids(got), want) {
+			t.Errorf("%s: %v, want %v", q, ids(got), want)
+		}
+	}
+	// One a page: three pages, then none.
+	var paged []string
+	cursor := ""
+	for range 4 {
+		_, page := list("?limit=1" + cursor)
+		paged = append(paged, ids(page)...)
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = "&cursor=" + page.NextCursor
+	}
+	if !slices.Equal(paged, ids(all)) {
+		t.Errorf("paged one at a time: %v, want %v", paged, ids(all))
+	}
+	for _, q := range []string{"?priority=urgent", "?state=resolved", "?limit=0", "?cursor=nope"} {
+		if code, _ := list(q); code != 400 {
+			t.Errorf("%s: %d, want 400", q, code)
+		}
 	}
 }

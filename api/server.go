@@ -86,6 +86,7 @@ func (s *Server) Register(e *echo.Echo) {
 	e.POST("/v1/alerts/:id/ack", s.ack)
 	e.POST("/v1/patients/:id/silence", s.silence)
 	e.GET("/v1/alarms/summary", s.alarmSummary)
+	e.GET("/v1/alarms", s.openAlarms)
 	e.GET("/v1/stream", s.stream)
 }
 

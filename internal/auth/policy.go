@@ -44,6 +44,7 @@ var Policy = []Rule{
 	{Method: http.MethodPost, Path: "/v1/alerts/:id/ack", Roles: []Role{Clinician}},
 	{Method: http.MethodPost, Path: "/v1/patients/:id/silence", Roles: []Role{Clinician}},
 	{Method: http.MethodGet, Path: "/v1/alarms/summary", Roles: []Role{Analyst}},
+	{Method: http.MethodGet, Path: "/v1/alarms", Roles: []Role{Clinician}},
 	{Method: http.MethodGet, Path: "/v1/stream", Roles: []Role{Clinician}},
 }
 

@@ -1,0 +1,162 @@
+package api
+
+import (
+	"cmp"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// OpenAlarm is one alert in its current state: the latest of its events,
+// when it was raised, and the patient's ward. GET /v1/alerts lists events
+// (an alert up to four times); a station screen wants this.
+type OpenAlarm struct {
+	schemas.Alert
+	RaisedAt time.Time `json:"raised_at"`
+	Ward     string    `json:"ward"`
+}
+
+// OpenAlarms is the body of GET /v1/alarms.
+type OpenAlarms struct {
+	Alarms []OpenAlarm `json:"alarms"`
+	// NextCursor, when set, fetches the next page (?cursor=).
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// MaxOpenAlarmsLimit bounds GET /v1/alarms?limit=.
+const MaxOpenAlarmsLimit = 500
+
+func priorityRank(p schemas.Priority) int {
+	switch p {
+	case schemas.High:
+		return 0
+	case schemas.Medium:
+		return 1
+	}
+	return 2
+}
+
+// alarmKey orders the open alarms as a central station lists them: by
+// priority, the unacknowledged first, then the longest waiting first.
+type alarmKey struct {
+	rank, acked int
+	raised      int64
+	id          string
+}
+
+func keyOf(a *OpenAlarm) alarmKey {
+	acked := 0
+	if a.State == schemas.Acknowledged {
+		acked = 1
+	}
+	return alarmKey{priorityRank(a.Priority), acked, a.RaisedAt.UnixNano(), a.AlertID}
+}
+
+func (k alarmKey) compare(o alarmKey) int {
+	return cmp.Or(cmp.Compare(k.rank, o.rank), cmp.Compare(k.acked, o.acked), cmp.Compare(k.raised, o.raised), cmp.Compare(k.id, o.id))
+}
+
+func (k alarmKey) cursor() string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d|%d|%d|%s", k.rank, k.acked, k.raised, k.id))
+}
+
+func parseCursor(s string) (alarmKey, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return alarmKey{}, false
+	}
+	parts := strings.SplitN(string(b), "|", 4)
+	if len(parts) != 4 {
+		return alarmKey{}, false
+	}
+	var k alarmKey
+	var e1, e2, e3 error
+	k.rank, e1 = strconv.Atoi(parts[0])
+	k.acked, e2 = strconv.Atoi(parts[1])
+	k.raised, e3 = strconv.ParseInt(parts[2], 10, 64)
+	k.id = parts[3]
+	return k, e1 == nil && e2 == nil && e3 == nil && schemas.IsAlertID(k.id)
+}
+
+func (s *Server) openAlarms(c echo.Context) error {
+	var problems []schemas.FieldError
+	q := c.QueryParams()
+	ward, priority, state, patient := q.Get("ward"), q.Get("priority"), q.Get("state"), q.Get("patient")
+	if priority != "" && priority != "high" && priority != "medium" && priority != "low" {
+		problems = append(problems, schemas.FieldError{Field: "priority", Reason: "want high, medium or low, got " + schemas.Quote(priority)})
+	}
+	open := []schemas.State{schemas.Raised, schemas.Escalated, schemas.Acknowledged, schemas.ResolvedUnacknowledged}
+	if state != "" && !slices.Contains(open, schemas.State(state)) {
+		problems = append(problems, schemas.FieldError{Field: "state", Reason: "want raised, escalated, acknowledged or resolved-unacknowledged (an open alarm's states), got " + schemas.Quote(state)})
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxOpenAlarmsLimit {
+			problems = append(problems, schemas.FieldError{Field: "limit", Reason: fmt.Sprintf("want 1 to %d, got %s", MaxOpenAlarmsLimit, schemas.Quote(v))})
+		}
+		limit = n
+	}
+	var after *alarmKey
+	if v := q.Get("cursor"); v != "" {
+		k, ok := parseCursor(v)
+		if !ok {
+			problems = append(problems, schemas.FieldError{Field: "cursor", Reason: "is not a cursor this API gave (next_cursor)"})
+		}
+		after = &k
+	}
+	if len(problems) > 0 {
+		return badQuery(problems)
+	}
+	// The latest event of each alert, and its first.
+	byID := map[string]*OpenAlarm{}
+	s.live.AlertEvents(time.Time{}, func(a *schemas.Alert) {
+		if o, ok := byID[a.AlertID]; ok {
+			raised := o.RaisedAt
+			if a.TS.Before(raised) {
+				raised = a.TS
+			}
+			if !a.TS.Before(o.TS) {
+				o.Alert = *a
+			}
+			o.RaisedAt = raised
+			return
+		}
+		byID[a.AlertID] = &OpenAlarm{Alert: *a, RaisedAt: a.TS}
+	})
+	var rows []OpenAlarm
+	for _, o := range byID {
+		if !o.State.Open() || (patient != "" && o.PatientID != patient) || (priority != "" && string(o.Priority) != priority) ||
+			(state != "" && string(o.State) != state) {
+			continue
+		}
+		if s.rules != nil {
+			o.Ward = s.rules.Ward(o.PatientID)
+		}
+		if ward != "" && o.Ward != ward {
+			continue
+		}
+		if after != nil && keyOf(o).compare(*after) <= 0 {
+			continue
+		}
+		rows = append(rows, *o)
+	}
+	slices.SortFunc(rows, func(a, b OpenAlarm) int { return keyOf(&a).compare(keyOf(&b)) })
+	body := OpenAlarms{Alarms: rows}
+	if len(rows) > limit {
+		body.Alarms = rows[:limit]
+		body.NextCursor = keyOf(&body.Alarms[limit-1]).cursor()
+	}
+	if body.Alarms == nil {
+		body.Alarms = []OpenAlarm{}
+	}
+	return c.JSON(http.StatusOK, body)
+}
