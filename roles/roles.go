@@ -471,7 +471,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			}
 			fmt.Fprintf(out, "  ingest       POST %s/v1/vitals\n", base)
 			fmt.Fprintf(out, "  patients     %s/v1/patients\n", base)
-			fmt.Fprintf(out, "  alerts       %s/v1/alerts   ack POST %s/v1/alerts/{id}/ack\n", base, base)
+			fmt.Fprintf(out, "  alerts       %s/v1/alerts   open alarms %s/v1/alarms   ack POST %s/v1/alerts/{id}/ack\n", base, base, base)
 			fmt.Fprintf(out, "  rules        %s/v1/patients/{id}/rules   alarm burden %s/v1/alarms/summary\n", base, base)
 			fmt.Fprintf(out, "  live stream  %s/v1/stream\n", base)
 			if p.ch != nil {
