@@ -42,8 +42,7 @@ func rebuildHistory(ctx context.Context, kc kafka.Config, conn driver.Conn, from
 			if b.rows.Len() == 0 {
 				return nil
 			}
-			token := fmt.Sprintf("%s-%d-%d-%d", t.Topic, p, b.first, b.last)
-			if err := ins.Insert(ctx, &t, token, b.rows); err != nil {
+			if err := ins.Insert(ctx, &t, sinkch.Token(t.Topic, p, b.first, b.last), b.rows); err != nil {
 				return fmt.Errorf("insert into %s: %w", t.Name, err)
 			}
 			inserted += b.rows.Len()

@@ -86,6 +86,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Token is the insert_deduplication_token of a batch: one partition's
+// records from offset first to last. The same batch sent again, by a
+// retry, a successor, or a history rebuild cut the same way, carries the
+// same token and ClickHouse drops it.
+func Token(topic string, partition int32, first, last int64) string {
+	return fmt.Sprintf("%s-%d-%d-%d", topic, partition, first, last)
+}
+
 // Tables are the sink's destinations, fed by the topics t.
 func Tables(t kafka.Topics) []Table {
 	return []Table{
@@ -347,7 +355,7 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 		if err := s.commit(ctx, k, b.first, b.epoch, pendingMeta+strconv.FormatInt(b.last, 10)); err != nil {
 			return s.commitFailed(k, err)
 		}
-		token := fmt.Sprintf("%s-%d-%d-%d", k.topic, k.n, b.first, b.last)
+		token := Token(k.topic, k.n, b.first, b.last)
 		table := metric.WithAttributes(attribute.String("table", b.table.Name))
 		err := s.retry(ctx, "insert into "+b.table.Name, k, func() error {
 			start := time.Now()

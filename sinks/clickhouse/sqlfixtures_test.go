@@ -332,7 +332,7 @@ func (sc *scenario) insertAll(table string, size int, from time.Time) int {
 			sc.files++
 			file := fmt.Sprintf("%s-%03d.native", table, sc.files)
 			sc.writeNative(tb, rows, file)
-			token := fmt.Sprintf("%s-%d-%d-%d", tb.Topic, n, first, last)
+			token := Token(tb.Topic, int32(n), int64(first), int64(last))
 			sc.add(step{Do: "insert", Table: table, File: file, SQL: "INSERT INTO " + table + " (" + tb.ColumnNames() + ")", Settings: InsertSettings(token)})
 			total += rows.Len()
 		}
