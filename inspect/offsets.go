@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -179,7 +180,7 @@ func Resolve(ctx context.Context, adm *kadm.Client, topic string, parts []int32,
 	var expired []int32
 	starts.Each(func(lo kadm.ListedOffset) {
 		p := lo.Partition
-		if parts != nil && !contains(parts, p) {
+		if parts != nil && !slices.Contains(parts, p) {
 			return
 		}
 		first, end := lo.Offset, ends[topic][p].Offset
@@ -234,13 +235,4 @@ type ExpiredError struct {
 
 func (e *ExpiredError) Error() string {
 	return fmt.Sprintf("%s: partitions %v no longer hold the start of the range (retention deleted older records)", e.Topic, e.Partitions)
-}
-
-func contains(ps []int32, p int32) bool {
-	for _, x := range ps {
-		if x == p {
-			return true
-		}
-	}
-	return false
 }

@@ -122,15 +122,12 @@ type Event struct {
 // until ctx ends). A range that starts before what the topic still holds
 // is read from what it holds, and the *ExpiredError is returned at the end.
 func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) error) error {
-	var parts []int32
+	var patients []string
 	if opts.Filter.Patient != "" {
-		var err error
-		if parts, err = scopePartitions(ctx, kc, opts.Topic, []string{opts.Filter.Patient}); err != nil {
-			return err
-		}
+		patients = []string{opts.Filter.Patient}
 	}
 	emitted := 0
-	return readRecords(ctx, kc, opts, parts, func(r *kgo.Record) error {
+	return readRecords(ctx, kc, opts, patients, func(r *kgo.Record) error {
 		if r.Attrs.IsControl() {
 			return nil
 		}
@@ -148,8 +145,6 @@ func Read(ctx context.Context, kc kafka.Config, opts Options, emit func(Event) e
 	})
 }
 
-func newAdmin(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
-
 // ReadRecords hands each data record of opts.Topic in the range to each,
 // undecoded, partition by partition in offset order (the history
 // rebuild's input). Transaction markers are skipped.
@@ -162,24 +157,37 @@ func ReadRecords(ctx context.Context, kc kafka.Config, opts Options, each func(*
 	})
 }
 
-// readRecords hands each record of opts.Topic's partitions (all when
-// parts is nil) in the range to each, control records included (the
+// readRecords hands each record of opts.Topic's partitions (those of
+// patients, or all when there are none) in the range to each, control records included (the
 // caller skips them), partition by partition in offset order, until the
 // range's end or, with Follow, ctx's. each returning errLimit ends the
 // read without an error.
-func readRecords(ctx context.Context, kc kafka.Config, opts Options, parts []int32, each func(*kgo.Record) error) error {
+func readRecords(ctx context.Context, kc kafka.Config, opts Options, patients []string, each func(*kgo.Record) error) error {
 	admCl, err := kgo.NewClient(kc.ClientOpts("tail")...)
 	if err != nil {
 		return err
 	}
 	defer admCl.Close()
-	adm := newAdmin(admCl)
+	adm := kadm.NewClient(admCl)
 	td, err := adm.ListTopics(ctx, opts.Topic)
 	if err != nil {
 		return kc.Explain(err)
 	}
-	if d, ok := td[opts.Topic]; !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+	d, ok := td[opts.Topic]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
 		return fmt.Errorf("%w %s: the cluster has no such topic (MonitorMe's are %s)", ErrUnknownTopic, opts.Topic, strings.Join(kc.Topics.Names(), ", "))
+	}
+	if d.Err != nil {
+		return fmt.Errorf("partitions of %s: %w", opts.Topic, kc.Explain(d.Err))
+	}
+	// A patient's records are on the partition MonitorMe's producer (and
+	// Kafka's default partitioner, murmur2) puts the patient's key on.
+	var parts []int32
+	for _, patient := range patients {
+		n := kgo.StickyKeyPartitioner(nil).ForTopic(opts.Topic).Partition(&kgo.Record{Key: []byte(patient)}, len(d.Partitions))
+		if !slices.Contains(parts, int32(n)) {
+			parts = append(parts, int32(n))
+		}
 	}
 	offs, rerr := Resolve(ctx, adm, opts.Topic, parts, opts.Range, !opts.Uncommitted, opts.Follow)
 	var expired *ExpiredError
@@ -262,24 +270,6 @@ func readRecords(ctx context.Context, kc kafka.Config, opts Options, parts []int
 }
 
 var errLimit = errors.New("limit reached")
-
-// patientPartition is the partition MonitorMe's producer (and Kafka's
-// default partitioner, murmur2) puts patient's records on.
-func patientPartition(ctx context.Context, adm *kadm.Client, topic, patient string) (int32, error) {
-	td, err := adm.ListTopics(ctx, topic)
-	if err == nil {
-		err = td.Error()
-	}
-	if err != nil {
-		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
-	}
-	n := len(td[topic].Partitions)
-	if n == 0 {
-		return 0, fmt.Errorf("topic %s has no partitions", topic)
-	}
-	p := kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: []byte(patient)}, n)
-	return int32(p), nil
-}
 
 func decode(t kafka.Topics, r *kgo.Record) Event {
 	ev := Event{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: string(r.Key), Type: "raw"}

@@ -198,15 +198,18 @@ func TestTailFollows(t *testing.T) {
 	defer cancel()
 	got := make(chan Event, 1)
 	done := make(chan error, 1)
+	// From a time, not "end": the reader's start does not race the
+	// produce below (every fixture record is older).
+	from := time.Now().UTC()
 	go func() {
-		done <- Read(ctx, kc, Options{Topic: kc.Topics.Vitals, Range: Range{From: Bound{Kind: End}}, Follow: true}, func(ev Event) error {
+		done <- Read(ctx, kc, Options{Topic: kc.Topics.Vitals, Range: Range{From: Bound{Kind: AtTime, Time: from}}, Follow: true}, func(ev Event) error {
 			got <- ev
 			return errors.New("seen")
 		})
 	}()
-	time.Sleep(500 * time.Millisecond)
-	r := schemas.Reading{PatientID: "P42", DeviceID: "mon-42", Kind: schemas.SpO2, Value: 80, Unit: "%", TS: time.Now().UTC(), Seq: 1}
+	r := schemas.Reading{PatientID: "P42", DeviceID: "mon-42", Kind: schemas.SpO2, Value: 80, Unit: "%", TS: from, Seq: 1}
 	rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &r)
+	rec.Timestamp = from.Add(time.Millisecond)
 	if err := testkit.Client(t, c).ProduceSync(ctx, rec).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ package inspect
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -156,38 +155,11 @@ func Recorded(ctx context.Context, kc kafka.Config, rules processors.ClinicalCon
 
 // readRaw reads the records of opts.Topic in scope, undecoded.
 func readRaw(ctx context.Context, kc kafka.Config, opts Options, o ReplayOptions, rules *processors.ClinicalConfig, each func(*kgo.Record)) error {
-	parts, err := scopePartitions(ctx, kc, opts.Topic, o.Patients)
-	if err != nil {
-		return err
-	}
-	return readRecords(ctx, kc, opts, parts, func(r *kgo.Record) error {
+	return readRecords(ctx, kc, opts, o.Patients, func(r *kgo.Record) error {
 		if r.Attrs.IsControl() || !o.Scope(rules, string(r.Key)) && string(r.Key) != schemas.RulesKey {
 			return nil
 		}
 		each(r)
 		return nil
 	})
-}
-
-func scopePartitions(ctx context.Context, kc kafka.Config, topic string, patients []string) ([]int32, error) {
-	if len(patients) == 0 {
-		return nil, nil
-	}
-	cl, err := kgo.NewClient(kc.ClientOpts("replay")...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	adm := newAdmin(cl)
-	var parts []int32
-	for _, p := range patients {
-		n, err := patientPartition(ctx, adm, topic, p)
-		if err != nil {
-			return nil, fmt.Errorf("patient %s: %w", p, err)
-		}
-		if !slices.Contains(parts, n) {
-			parts = append(parts, n)
-		}
-	}
-	return parts, nil
 }
