@@ -246,6 +246,10 @@ type PatientState struct {
 	SilencedBy    string    `json:"silenced_by,omitempty"`
 	// Sat is the SatSeconds integral of SpO2 below the limit.
 	Sat SatState `json:"sat,omitzero"`
+	// Ward is the patient's ward from the latest placement (admit or
+	// transfer; a discharge clears it): its rules apply from then on,
+	// unless the rules file names the patient.
+	Ward string `json:"ward,omitempty"`
 }
 
 // NEWS2State is the news2 alert's state: the open alert and its timers,
@@ -276,7 +280,7 @@ func (s *PatientState) empty() bool {
 			return false
 		}
 	}
-	return len(s.Conditions) == 0 && s.NEWS2.isZero() && len(s.Latched) == 0
+	return len(s.Conditions) == 0 && s.NEWS2.isZero() && len(s.Latched) == 0 && s.Ward == ""
 }
 
 func (s *PatientState) clone() *PatientState {
@@ -443,9 +447,9 @@ func (s *store) restore(ctx context.Context, partitions []int32) error {
 		return err
 	}
 	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, s.topic)
+	ends, err := settledEnds(ctx, kadm.NewClient(adm), s.topic, partitions)
 	if err != nil {
-		return fmt.Errorf("list changelog offsets: %w", err)
+		return err
 	}
 	assign := map[int32]kgo.Offset{}
 	want := map[int32]int64{}
@@ -516,6 +520,59 @@ func (s *store) restore(ctx context.Context, partitions []int32) error {
 		s.partition[id] = latest[id].partition
 	}
 	return nil
+}
+
+// doubtLimit bounds how long a restore waits for a transaction in doubt
+// on the changelog: longer than any processor's transaction timeout, after
+// which the broker aborts it itself. Past it the restore fails, and the
+// processor starts a new session and tries again.
+const doubtLimit = time.Minute
+
+// settledEnds lists the last stable offsets of the changelog partitions
+// once no transaction is in doubt on any of them: the last stable offset
+// equals the high watermark. The last owner of a partition may have ended
+// its transaction (EndTxn answered, so the group's offsets, fetched
+// require-stable, include it) before the brokers wrote its markers here;
+// reading to the stable offset of that moment restored the state of
+// before the transaction under the offsets of after it, and the new owner
+// then lost or repeated that transaction's alarms. A transaction of a
+// member that died stays open until the broker aborts it after its
+// timeout: the restore waits for that too, as the group's offset fetch
+// does.
+func settledEnds(ctx context.Context, adm *kadm.Client, topic string, partitions []int32) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(doubtLimit)
+	for {
+		stable, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return nil, fmt.Errorf("list changelog offsets: %w", err)
+		}
+		hwm, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return nil, fmt.Errorf("list changelog offsets: %w", err)
+		}
+		var doubt []int32
+		for _, p := range partitions {
+			lso, ok1 := stable.Lookup(topic, p)
+			end, ok2 := hwm.Lookup(topic, p)
+			if !ok1 || !ok2 || lso.Err != nil || end.Err != nil {
+				continue // the restore's reads report it
+			}
+			if lso.Offset < end.Offset {
+				doubt = append(doubt, p)
+			}
+		}
+		if len(doubt) == 0 {
+			return stable, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("restore state: changelog %s partitions %v have had a transaction in doubt for %v", topic, doubt, doubtLimit)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("restore state: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func restored(at, want map[int32]int64) bool {

@@ -92,3 +92,53 @@ func FuzzPatientStateSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// A restore waits out a transaction in doubt on the changelog: the last
+// owner of a partition may have ended its transaction (EndTxn answered)
+// before the brokers wrote its markers, and the group's committed offsets
+// (fetched require-stable) then include that transaction while the last
+// stable offset listed a moment earlier did not. A restore that stopped
+// at that offset gave the new owner the state of before the transaction
+// with the offsets of after it: e2e case f lost the first alarms of a
+// partition this way.
+func TestRestoreWaitsForATransactionInDoubt(t *testing.T) {
+	c, kc := testkit.CreateCluster(t, 1)
+	snap := func(v float64) []byte {
+		var st PatientState
+		st.Latest.Set(schemas.HeartRate, Sample{Value: v, TS: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), Device: "D", Seq: 1})
+		b, err := json.Marshal(&st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ctx := testkit.Context(t)
+	plain := testkit.Client(t, c)
+	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: kc.Topics.State, Key: []byte("P0"), Value: snap(60)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	txn := testkit.Client(t, c, kgo.TransactionalID("last-owner"))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Topic: kc.Topics.State, Key: []byte("P0"), Value: snap(61)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	s := newStore(kc.Topics.State, []kgo.Opt{kgo.SeedBrokers(kc.Brokers...)})
+	go func() { done <- s.restore(ctx, []int32{0}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the restore ended (err %v) with a transaction in doubt on the changelog", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.committed["P0"].Latest.Get(schemas.HeartRate); got.Value != 61 {
+		t.Errorf("restored heart rate %v, want the committed transaction's 61", got.Value)
+	}
+}

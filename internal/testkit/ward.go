@@ -73,12 +73,14 @@ func WardInput(prefix string, base time.Time, n int) []*kgo.Record {
 // every 25th record delivered after the next few records (out of order
 // within the reorder window); and every patient's heart rate missing one
 // reading in 100 seconds, so that the next one arrives right at the
-// signal-lost deadline, where the jitter decides which side. The same recs
-// give the same output.
+// signal-lost deadline, where the jitter decides which side (50 s into
+// every 100 s from the first record). The same recs give the same output,
+// whatever their base time.
 func Unruly(recs []*kgo.Record) []*kgo.Record {
 	jitter := func(i int) time.Duration { return time.Duration((i*7919)%801-400) * time.Millisecond }
 	var out []*kgo.Record
 	var held []*kgo.Record
+	var origin time.Time
 	copyOf := func(r *kgo.Record) *kgo.Record {
 		c := *r
 		c.Headers = append([]kgo.RecordHeader(nil), r.Headers...)
@@ -89,7 +91,13 @@ func Unruly(recs []*kgo.Record) []*kgo.Record {
 		if err != nil {
 			panic(err)
 		}
-		if rd.Kind == schemas.HeartRate && rd.TS.Unix()%100 == 50 {
+		if i == 0 {
+			origin = rd.TS
+		}
+		// Relative to the first reading, so that every base time drops
+		// the same readings: on the Unix second, four bases in five
+		// dropped none, and the input depended on when the test ran.
+		if rd.Kind == schemas.HeartRate && int64(rd.TS.Sub(origin)/time.Second)%100 == 50 {
 			continue
 		}
 		c := copyOf(r)
