@@ -9,7 +9,7 @@ BIN := bin/monitorme
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: dev test lint unit build bench bench-go fuzz test-sql e2e e2e-secure chart-check image kafka-up kafka-down clean
+.PHONY: dev test lint unit build bench bench-go fuzz test-browser screenshots test-sql e2e e2e-secure chart-check image kafka-up kafka-down clean
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
 ## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
@@ -53,6 +53,15 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+## test-browser: the nurse-station page driven in Chromium (Debian's,
+## installed by station/chromium.sh when missing)
+test-browser:
+	MONITORME_BROWSER=1 $(GO) test -count=1 -v -run 'Chromium' ./station/
+
+## screenshots: refresh docs/img/station-*.png from the browser test
+screenshots:
+	MONITORME_BROWSER=1 MONITORME_SCREENSHOTS=1 $(GO) test -count=1 -v -run 'Chromium' ./station/
 
 ## test-sql: the ClickHouse schema, the sink's rows and the API's queries on the
 ## ClickHouse engine (chDB from PyPI, in .cache/sqltest-venv)

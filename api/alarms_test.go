@@ -19,9 +19,18 @@ import (
 )
 
 type fakeAcks struct {
-	got      []schemas.Ack
-	silences []schemas.Silence
-	fail     bool
+	got        []schemas.Ack
+	silences   []schemas.Silence
+	placements []schemas.Placement
+	fail       bool
+}
+
+func (f *fakeAcks) WritePlacement(_ context.Context, p schemas.Placement) error {
+	if f.fail {
+		return errors.New("brokers down")
+	}
+	f.placements = append(f.placements, p)
+	return nil
 }
 
 func (f *fakeAcks) WriteSilence(_ context.Context, s schemas.Silence) error {

@@ -87,7 +87,7 @@ func (c *LiveConfig) Validate() error {
 
 // Event is one item of the live stream.
 type Event struct {
-	Type    string // "vital" or "alert"
+	Type    string // "vital", "alert" or "placement"
 	ID      string // topic/partition/offset
 	Patient string
 	At      time.Time // record timestamp
@@ -121,6 +121,8 @@ type Live struct {
 	alerts   []schemas.Alert // ring buffer, oldest at head
 	head     int
 	subs     map[*subscriber]struct{}
+	// placements is each admitted patient's latest placement.
+	placements map[string]schemas.Placement
 	// recent are the last ResumeEvents events, a ring oldest at
 	// recentHead once full: what a reconnecting stream missed.
 	recent     []*Event
@@ -150,7 +152,8 @@ func NewLive(cfg LiveConfig, kcfg kafka.Config, log *slog.Logger, tel *telemetry
 	if err := errors.Join(cfg.Validate(), kcfg.Validate()); err != nil {
 		return nil, err
 	}
-	return &Live{cfg: cfg, kcfg: kcfg, log: log, tel: tel, patients: map[string]*patientView{}, subs: map[*subscriber]struct{}{}}, nil
+	return &Live{cfg: cfg, kcfg: kcfg, log: log, tel: tel, patients: map[string]*patientView{}, subs: map[*subscriber]struct{}{},
+		placements: map[string]schemas.Placement{}}, nil
 }
 
 // Run consumes the topics until ctx ends. It runs once: a second call
@@ -176,6 +179,12 @@ func (l *Live) Run(ctx context.Context) error {
 		return fmt.Errorf("live view client: %w", err)
 	}
 	defer cl.Close()
+	// The placements reader ends with this function, whatever ends it.
+	pctx, stopPlacements := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopPlacements()
+	wg.Go(func() { l.runPlacements(pctx) })
 	vitalsFrom := now.Add(-l.cfg.VitalsLookback)
 	from := now.Add(-l.cfg.AlertsLookback)
 	var behind map[string]map[int32]int64 // nil until the targets are known

@@ -15,6 +15,7 @@ import (
 	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/schemas"
+	"github.com/monitorme/monitorme/station"
 )
 
 //go:embed openapi.json
@@ -33,6 +34,9 @@ type Server struct {
 	rules RuleBook
 	// history is nil when no ClickHouse is configured.
 	history History
+	// records reads a patient's record from the topics for the export
+	// when there is no history store; nil if the roles gave none.
+	records RecordSource
 	// heartbeat is how often an idle SSE stream gets a comment, so
 	// proxies do not close it.
 	heartbeat time.Duration
@@ -88,6 +92,12 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/v1/alarms/summary", s.alarmSummary)
 	e.GET("/v1/alarms", s.openAlarms)
 	e.GET("/v1/stream", s.stream)
+	e.GET("/v1/wards", s.wards)
+	e.POST("/v1/patients/:id/placement", s.placement)
+	e.GET("/v1/patients/:id/export", s.export)
+	// The nurse-station page: a client of the routes above, served here
+	// so that every API server has one.
+	station.Register(e)
 }
 
 func (s *Server) schema(c echo.Context) error {

@@ -356,7 +356,7 @@ func waitReady(t *testing.T, addr string, timeout time.Duration) {
 // topicFlags gives a case its own topics and group.
 func topicFlags(prefix string) (kafka.Topics, []string) {
 	tp := kafka.Topics{Vitals: prefix + ".vitals", Alerts: prefix + ".alerts", State: prefix + ".state", Acks: prefix + ".acks",
-		VitalsDLQ: prefix + ".vitals.dlq", AlertsDLQ: prefix + ".alerts.dlq", AcksDLQ: prefix + ".acks.dlq"}
+		VitalsDLQ: prefix + ".vitals.dlq", AlertsDLQ: prefix + ".alerts.dlq", AcksDLQ: prefix + ".acks.dlq", Placements: prefix + ".placements"}
 	return tp, flagsFor(tp)
 }
 

@@ -121,8 +121,10 @@ func (c *Clinical) resumed(partition int32) time.Time {
 }
 
 // Inputs names the topics the handler reads: the vitals and, co-partitioned
-// with them, the acknowledgements.
-func (c *Clinical) Inputs() []string { return []string{c.topics.Vitals, c.topics.Acks} }
+// with them, the acknowledgements and the placements.
+func (c *Clinical) Inputs() []string {
+	return []string{c.topics.Vitals, c.topics.Acks, c.topics.Placements}
+}
 
 // Restore loads the state of newly assigned vitals partitions from the
 // changelog.
@@ -240,8 +242,11 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 		return nil, nil
 	}
 	now := c.advance(r.Partition, r.Timestamp)
-	if r.Topic == c.topics.Acks {
+	switch r.Topic {
+	case c.topics.Acks:
 		return c.handleAck(r, now)
+	case c.topics.Placements:
+		return c.handlePlacement(r, now)
 	}
 	rd, err := c.decode(r)
 	if err != nil {
@@ -249,7 +254,7 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	alerts := c.fire(r.Partition, now)
 	st := c.store.get(rd.PatientID, r.Partition, true)
-	rs := c.cfg.For(rd.PatientID)
+	rs := c.cfg.ForWard(rd.PatientID, st.Ward)
 	if !st.seen(&rd, r.Timestamp) {
 		alerts = append(alerts, c.apply(st, rs, &rd, r.Timestamp)...)
 	}
@@ -259,7 +264,7 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 
 func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 	for i := range alerts {
-		alerts[i].Ward = c.cfg.For(alerts[i].PatientID).Ward
+		alerts[i].Ward = c.rules(alerts[i].PatientID).Ward
 	}
 	if c.alarms != nil {
 		c.pending = append(c.pending, alerts...)
@@ -281,6 +286,40 @@ func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 // acknowledgement of an alert that is no longer open (resolved since, or
 // on another processor's patient before a rebalance moved it) changes
 // nothing: it is stale, not poison.
+// rules is the rule set of a patient as placed now.
+func (c *Clinical) rules(patient string) *RuleSet {
+	var ward string
+	if st := c.store.peek(patient); st != nil {
+		ward = st.Ward
+	}
+	return c.cfg.ForWard(patient, ward)
+}
+
+// rulesOf is rules for a patient whose state is at hand (or nil): no
+// store lookup, so it may run under the store's lock.
+func (c *Clinical) rulesOf(patient string, st *PatientState) *RuleSet {
+	var ward string
+	if st != nil {
+		ward = st.Ward
+	}
+	return c.cfg.ForWard(patient, ward)
+}
+
+// handlePlacement applies an admission, transfer or discharge: the
+// patient's rules are the new ward's from this record on. The alarms open
+// under the old ward's rules stay open; they resolve or escalate by the
+// new rules.
+func (c *Clinical) handlePlacement(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
+	pl, err := schemas.DecodePlacement(r)
+	if err != nil {
+		return nil, fmt.Errorf("decode placement: %w", err)
+	}
+	alerts := c.fire(r.Partition, now)
+	st := c.store.get(pl.PatientID, r.Partition, true)
+	st.Ward = pl.Ward
+	return c.records(alerts)
+}
+
 func (c *Clinical) handleAck(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
 	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
 		sil, err := schemas.DecodeSilence(r)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -324,4 +325,79 @@ func BenchmarkClinicalTransaction(b *testing.B) {
 		n += len(recs)
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+// A placement moves a patient the rules file does not name to the rules
+// of the new ward from that record on (the alerts carry the ward); a
+// discharge returns the patient to the defaults; the placement survives
+// the changelog.
+func TestClinicalFollowsATransfer(t *testing.T) {
+	cfg, err := LoadRules("r.yaml", strings.NewReader("wards:\n  icu:\n    conditions:\n      temperature_high: {limit: 38}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewClinical(cfg, topics)
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	seq := uint64(0)
+	temp := func(v float64) []schemas.Alert {
+		t.Helper()
+		seq++
+		at = at.Add(time.Minute)
+		rd := schemas.Reading{PatientID: "P1", DeviceID: "P1-thermo", Kind: schemas.Temperature, Value: v, Unit: "Cel", TS: at, Seq: seq}
+		rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
+		rec.Timestamp = at
+		h.Begin()
+		recs, err := h.Handle(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Committed()
+		var out []schemas.Alert
+		for _, r := range recs {
+			a, err := schemas.DecodeAlert(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	place := func(event, ward, bed string) {
+		t.Helper()
+		rec, err := schemas.PlacementRecord(topics.Placements, &schemas.Placement{PatientID: "P1", Event: event, Ward: ward, Bed: bed, By: "adt", TS: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Timestamp = at
+		h.Begin()
+		if _, err := h.Handle(rec); err != nil {
+			t.Fatal(err)
+		}
+		h.Committed()
+	}
+	if got := temp(38.5); len(got) != 0 {
+		t.Fatalf("38.5 °C under the defaults (limit 39) raised %v", got)
+	}
+	place(schemas.Admit, "icu", "3")
+	got := temp(38.5)
+	if len(got) != 1 || got[0].Condition != "temperature_high" || got[0].Ward != "icu" || got[0].State != schemas.Raised {
+		t.Fatalf("38.5 °C in the icu (limit 38): %+v", got)
+	}
+	recs, err := h.Flush()
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("flush after commit: %d, %v", len(recs), err)
+	}
+	var st PatientState
+	if snap := h.store.peek("P1"); snap == nil || snap.Ward != "icu" {
+		t.Fatalf("the state holds no ward: %+v", snap)
+	} else if b, err := json.Marshal(snap); err != nil || json.Unmarshal(b, &st) != nil || st.Ward != "icu" {
+		t.Fatalf("the snapshot loses the ward: %s", b)
+	}
+	place(schemas.Discharge, "", "")
+	if got := temp(37.0); len(got) != 1 || got[0].State != schemas.Resolved || got[0].Ward != "" {
+		t.Fatalf("37 °C after the discharge: %+v", got)
+	}
+	if got := temp(38.5); len(got) != 0 {
+		t.Fatalf("38.5 °C after the discharge (defaults again) raised %v", got)
+	}
 }

@@ -64,7 +64,7 @@ func (c *Clinical) queue(p int32) *timerQueue {
 // schedule puts the patient's next deadline, as seen at now, in the
 // partition's queue, unless an earlier one is there already.
 func (c *Clinical) schedule(p int32, patient string, st *PatientState, now time.Time) {
-	d := c.deadline(st, c.cfg.For(patient), c.resumed(p), now)
+	d := c.deadline(st, c.rulesOf(patient, st), c.resumed(p), now)
 	if d.IsZero() {
 		return
 	}
@@ -99,11 +99,11 @@ func (c *Clinical) fire(p int32, now time.Time) []schemas.Alert {
 			continue
 		}
 		delete(q.at, e.patient)
-		rs := c.cfg.For(e.patient)
 		cur := c.store.peek(e.patient)
 		if cur == nil {
 			continue
 		}
+		rs := c.rulesOf(e.patient, cur)
 		if d := c.deadline(cur, rs, c.resumed(p), now); d.IsZero() || now.Before(d) {
 			c.schedule(p, e.patient, cur, now)
 			continue
@@ -130,7 +130,7 @@ func (c *Clinical) dueBy(clock func(partition int32) time.Time) bool {
 			}
 			st := c.store.peek(e.patient)
 			if st != nil {
-				if d := c.deadline(st, c.cfg.For(e.patient), c.resumed(p), now); !d.IsZero() && !now.Before(d) {
+				if d := c.deadline(st, c.rulesOf(e.patient, st), c.resumed(p), now); !d.IsZero() && !now.Before(d) {
 					return true
 				}
 			}

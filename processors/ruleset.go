@@ -75,6 +75,9 @@ type ClinicalConfig struct {
 	// Patients holds the effective rule set of every patient the rules
 	// file names, directly or through a ward.
 	Patients map[string]*RuleSet
+	// Wards holds each ward's rule set: a patient the rules file does
+	// not name gets the one of the ward of the patient's placement.
+	Wards map[string]*RuleSet
 	// NEWS2MaxAge is how old a parameter may be, relative to the reading
 	// being processed, and still count; older is missing.
 	NEWS2MaxAge time.Duration
@@ -115,6 +118,19 @@ type ClinicalConfig struct {
 // For returns the rule set of a patient.
 func (c *ClinicalConfig) For(patient string) *RuleSet {
 	if rs := c.Patients[patient]; rs != nil {
+		return rs
+	}
+	return &c.Default
+}
+
+// ForWard returns the rule set of a patient placed in ward: the rules
+// file's own entry for the patient if it has one (a clinician's choice for
+// this patient outlives a transfer), else the ward's, else the default.
+func (c *ClinicalConfig) ForWard(patient, ward string) *RuleSet {
+	if rs := c.Patients[patient]; rs != nil {
+		return rs
+	}
+	if rs := c.Wards[ward]; rs != nil {
 		return rs
 	}
 	return &c.Default

@@ -296,6 +296,11 @@ func LoadRules(name string, r io.Reader) (ClinicalConfig, error) {
 		}
 		wards[w] = rs
 	}
+	cfg.Wards = map[string]*RuleSet{}
+	for w := range wards {
+		rs := wards[w]
+		cfg.Wards[w] = &rs
+	}
 	cfg.Patients = map[string]*RuleSet{}
 	for _, id := range slices.Sorted(maps.Keys(doc.Patients)) {
 		p := doc.Patients[id]

@@ -218,6 +218,13 @@ func (p *Producer) WriteSilence(ctx context.Context, s schemas.Silence) error {
 	return p.writeOne(ctx, rec, err)
 }
 
+// WritePlacement writes a patient's placement (patient-placement.v1) to
+// the placements topic, like WriteAck.
+func (p *Producer) WritePlacement(ctx context.Context, pl schemas.Placement) error {
+	rec, err := schemas.PlacementRecord(p.topics.Placements, &pl)
+	return p.writeOne(ctx, rec, err)
+}
+
 // WriteAck writes an acknowledgement event (alert-ack.v1) to the acks
 // topic, acks=all and idempotent like readings, and returns once the
 // broker acknowledged it, or with ErrUnavailable.

@@ -140,6 +140,15 @@ func (s *Simulator) Run(ctx context.Context) error {
 	}
 }
 
+// PatientIDs are the simulated patients' ids, in bed order.
+func (s *Simulator) PatientIDs() []string {
+	ids := make([]string, len(s.patients))
+	for i, p := range s.patients {
+		ids[i] = p.id
+	}
+	return ids
+}
+
 // step advances every patient to simulated time sim and returns the
 // readings due.
 func (s *Simulator) step(now time.Time, sim time.Duration, due []time.Duration) []schemas.Reading {

@@ -260,6 +260,27 @@ func (p *platform) withProcessor(f *roleFlags) error {
 	return usage(err)
 }
 
+// admitSimulated admits the simulated patients to beds of the ward
+// "demo", so that dev's station shows a ward: what a hospital's ADT
+// interface does for real patients. A restart admits them again to the
+// same beds, which changes nothing.
+func (p *platform) admitSimulated(ctx context.Context) {
+	if p.producer == nil {
+		return
+	}
+	for i, id := range p.sim.PatientIDs() {
+		pl := schemas.Placement{PatientID: id, Event: schemas.Admit, Ward: "demo", Bed: strconv.Itoa(i + 1), Name: "Sim " + id,
+			By: "dev-simulator", Auth: "token", TS: time.Now().UTC()}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := p.producer.WritePlacement(wctx, pl)
+		cancel()
+		if err != nil {
+			p.log.Warn("admitting the simulated patients", "err", err)
+			return
+		}
+	}
+}
+
 // recordRules writes the rules-loaded event of the processor's rules to
 // the acks topic: the audit trail of rule changes, which the history sink
 // stores with acknowledgements and silences. Who loaded them is the
@@ -302,6 +323,8 @@ func (p *platform) withLive(f *roleFlags) error {
 	p.apiOpts = []api.Option{api.WithRules(&f.prc.Clinical), api.WithAcks(p.producer)}
 	if p.ch != nil {
 		p.apiOpts = append(p.apiOpts, api.WithHistory(warehouse.History{DB: p.ch}))
+	} else {
+		p.apiOpts = append(p.apiOpts, api.WithRecords(topicRecords{p.kc}))
 	}
 	return usage(err)
 }
@@ -367,7 +390,10 @@ func (p *platform) run(ctx context.Context) error {
 	}
 	var tasks []task
 	if p.sim != nil {
-		tasks = append(tasks, task{"simulator", p.sim.Run})
+		tasks = append(tasks, task{"simulator", func(ctx context.Context) error {
+			p.admitSimulated(ctx)
+			return p.sim.Run(ctx)
+		}})
 	}
 	if p.ingest != nil {
 		p.ingest.Register(e)
@@ -469,6 +495,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			} else {
 				fmt.Fprintf(out, "  brokers      %v\n", f.kc.Brokers)
 			}
+			fmt.Fprintf(out, "  station      %s/   (the nurse-station page)\n", base)
 			fmt.Fprintf(out, "  ingest       POST %s/v1/vitals\n", base)
 			fmt.Fprintf(out, "  patients     %s/v1/patients\n", base)
 			fmt.Fprintf(out, "  alerts       %s/v1/alerts   open alarms %s/v1/alarms   ack POST %s/v1/alerts/{id}/ack\n", base, base, base)

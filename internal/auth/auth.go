@@ -34,10 +34,13 @@ const (
 	Clinician Role = "clinician"
 	Analyst   Role = "analyst"
 	Admin     Role = "admin"
+	// ADT is a hospital's admission, discharge and transfer interface:
+	// it posts where patients are.
+	ADT Role = "adt"
 )
 
 // Roles are all the roles, in the order documentation lists them.
-var Roles = []Role{Device, Clinician, Analyst, Admin}
+var Roles = []Role{Device, Clinician, Analyst, ADT, Admin}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {

@@ -27,6 +27,9 @@ type Rule struct {
 var Policy = []Rule{
 	{Method: http.MethodGet, Path: "/healthz", Public: true},
 	{Method: http.MethodGet, Path: "/readyz", Public: true},
+	// The station page: files only, its data come from the routes below.
+	{Method: http.MethodGet, Path: "/", Public: true},
+	{Method: http.MethodGet, Path: "/station/*", Public: true},
 	// /metrics follows Config.Metrics.
 	{Method: http.MethodGet, Path: "/metrics", Roles: []Role{Admin}},
 	{Method: http.MethodPost, Path: "/v1/vitals", Roles: []Role{Device}},
@@ -46,6 +49,9 @@ var Policy = []Rule{
 	{Method: http.MethodGet, Path: "/v1/alarms/summary", Roles: []Role{Analyst}},
 	{Method: http.MethodGet, Path: "/v1/alarms", Roles: []Role{Clinician}},
 	{Method: http.MethodGet, Path: "/v1/stream", Roles: []Role{Clinician}},
+	{Method: http.MethodGet, Path: "/v1/wards", Roles: []Role{Clinician}},
+	{Method: http.MethodPost, Path: "/v1/patients/:id/placement", Roles: []Role{ADT}},
+	{Method: http.MethodGet, Path: "/v1/patients/:id/export", Roles: []Role{Clinician}},
 }
 
 // Lookup returns the rule of a route (its pattern, as echo names it).

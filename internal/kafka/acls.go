@@ -107,6 +107,7 @@ func (c *Config) roleACLs(role string, o ACLOptions) ([]ACL, error) {
 			topic(t.Vitals, "consume readings", "Read"),
 			topic(t.Acks, "consume acknowledgements and silences; record the rules loaded (audit)", "Read", "Write"),
 			topic(t.State, "changelog of per-patient state: write, and restore on assignment", "Read", "Write"),
+			topic(t.Placements, "follow a transfer to the new ward's rules", "Read"),
 			topic(t.Alerts, "produce alert events", "Write"),
 			topic(t.VitalsDLQ, "dead-letter unreadable readings", "Write"),
 			topic(t.AcksDLQ, "dead-letter unreadable acknowledgements", "Write"),
@@ -118,6 +119,7 @@ func (c *Config) roleACLs(role string, o ACLOptions) ([]ACL, error) {
 			topic(t.Vitals, "live view: latest vitals", "Read"),
 			topic(t.Alerts, "live view: alerts", "Read"),
 			topic(t.Acks, "live view: silences; write acknowledgements and silences", "Read", "Write"),
+			topic(t.Placements, "live view: wards and beds; write admissions, transfers and discharges", "Read", "Write"),
 			idem,
 		}, all()...), nil
 	case "sink":

@@ -27,6 +27,11 @@ type Topics struct {
 	VitalsDLQ string
 	AlertsDLQ string
 	AcksDLQ   string
+	// Placements is the compacted topic of patients' placements (admit,
+	// transfer, discharge), co-partitioned with Vitals: the station
+	// groups patients by ward and bed from it, and the processor that
+	// owns a patient follows a transfer to the new ward's rules.
+	Placements string
 }
 
 // DeadLetterTopic returns the dead-letter topic of input, one of the
@@ -83,6 +88,8 @@ func DefaultConfig() Config {
 			VitalsDLQ: "vitals.v1.dlq",
 			AlertsDLQ: "alerts.v1.dlq",
 			AcksDLQ:   "alerting.acks.v1.dlq",
+
+			Placements: "alerting.placements.v1",
 		},
 		Partitions:  12,
 		DialTimeout: 5 * time.Second,
@@ -99,6 +106,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Topics.Alerts, "topic-alerts", c.Topics.Alerts, "topic of alert events")
 	fs.StringVar(&c.Topics.State, "topic-state", c.Topics.State, "compacted changelog of the alert processors' per-patient state")
 	fs.StringVar(&c.Topics.Acks, "topic-acks", c.Topics.Acks, "topic of alert acknowledgements, co-partitioned with the vitals topic")
+	fs.StringVar(&c.Topics.Placements, "topic-placements", c.Topics.Placements, "compacted topic of patients' placements (admit, transfer, discharge), co-partitioned with the vitals topic")
 	fs.StringVar(&c.Topics.VitalsDLQ, "topic-vitals-dlq", c.Topics.VitalsDLQ, "dead-letter topic of vitals records the processor or the sink cannot read")
 	fs.StringVar(&c.Topics.AlertsDLQ, "topic-alerts-dlq", c.Topics.AlertsDLQ, "dead-letter topic of alert records the sink cannot read")
 	fs.StringVar(&c.Topics.AcksDLQ, "topic-acks-dlq", c.Topics.AcksDLQ, "dead-letter topic of acknowledgement records the processor or the sink cannot read")
@@ -160,7 +168,7 @@ func (c *Config) topicFlags() []topicFlag { return c.Topics.flags() }
 
 func (t *Topics) flags() []topicFlag {
 	return []topicFlag{{"topic-vitals", &t.Vitals}, {"topic-alerts", &t.Alerts}, {"topic-state", &t.State}, {"topic-acks", &t.Acks},
-		{"topic-vitals-dlq", &t.VitalsDLQ}, {"topic-alerts-dlq", &t.AlertsDLQ}, {"topic-acks-dlq", &t.AcksDLQ}}
+		{"topic-vitals-dlq", &t.VitalsDLQ}, {"topic-alerts-dlq", &t.AlertsDLQ}, {"topic-acks-dlq", &t.AcksDLQ}, {"topic-placements", &t.Placements}}
 }
 
 // Args returns the command-line flags that name t's topics, e.g.
@@ -176,7 +184,7 @@ func (t Topics) Args() []string {
 
 // Names returns every topic's name, in the order of the help.
 func (t Topics) Names() []string {
-	return []string{t.Vitals, t.Alerts, t.State, t.Acks, t.VitalsDLQ, t.AlertsDLQ, t.AcksDLQ}
+	return []string{t.Vitals, t.Alerts, t.State, t.Acks, t.VitalsDLQ, t.AlertsDLQ, t.AcksDLQ, t.Placements}
 }
 
 // ClientOpts returns the options every client of this process shares:

@@ -42,6 +42,9 @@ func (c *Config) Specs() []TopicSpec {
 		{Name: c.Topics.VitalsDLQ, Retention: r.DeadLetters},
 		{Name: c.Topics.AlertsDLQ, Retention: r.DeadLetters},
 		{Name: c.Topics.AcksDLQ, Retention: r.DeadLetters},
+		// Each patient's latest placement, kept for as long as the
+		// patient is in the hospital and after: compacted, not expired.
+		{Name: c.Topics.Placements, Compact: true, CoPartitioned: true, Configs: map[string]string{"segment.ms": "3600000"}},
 	}
 }
 

@@ -270,6 +270,8 @@ func (e *env) topics() error {
 		VitalsDLQ: fmt.Sprintf("bench%d.vitals.dlq", e.tick),
 		AlertsDLQ: fmt.Sprintf("bench%d.alerts.dlq", e.tick),
 		AcksDLQ:   fmt.Sprintf("bench%d.acks.dlq", e.tick),
+
+		Placements: fmt.Sprintf("bench%d.placements", e.tick),
 	}
 	return kafka.Provision(context.Background(), e.adm, &e.kc, e.kc.Specs(), e.log)
 }

@@ -53,6 +53,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 - --topic-vitals-dlq={{ $k.topics.vitalsDlq }}
 - --topic-alerts-dlq={{ $k.topics.alertsDlq }}
 - --topic-acks-dlq={{ $k.topics.acksDlq }}
+- --topic-placements={{ $k.topics.placements }}
 {{- if $k.tls.enabled }}
 - --tls-enabled
 {{- if $k.tls.caSecret }}

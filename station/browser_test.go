@@ -1,0 +1,297 @@
+package station_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/roles"
+)
+
+// chromium finds (and on Debian installs) Chromium through the project's
+// script. The browser tests run with MONITORME_BROWSER=1 (make
+// test-browser); they skip, saying why, where Chromium cannot be
+// installed.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("MONITORME_BROWSER") == "" {
+		t.Skip("browser tests run with MONITORME_BROWSER=1 (make test-browser): they install and drive Chromium")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("bash", "chromium.sh")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 {
+		t.Skipf("Chromium cannot be installed here: %s", strings.TrimSpace(stderr.String()))
+	}
+	if err != nil {
+		t.Fatalf("chromium.sh: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// dev runs `monitorme dev` in this process with a ward of patients
+// simulated and returns its base URL, admin token and stop function.
+func dev(t *testing.T, patients int) (base, token string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := testkit.FreeAddr(t)
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- roles.Run(ctx, []string{"dev", "--data-dir", t.TempDir(), "--broker-addr", "127.0.0.1:0", "--http-addr", addr,
+			"--log-level", "warn", "--patients", fmt.Sprint(patients), "--seed", "7"}, out, out)
+	}()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("dev did not stop within 30 s")
+		}
+	}
+	t.Cleanup(stop)
+	tokenRE := regexp.MustCompile(`API token\s+(mm_[A-Za-z0-9_-]+)`)
+	testkit.Eventually(t, 60*time.Second, "dev printed its token and is ready", func() bool {
+		m := tokenRE.FindStringSubmatch(out.String())
+		if m == nil {
+			return false
+		}
+		token = m[1]
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return "http://" + addr, token, stop
+}
+
+func call(t *testing.T, method, url, token, body string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		_ = json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+// shot saves a screenshot: into docs/ when MONITORME_SCREENSHOTS=1 (make
+// screenshots), else beside the test's other output.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := t.TempDir()
+	if os.Getenv("MONITORME_SCREENSHOTS") != "" {
+		dir = filepath.Join("..", "docs", "img")
+		_ = os.MkdirAll(dir, 0o755)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s (%d KB)", path, len(b)/1024)
+}
+
+// poll waits (up to timeout) until the JavaScript expression is truthy.
+func poll(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 3000)`))
+		t.Fatalf("not within %v: %s (%v); the page shows:\n%s", timeout, what, err, text)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// The station as a nurse uses it, in Chromium, on `monitorme dev`: the
+// simulated ward renders; a bed admitted through the API appears; a
+// critical reading turns its tile red, its alarm in the list's high
+// group; acknowledging from the page records the signed-in user; the
+// patient view opens from the keyboard and says there is no history;
+// audio pause counts down; losing the network, and then the stream,
+// shows the banner.
+func TestStationInChromium(t *testing.T) {
+	exe := chromium(t)
+	base, token, stopDev := dev(t, 19)
+
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.WindowSize(1920, 1080), chromedp.NoSandbox, chromedp.Flag("disable-dev-shm-usage", true))...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancelT()
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("open the station: %v", err)
+	}
+	// Sign in with the token, as the login dialog asks.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible("#login-token"), chromedp.SendKeys("#login-token", token), chromedp.Click(`#login-form button[type="submit"]`)); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	poll(t, ctx, "19 simulated beds with live heart rates", `document.querySelectorAll(".tile").length === 19 &&
+		[...document.querySelectorAll('.tile [data-kind="heart_rate"] .v')].every(v => v.textContent !== "—")`, 60*time.Second)
+	poll(t, ctx, "the live status", `document.querySelector("#status").classList.contains("live") && document.querySelector("#lost").hidden`, 10*time.Second)
+
+	// A bed admitted through the API (an ADT interface would) appears.
+	if code := call(t, http.MethodPost, base+"/v1/patients/W20/placement", token, `{"event":"admit","ward":"demo","bed":"20","name":"Test Patient"}`, nil); code != http.StatusAccepted {
+		t.Fatalf("admit: %d", code)
+	}
+	poll(t, ctx, "bed 20 on the screen", `document.querySelectorAll(".tile").length === 20 && !!document.querySelector('.tile[data-patient="W20"]')`, 10*time.Second)
+	if code := call(t, http.MethodPost, base+"/v1/vitals", token, fmt.Sprintf(`[{"patient_id":"W20","device_id":"W20-mon","kind":"heart_rate","value":72,"unit":"/min","ts":%q,"seq":1},{"patient_id":"W20","device_id":"W20-ox","kind":"spo2","value":97,"unit":"%%","ts":%q,"seq":1}]`,
+		time.Now().UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano)), nil); code != http.StatusAccepted {
+		t.Fatalf("post vitals: %d", code)
+	}
+	poll(t, ctx, "bed 20's heart rate", `document.querySelector('.tile[data-patient="W20"] [data-kind="heart_rate"] .v').textContent === "72"`, 10*time.Second)
+
+	// A critical SpO2: the tile turns red; the alarm is in the high group.
+	posted := time.Now()
+	if code := call(t, http.MethodPost, base+"/v1/vitals", token, fmt.Sprintf(`[{"patient_id":"W20","device_id":"W20-ox","kind":"spo2","value":75,"unit":"%%","ts":%q,"seq":2}]`,
+		time.Now().UTC().Format(time.RFC3339Nano)), nil); code != http.StatusAccepted {
+		t.Fatalf("post the critical reading: %d", code)
+	}
+	poll(t, ctx, "bed 20 red", `document.querySelector('.tile[data-patient="W20"]').dataset.alarm === "high"`, 10*time.Second)
+	red := time.Since(posted)
+	t.Logf("posted critical reading → tile red in %v", red.Round(time.Millisecond))
+	order := eval[[]string](t, ctx, `[...document.querySelectorAll("#alarm-list .alarm")].map(li => (li.classList.contains("p-high") ? "high" : li.classList.contains("p-medium") ? "medium" : "low") + " " + li.textContent)`)
+	seenW20, lowerSeen := false, false
+	for _, o := range order {
+		if !strings.HasPrefix(o, "high") {
+			lowerSeen = true
+		}
+		if strings.Contains(o, "Bed 20") && strings.Contains(o, "spo2 critical") {
+			seenW20 = true
+			if lowerSeen {
+				t.Errorf("bed 20's high alarm is listed after a lower priority one: %q", order)
+			}
+		}
+	}
+	if !seenW20 {
+		t.Fatalf("bed 20's spo2_critical is not in the alarm list: %q", order)
+	}
+	if red > 5*time.Second {
+		t.Errorf("the tile took %v to turn red", red)
+	}
+	shot(t, ctx, "station-ward.png")
+
+	// Acknowledge from the page: the API records the signed-in user.
+	if err := chromedp.Do(ctx, chromedp.Click(`#alarm-list li.alarm.p-high button.ack[aria-label*="spo2_critical of bed 20"]`)); err != nil {
+		t.Fatalf("click acknowledge: %v", err)
+	}
+	var open struct {
+		Alarms []struct {
+			Condition, State string
+			AckedBy          string `json:"acked_by"`
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "the acknowledgement recorded", func() bool {
+		call(t, http.MethodGet, base+"/v1/alarms?patient=W20", token, "", &open)
+		for _, a := range open.Alarms {
+			if a.Condition == "spo2_critical" && a.State == "acknowledged" {
+				if a.AckedBy != "dev-admin" {
+					t.Fatalf("acknowledged by %q, want the signed-in dev-admin", a.AckedBy)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	poll(t, ctx, "the alarm shown acknowledged", `!!document.querySelector('#alarm-list li.alarm.acked')`, 10*time.Second)
+
+	// The patient view, from the keyboard: no history store in dev.
+	if err := chromedp.Do(ctx, chromedp.Focus(`.tile[data-patient="W20"]`), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatalf("open the patient view: %v", err)
+	}
+	poll(t, ctx, "the patient view", `document.querySelector("#patient").open && /history store/.test(document.querySelector("#trends").textContent)`, 10*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click("#pause")); err != nil {
+		t.Fatalf("audio pause: %v", err)
+	}
+	poll(t, ctx, "the audio pause countdown", `/Audio paused: [12]:[0-5][0-9] left/.test(document.querySelector("#pause-left").textContent)`, 10*time.Second)
+	shot(t, ctx, "station-patient.png")
+	if err := chromedp.Do(ctx, chromedp.Click("#patient-close")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Pull the network: the banner, within the watchdog's seconds.
+	offline := func(off bool) {
+		t.Helper()
+		if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}}}); err != nil {
+			t.Fatalf("network offline=%v: %v", off, err)
+		}
+	}
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	offline(true)
+	pulled := time.Now()
+	poll(t, ctx, "the connection-lost banner (network pulled)", `!document.querySelector("#lost").hidden`, 20*time.Second)
+	t.Logf("network pulled → banner in %v", time.Since(pulled).Round(time.Millisecond))
+	shot(t, ctx, "station-lost.png")
+	offline(false)
+	poll(t, ctx, "live again after the network returns", `document.querySelector("#lost").hidden`, 30*time.Second)
+
+	// Kill the stream's server: the banner again.
+	stopDev()
+	poll(t, ctx, "the connection-lost banner (server gone)", `!document.querySelector("#lost").hidden`, 20*time.Second)
+	if got := eval[string](t, ctx, `document.querySelector("#lost").textContent`); !strings.Contains(got, "Last update") {
+		t.Errorf("the banner does not say when the last update was: %q", got)
+	}
+}
