@@ -13,20 +13,24 @@ import (
 	"github.com/monitorme/monitorme/schemas"
 )
 
+// snapshot is a changelog value: a patient's state with one heart rate.
+func snapshot(t *testing.T, v float64) []byte {
+	t.Helper()
+	var st PatientState
+	st.Latest.Set(schemas.HeartRate, Sample{Value: v, TS: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), Device: "D", Seq: 1})
+	b, err := json.Marshal(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // Restore keeps each patient's last snapshot of an uncompacted changelog,
 // honours tombstones in either order, and reads past snapshots it cannot
 // decode when a later one can be.
 func TestRestoreKeepsTheLastSnapshot(t *testing.T) {
 	c, kc := testkit.CreateCluster(t, 3)
-	snap := func(v float64) []byte {
-		var st PatientState
-		st.Latest.Set(schemas.HeartRate, Sample{Value: v, TS: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), Device: "D", Seq: 1})
-		b, err := json.Marshal(&st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	snap := func(v float64) []byte { return snapshot(t, v) }
 	var recs []*kgo.Record
 	for v := range 50 {
 		for p := range 10 {
@@ -103,15 +107,7 @@ func FuzzPatientStateSnapshot(f *testing.F) {
 // partition this way.
 func TestRestoreWaitsForATransactionInDoubt(t *testing.T) {
 	c, kc := testkit.CreateCluster(t, 1)
-	snap := func(v float64) []byte {
-		var st PatientState
-		st.Latest.Set(schemas.HeartRate, Sample{Value: v, TS: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), Device: "D", Seq: 1})
-		b, err := json.Marshal(&st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	snap := func(v float64) []byte { return snapshot(t, v) }
 	ctx := testkit.Context(t)
 	plain := testkit.Client(t, c)
 	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: kc.Topics.State, Key: []byte("P0"), Value: snap(60)}).FirstErr(); err != nil {

@@ -112,20 +112,6 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the command's goroutine and the
-// test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 var ingestLine = regexp.MustCompile(`POST (http://\S+)/v1/vitals`)
 
 // startDev runs `monitorme dev` in-process and returns its base URL and a
@@ -136,11 +122,11 @@ func startDev(t *testing.T, args ...string) (string, func() int) {
 }
 
 // startDevOut is startDev that also returns what dev printed.
-func startDevOut(t *testing.T, args ...string) (string, func() int, *syncBuffer) {
+func startDevOut(t *testing.T, args ...string) (string, func() int, *testkit.SyncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	errOut := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
+	errOut := &testkit.SyncBuffer{}
 	code := make(chan int, 1)
 	go func() {
 		code <- Run(ctx, append([]string{"dev", "--broker-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "error"}, args...), out, errOut)

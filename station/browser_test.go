@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,30 +43,13 @@ func chromium(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // dev runs `monitorme dev` in this process with a ward of patients
 // simulated and returns its base URL, admin token and stop function.
 func dev(t *testing.T, patients int) (base, token string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := testkit.FreeAddr(t)
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- roles.Run(ctx, []string{"dev", "--data-dir", t.TempDir(), "--broker-addr", "127.0.0.1:0", "--http-addr", addr,
