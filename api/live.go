@@ -30,9 +30,10 @@ type LiveConfig struct {
 	AlertsLookback time.Duration
 	MaxPatients    int
 	MaxAlerts      int
-	// SubscriberBuffer is how many events a slow SSE client may lag
-	// before it is disconnected (it reconnects and loses nothing the
-	// REST endpoints cannot give it back).
+	// SubscriberBuffer is how many alert events a slow SSE client may
+	// lag before it is disconnected (it reconnects after its
+	// Last-Event-ID), and how many readings before readings are skipped
+	// (counted, and said on the stream).
 	SubscriberBuffer int
 	// MaxStreams and MaxStreamsPerCaller bound the concurrent live
 	// streams of the server and of one caller (token subject).
@@ -141,10 +142,16 @@ var ErrRunTwice = errors.New("live view: Run called twice")
 type subscriber struct {
 	patient string
 	since   time.Time
-	// ch carries pointers: one event is shared by every subscriber, and a
-	// buffer of 1,024 costs 8 KB, not the 96 KB of copies it did.
-	ch     chan *Event
-	closed bool
+	// ch carries the alert and placement events: never dropped one by
+	// one, so a subscriber that lets it fill is disconnected (and resumes
+	// after its Last-Event-ID). vitals carries the readings: when it is
+	// full a reading is skipped and counted, and the stream says so; the
+	// subscriber stays. Alarms so never queue behind vitals, and a busy
+	// all-patient screen loses none. Both carry pointers: one event is
+	// shared by every subscriber.
+	ch, vitals chan *Event
+	skipped    atomic.Int64
+	closed     bool
 }
 
 // NewLive returns a view; it does no I/O.
@@ -372,6 +379,14 @@ func (l *Live) broadcast(ev *Event) {
 		if s.patient != "" && s.patient != ev.Patient || ev.At.Before(s.since) {
 			continue
 		}
+		if ev.Type == "vital" {
+			select {
+			case s.vitals <- ev:
+			default:
+				s.skipped.Add(1)
+			}
+			continue
+		}
 		select {
 		case s.ch <- ev:
 		default:
@@ -396,21 +411,43 @@ func (l *Live) closeAll() {
 	}
 }
 
-// Subscribe returns a channel of live events for patient ("" for all),
-// closed when the subscriber falls behind or the view stops, and a cancel
-// function. Only events that happened after the call are delivered.
-func (l *Live) Subscribe(patient string) (<-chan *Event, func()) {
-	ch, cancel, _, _ := l.SubscribeAfter(patient, "")
-	return ch, cancel
+// Subscription is one live stream's share of the events.
+type Subscription struct {
+	// Events carries the alert and placement events; it is closed when
+	// the subscriber let it fill, or the view stops.
+	Events <-chan *Event
+	// Vitals carries the readings; a full buffer skips them (Skipped).
+	Vitals <-chan *Event
+	s      *subscriber
+	l      *Live
+}
+
+// Skipped returns how many readings were skipped since the last call
+// because the subscriber's buffer was full.
+func (sub *Subscription) Skipped() int64 { return sub.s.skipped.Swap(0) }
+
+// Cancel ends the subscription.
+func (sub *Subscription) Cancel() {
+	sub.l.mu.Lock()
+	sub.l.drop(sub.s)
+	sub.l.mu.Unlock()
+}
+
+// Subscribe subscribes to the live events of patient ("" for all). Only
+// events that happened after the call are delivered.
+func (l *Live) Subscribe(patient string) *Subscription {
+	sub, _, _ := l.SubscribeAfter(patient, "")
+	return sub
 }
 
 // SubscribeAfter is Subscribe for a stream that reconnects: backlog are
-// the events of patient after the one with id lastID, then the channel
-// carries what follows, with nothing lost or doubled between them. found
-// is false when lastID is not among the recent events (too old, or
-// unknown): the client must read the current state again.
-func (l *Live) SubscribeAfter(patient, lastID string) (ch <-chan *Event, cancel func(), backlog []*Event, found bool) {
-	s := &subscriber{patient: patient, since: time.Now().Add(-time.Second), ch: make(chan *Event, l.cfg.SubscriberBuffer)}
+// the events of patient after the one with id lastID, then the
+// subscription carries what follows, with nothing lost or doubled between
+// them. found is false when lastID is not among the recent events (too
+// old, or unknown): the client must read the current state again.
+func (l *Live) SubscribeAfter(patient, lastID string) (sub *Subscription, backlog []*Event, found bool) {
+	s := &subscriber{patient: patient, since: time.Now().Add(-time.Second),
+		ch: make(chan *Event, l.cfg.SubscriberBuffer), vitals: make(chan *Event, l.cfg.SubscriberBuffer)}
 	l.mu.Lock()
 	if lastID != "" {
 		n := len(l.recent)
@@ -430,11 +467,7 @@ func (l *Live) SubscribeAfter(patient, lastID string) (ch <-chan *Event, cancel 
 	}
 	l.subs[s] = struct{}{}
 	l.mu.Unlock()
-	return s.ch, func() {
-		l.mu.Lock()
-		l.drop(s)
-		l.mu.Unlock()
-	}, backlog, found
+	return &Subscription{Events: s.ch, Vitals: s.vitals, s: s, l: l}, backlog, found
 }
 
 // PatientSummary is one row of GET /v1/patients.

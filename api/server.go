@@ -278,8 +278,8 @@ func (s *Server) stream(c echo.Context) error {
 	if lastID == "" {
 		lastID = c.QueryParam("last_event_id")
 	}
-	events, cancel, backlog, found := s.live.SubscribeAfter(patient, lastID)
-	defer cancel()
+	sub, backlog, found := s.live.SubscribeAfter(patient, lastID)
+	defer sub.Cancel()
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set(echo.HeaderCacheControl, "no-cache")
@@ -296,24 +296,59 @@ func (s *Server) stream(c echo.Context) error {
 	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()
 	ctx := c.Request().Context()
+	send := func(ev *Event) error {
+		if n := sub.Skipped(); n > 0 {
+			// Not silent: the client knows its vitals are behind and
+			// can read the latest ones; no alarm is ever skipped.
+			fmt.Fprintf(w, "event: skipped\ndata: {\"vitals\":%d}\n\n", n)
+		}
+		_, err := fmt.Fprintf(w, "event: %s\nid: %s\ndata: %s\n\n", ev.Type, ev.ID, ev.Data)
+		return err
+	}
 	for {
+		// Alarms first: a reading waits behind an alarm, never the
+		// other way round. A resume still loses no alarm: an alarm not
+		// yet sent was broadcast after the last event sent (alarms are
+		// in order among themselves, and one already buffered would
+		// have gone before that event), so it follows the
+		// Last-Event-ID in the view's ring; at worst one is sent twice.
+		select {
+		case ev, ok := <-sub.Events:
+			if !ok {
+				return s.endStream(w)
+			}
+			if send(ev) != nil {
+				return nil // client gone
+			}
+			w.Flush()
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
-		case ev, ok := <-events:
+		case ev, ok := <-sub.Events:
 			if !ok {
-				// Too slow, or the server is stopping: the client
-				// reconnects.
-				fmt.Fprint(w, "event: end\ndata: {}\n\n")
-				w.Flush()
+				return s.endStream(w)
+			}
+			if send(ev) != nil {
 				return nil
 			}
-			if _, err := fmt.Fprintf(w, "event: %s\nid: %s\ndata: %s\n\n", ev.Type, ev.ID, ev.Data); err != nil {
-				return nil // client gone
+		case ev := <-sub.Vitals:
+			if send(ev) != nil {
+				return nil
 			}
 		}
 		w.Flush()
 	}
+}
+
+// endStream tells a client whose alarm buffer filled (or a stopping
+// server's) that the stream ends: it reconnects after its Last-Event-ID.
+func (s *Server) endStream(w *echo.Response) error {
+	fmt.Fprint(w, "event: end\ndata: {}\n\n")
+	w.Flush()
+	return nil
 }

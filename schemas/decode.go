@@ -40,6 +40,17 @@ type wireReading struct {
 // after an NDJSON line's object (or two objects on one line) is a problem
 // of that line, never silently dropped.
 func DecodeBatch(body []byte, ndjson bool, now time.Time) ([]Reading, error) {
+	if !ndjson {
+		if rs, ok := decodeArrayFast(body, now); ok {
+			return rs, nil
+		}
+	}
+	return decodeBatchGeneral(body, ndjson, now)
+}
+
+// decodeBatchGeneral is DecodeBatch without the one-pass array path: it
+// splits the body, then decodes each item, and names every problem.
+func decodeBatchGeneral(body []byte, ndjson bool, now time.Time) ([]Reading, error) {
 	var (
 		items []rawItem
 		err   error

@@ -2,7 +2,9 @@ package schemas
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +161,95 @@ func TestParseUTCAgreesWithTimeParse(t *testing.T) {
 func FuzzParseUTC(f *testing.F) {
 	f.Add("2026-11-22T09:00:00.123Z")
 	f.Fuzz(func(t *testing.T, s string) { checkParseUTC(t, s) })
+}
+
+// The one-pass array path and the general path (split, then decode each
+// item) give the same readings whenever the one-pass path answers, and
+// DecodeBatch gives what the general path gives, readings or problems.
+func FuzzArrayFastAgrees(f *testing.F) {
+	f.Add(`[` + okItem + `,` + okItem + `]`)
+	f.Add(` [ ` + okItem + " ,\n" + item(`"seq":1`, `"seq":2`) + ` ] `)
+	f.Add(`[` + okItem + `,]`)
+	f.Add(`[]`)
+	f.Add(`[` + okItem + `]]`)
+	f.Add(`[` + item(`"value":72`, `"value":072`) + `]`)
+	f.Add(`[` + item(`"P1"`, `"P\u0031"`) + `]`)
+	f.Fuzz(func(t *testing.T, body string) {
+		fast, ok := decodeArrayFast([]byte(body), now)
+		general, gerr := decodeBatchGeneral([]byte(body), false, now)
+		if ok {
+			if gerr != nil {
+				t.Fatalf("one pass accepted %q; the general path: %v", body, gerr)
+			}
+			if !reflect.DeepEqual(fast, general) {
+				t.Fatalf("%q: one pass %+v, general %+v", body, fast, general)
+			}
+		}
+		got, err := DecodeBatch([]byte(body), false, now)
+		if (err == nil) != (gerr == nil) || err != nil && err.Error() != gerr.Error() || !reflect.DeepEqual(got, general) {
+			t.Fatalf("%q: DecodeBatch %v %v, general %v %v", body, got, err, general, gerr)
+		}
+	})
+}
+
+// AppendReading writes what json.Marshal writes, for any reading.
+func FuzzAppendReading(f *testing.F) {
+	f.Add("P1", "D1", "heart_rate", 72.5, "/min", int64(1763802000123456789), uint64(3))
+	f.Add("P<1>", "D\u00e91", "spo2", 1e-7, "%", int64(-6213559680000000), uint64(0))
+	f.Add("P1", "D1", "spo2", 1e21, "mm[Hg]", int64(0), uint64(1<<63))
+	f.Fuzz(func(t *testing.T, p, d, k string, v float64, u string, ns int64, seq uint64) {
+		r := Reading{PatientID: p, DeviceID: d, Kind: Kind(k), Value: v, Unit: u, TS: time.Unix(0, ns).UTC(), Seq: seq}
+		want, werr := json.Marshal(&r)
+		got, err := AppendReading(nil, &r)
+		if (err == nil) != (werr == nil) || err == nil && string(got) != string(want) {
+			t.Fatalf("AppendReading %s %v, json.Marshal %s %v", got, err, want, werr)
+		}
+	})
+}
+
+// BenchmarkIngestBatch is ingest's JSON work on a gateway's batch of 50
+// readings: decode and validate it, then encode each reading's record
+// value, the one-pass way and the general way (encoding/json split,
+// decode, json.Marshal).
+func BenchmarkIngestBatch(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("[")
+	for i := range 50 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"patient_id":"P%04d","device_id":"P%04d-monitor","kind":"heart_rate","value":%d,"unit":"/min","ts":"2026-11-22T09:59:00.123Z","seq":%d}`, i, i, 60+i, 1000+i)
+	}
+	sb.WriteString("]")
+	body := []byte(sb.String())
+	b.Run("one_pass", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			rs, err := DecodeBatch(body, false, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range rs {
+				if _, err := ReadingRecord("vitals.v1", &rs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			rs, err := decodeBatchGeneral(body, false, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range rs {
+				if _, err := json.Marshal(&rs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

@@ -46,7 +46,12 @@ var ErrUnsupportedVersion = errors.New("unsupported schema version")
 // ReadingRecord returns the record of one reading: keyed by patient, with
 // the schema header.
 func ReadingRecord(topic string, r *Reading) (*kgo.Record, error) {
-	return record(topic, r.PatientID, ReadingV1, r)
+	b, err := AppendReading(make([]byte, 0, 160), r)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", ReadingV1, err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(r.PatientID), Value: b,
+		Headers: []kgo.RecordHeader{{Key: HeaderSchema, Value: []byte(ReadingV1)}}}, nil
 }
 
 // AlertRecord returns the record of an alert event: keyed by patient, with

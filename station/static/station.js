@@ -148,6 +148,13 @@ function connect() {
   es.addEventListener("alert", (ev) => { applyAlert(JSON.parse(ev.data)); live(); });
   es.addEventListener("placement", () => { live(); clearTimeout(st.placeTimer); st.placeTimer = setTimeout(() => loadWards().then(render), 300); });
   es.addEventListener("reset", () => loadAll());
+  // The server skipped readings this screen fell behind on (never an
+  // alarm): read the shown beds' latest values again, now and then.
+  es.addEventListener("skipped", () => {
+    if (Date.now() - (st.skippedAt || 0) < 5000) return;
+    st.skippedAt = Date.now();
+    Promise.all(beds().map((b) => loadLatest(b.patient_id).catch(() => {}))).then(scheduleRender);
+  });
 }
 
 function live() { touched(); setLive(true); scheduleRender(); }
