@@ -9,7 +9,7 @@ BIN := bin/monitorme
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: dev test lint unit build bench bench-go fuzz test-browser screenshots test-sql e2e e2e-secure chart-check image kafka-up kafka-down clean
+.PHONY: dev test lint unit build bench bench-kafka bench-go fuzz test-browser screenshots test-sql e2e e2e-secure chart-check image kafka-up kafka-down clean
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
 ## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
@@ -40,6 +40,13 @@ build:
 ## bench: the platform benchmark table (see docs/benchmarks.md)
 bench: build
 	./$(BIN) bench
+
+## bench-kafka: the real-cluster benchmark: three Apache Kafka brokers
+## (e2e/kafka.sh), copy vs threshold vs clinical over 1M pre-loaded readings
+## with CPU per reading, and alert latency at 2,000/s and 21,000/s
+bench-kafka: build
+	e2e/kafka.sh up 3
+	./$(BIN) bench --kafka --brokers "$$(e2e/kafka.sh brokers)" --broker-pids "$$(e2e/kafka.sh pids)" $(ARGS); rc=$$?; e2e/kafka.sh down; exit $$rc
 
 ## bench-go: micro-benchmarks of the hot paths
 bench-go:

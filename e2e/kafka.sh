@@ -14,6 +14,7 @@
 #   e2e/kafka.sh kill ID        SIGKILL node ID (1-based)
 #   e2e/kafka.sh start ID       restart a stopped node on its existing data
 #   e2e/kafka.sh brokers        print the bootstrap list
+#   e2e/kafka.sh pids           print the running nodes' process ids (for CPU time)
 #   e2e/kafka.sh status         print each node's state
 #
 # Needs only Java 17 and Maven. Jars are cached in e2e/.cache, cluster state
@@ -215,6 +216,13 @@ brokers() {
 	echo "$out"
 }
 
+pids() {
+	local n i out=""
+	n=$(nodes)
+	for i in $(seq 1 "$n"); do alive "$i" && out="$out${out:+,}$(pid_of "$i")"; done
+	echo "$out"
+}
+
 status() {
 	local n i
 	n=$(nodes)
@@ -231,6 +239,7 @@ case "$cmd" in
 	kill) [ -n "${1:-}" ] || die "kill: node ID required"; p=$(pid_of "$1"); [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; rm -f "$RUN/node$1/pid" ;;
 	start) [ -n "${1:-}" ] || die "start: node ID required"; : > "$RUN/node$1/server.log"; start_node "$1"; wait_node "$1" ;;
 	brokers) brokers ;;
+	pids) pids ;;
 	status) status ;;
 	users) echo "$USERS" ;;
 	*) sed -n '2,21p' "$0" >&2; exit 2 ;;

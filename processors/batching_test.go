@@ -2,12 +2,14 @@ package processors
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/testkit"
+	"github.com/monitorme/monitorme/schemas"
 )
 
 // loop runs recs through h as the processor's loop does, in transactions
@@ -76,4 +78,57 @@ func TestTimersDoNotDependOnBatchBoundaries(t *testing.T) {
 		}
 	}
 	t.Logf("%d records, %d alert events, the same in transactions of 1, 2, 7, 37 and 500", len(recs), n)
+}
+
+// With a commit interval, a trickle of readings goes into one transaction
+// instead of one per poll (what made a real cluster's brokers busy at a
+// low rate); without one, each poll commits. Every alert arrives either
+// way.
+func TestCommitIntervalGathersATrickle(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		check    func(txns int) bool
+		want     string
+	}{
+		{time.Second, func(n int) bool { return n >= 1 && n <= 2 }, "one or two"},
+		{0, func(n int) bool { return n >= 3 }, "three or more"},
+	} {
+		t.Run(tc.interval.String(), func(t *testing.T) {
+			c, kc := testCluster(t)
+			p := newTestProcessor(c.ListenAddrs())
+			p.cfg.CommitInterval = tc.interval
+			var mu sync.Mutex
+			txns := 0
+			p.beforeEnd = func() error {
+				mu.Lock()
+				txns++
+				mu.Unlock()
+				return nil
+			}
+			runProcessor(t, p)
+			testkit.Eventually(t, 30*time.Second, "the processor joined", func() bool { return p.ready.Load() })
+			mu.Lock()
+			txns = 0
+			mu.Unlock()
+			cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+			ts := time.Now().UTC()
+			for i := range 12 {
+				rd := schemas.Reading{PatientID: "P1", DeviceID: "D1", Kind: schemas.HeartRate, Value: 130, Unit: "/min", TS: ts.Add(time.Duration(i) * time.Millisecond), Seq: uint64(i + 1)}
+				rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &rd)
+				if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(15 * time.Millisecond)
+			}
+			testkit.Eventually(t, 30*time.Second, "12 alerts", func() bool {
+				return len(testkit.ReadAll(t, c, kc.Topics.Alerts, kgo.ReadCommitted())) == 12
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if !tc.check(txns) {
+				t.Errorf("12 readings over about 200 ms took %d transactions with commit-interval %v, want %s", txns, tc.interval, tc.want)
+			}
+			t.Logf("commit-interval %v: %d transactions", tc.interval, txns)
+		})
+	}
 }

@@ -110,6 +110,15 @@ type Config struct {
 	// about 50 ms of work at full speed, well inside the one-second alert
 	// budget, and a live processor's polls are far smaller.
 	MaxPollRecords int
+	// CommitInterval is how long a transaction gathers records after the
+	// first arrives, up to MaxPollRecords: a poll returns as soon as
+	// anything is fetched, so at a low rate each transaction carried a
+	// handful of records, and its fixed cost (AddPartitions, EndTxn, a
+	// marker on every partition it wrote, three times over with
+	// replication) dominated the brokers' work. 0 commits each poll.
+	// It adds at most this much to the reading-to-alert latency, and
+	// nothing once a poll fills MaxPollRecords (docs/benchmarks.md).
+	CommitInterval time.Duration
 	// Rules picks the handler: "clinical" (the default) is the stateful
 	// engine (persistence delays, hysteresis, sleep-aware limits, NEWS2,
 	// signal lost, escalation) whose state lives in the state changelog;
@@ -132,6 +141,9 @@ type Config struct {
 	PatientExpiry, PatientExpiryUnestablished time.Duration
 }
 
+// DefaultCommitInterval is CommitInterval's default.
+const DefaultCommitInterval = 100 * time.Millisecond
+
 // DefaultConfig returns the defaults the flag help names.
 func DefaultConfig() Config {
 	return Config{
@@ -140,6 +152,7 @@ func DefaultConfig() Config {
 		FetchMaxWait:       500 * time.Millisecond,
 		SessionTimeout:     10 * time.Second,
 		MaxPollRecords:     30_000,
+		CommitInterval:     DefaultCommitInterval,
 		Rules:              "clinical",
 		TickInterval:       500 * time.Millisecond,
 		Clinical:           DefaultClinicalConfig(),
@@ -192,6 +205,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", c.FetchMaxWait, "longest wait of an empty fetch")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	fs.IntVar(&c.MaxPollRecords, "max-poll-records", c.MaxPollRecords, "records per transaction at most")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how long a transaction gathers records after the first arrives (up to max-poll-records); 0 commits every poll")
 	fs.StringVar(&c.Rules, "rules", c.Rules, `alert rules: "clinical" (stateful: persistence, hysteresis, sleep-aware limits, NEWS2, signal lost, escalation) or "threshold" (an alert per reading beyond a limit)`)
 	fs.DurationVar(&c.TickInterval, "tick", c.TickInterval, "how often timers (signal lost, escalation) are checked while no record arrives")
 	fs.DurationVar(&c.PatientExpiry, "patient-expiry", c.PatientExpiry, "forget a patient who sent nothing this long: open alerts are resolved, the state is deleted (tombstone in the changelog)")
@@ -212,6 +226,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("session-timeout: %v, want at least 100ms", c.SessionTimeout)
 	case c.MaxPollRecords < 1:
 		return fmt.Errorf("max-poll-records: %d, want at least 1", c.MaxPollRecords)
+	case c.CommitInterval < 0 || c.CommitInterval > time.Second || c.CommitInterval >= c.TransactionTimeout/2:
+		return fmt.Errorf("commit-interval: %v, want 0 to 1s and under half the transaction-timeout", c.CommitInterval)
 	case c.Rules != "threshold" && c.Rules != "clinical":
 		return fmt.Errorf("rules: %q, want clinical or threshold", c.Rules)
 	case c.TickInterval < 10*time.Millisecond || c.TickInterval > 10*time.Second:
@@ -251,6 +267,7 @@ type Processor struct {
 	restoreErr atomic.Pointer[error]
 	clock      procClock
 	ran        atomic.Bool
+	commits    atomic.Int64
 	// ready is set once the session joined the group and restored the
 	// state of the partitions it was given.
 	ready atomic.Bool
@@ -422,6 +439,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
+		fetches = p.gather(ctx, sess, fetches)
+		if ctx.Err() != nil {
+			return nil
+		}
 		fetches.EachError(func(topic string, part int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
@@ -461,6 +482,32 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		backoff = 100 * time.Millisecond
 	}
+}
+
+// gather polls on for CommitInterval after records arrived, until
+// MaxPollRecords: one transaction for what a low rate brings in that
+// time, instead of one for every poll.
+func (p *Processor) gather(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) kgo.Fetches {
+	n := fetches.NumRecords()
+	if p.cfg.CommitInterval <= 0 || n == 0 {
+		return fetches
+	}
+	deadline := time.Now().Add(p.cfg.CommitInterval)
+	for n < p.cfg.MaxPollRecords {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		cctx, cancel := context.WithTimeout(ctx, left)
+		more := sess.PollRecords(cctx, p.cfg.MaxPollRecords-n)
+		cancel()
+		if ctx.Err() != nil || more.IsClientClosed() {
+			break
+		}
+		fetches = append(fetches, more...)
+		n = fetches.NumRecords()
+	}
+	return fetches
 }
 
 type output struct {
@@ -572,6 +619,7 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 	committed, err := sess.End(ctx, kgo.TransactionEndTry(ok))
 	done := time.Now()
 	if committed && err == nil {
+		p.commits.Add(1)
 		p.clock.committed()
 		if stateful {
 			st.Committed()
@@ -607,6 +655,10 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 	}
 	return nil
 }
+
+// Commits is how many transactions the processor committed: the
+// real-cluster benchmark reports them per second.
+func (p *Processor) Commits() int64 { return p.commits.Load() }
 
 // resumed reports that monitoring of partition part resumed at at: the
 // gap since the partition's last reading is the platform's, and silence

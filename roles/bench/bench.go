@@ -49,12 +49,16 @@ type Config struct {
 	// many patients, each with that many snapshots in the state
 	// changelog, as a broker holds them before compacting.
 	RestartPatients, RestartSnapshots int
+	// RealisticRates are the rates of the realistic path (0 skips it),
+	// each run for RealisticFor.
+	RealisticRates []int
+	RealisticFor   time.Duration
 }
 
 // DefaultConfig returns the defaults the flag help names.
 func DefaultConfig() Config {
 	return Config{Readings: 200_000, Batch: 1000, Concurrency: 4, LatencyRate: 500, LatencyFor: 10 * time.Second, Partitions: 12,
-		RestartPatients: 1000, RestartSnapshots: 60}
+		RestartPatients: 1000, RestartSnapshots: 60, RealisticRates: []int{5000, 10000, 21000, 30000}, RealisticFor: 15 * time.Second}
 }
 
 // Validate refuses sizes that cannot give a number.
@@ -150,6 +154,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	}
 	fmt.Fprintf(out, "\nreading -> alert latency (ingest produce to alert visible to a read_committed consumer), %d alerts at %d readings/s: p50 %v, p99 %v\n",
 		n, cfg.LatencyRate, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond))
+	if len(cfg.RealisticRates) > 0 {
+		if err := e.realisticTable(ctx, cfg.RealisticRates, cfg.RealisticFor, out); err != nil {
+			return results, err
+		}
+		fmt.Fprintln(out)
+	}
 	for _, compacted := range []bool{false, true} {
 		r, err := e.restart(ctx, compacted)
 		if err != nil {
@@ -488,10 +498,11 @@ func (e *env) clinicalVsCopy(ctx context.Context) ([]Result, error) {
 
 // startCopy copies the vitals topic to dst at least once.
 func (e *env) startCopy(ctx context.Context, group, dst string) (stop func(), err error) {
-	if _, err := e.adm.CreateTopic(ctx, e.cfg.Partitions, 1, nil, dst); err != nil {
+	rf := max(e.kc.ReplicationFactor, 1)
+	if _, err := e.adm.CreateTopic(ctx, e.cfg.Partitions, rf, nil, dst); err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.kc.Topics.Vitals),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kc.Brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.kc.Topics.Vitals),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(500*time.Millisecond), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),

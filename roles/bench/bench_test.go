@@ -22,6 +22,7 @@ func TestRunProducesEveryRow(t *testing.T) {
 	cfg.LatencyFor = time.Second
 	cfg.Partitions = 3
 	cfg.RestartPatients, cfg.RestartSnapshots = 50, 3
+	cfg.RealisticRates, cfg.RealisticFor = []int{500}, 2*time.Second
 	var out bytes.Buffer
 	res, err := Run(context.Background(), cfg, &out)
 	if err != nil {
@@ -41,6 +42,9 @@ func TestRunProducesEveryRow(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "p99") {
 		t.Fatalf("no latency line:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "highest rate tried with alert p99 <= 250 ms: 500/s") && !strings.Contains(out.String(), "<= 1 s: 500/s") {
+		t.Fatalf("no realistic row at 500/s:\n%s", out.String())
 	}
 	if n := strings.Count(out.String(), "restart, 50 patients x 3 snapshots"); n != 2 {
 		t.Fatalf("%d restart lines:\n%s", n, out.String())

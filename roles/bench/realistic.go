@@ -1,0 +1,243 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/monitorme/monitorme/api"
+	"github.com/monitorme/monitorme/internal/web"
+	"github.com/monitorme/monitorme/producers"
+	"github.com/monitorme/monitorme/schemas"
+)
+
+// The realistic path: how a hospital's gateways and stations use the
+// platform, not the best case. Gateways post 50 readings each and wait
+// for the 202; every patient sends 4.2 readings a second (the kata's
+// rate); 1 in 100 readings is a critical SpO2 (70 %) of a patient of its
+// own, which the clinical rules raise at once; one station reads every
+// patient's events from the live stream, and an alert's latency is from
+// its reading's event time (when it was posted) to its arrival there.
+const (
+	realisticBatch     = 50
+	realisticPerPatSec = 4.2
+)
+
+// RealisticRow is one rate of the realistic run.
+type RealisticRow struct {
+	Rate, Sent, Alerts int
+	Post, Alert        [3]time.Duration // p50, p99, max
+	CPUPerReading      time.Duration
+	Cores              float64
+}
+
+// realistic runs the whole platform in this process (ingest, the clinical
+// processor, the live view and its stream) on the embedded broker, at
+// rate readings a second for d.
+func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (RealisticRow, error) {
+	row := RealisticRow{Rate: rate}
+	if err := e.topics(); err != nil {
+		return row, err
+	}
+	stopProc, err := e.startRules(ctx, "realistic-"+e.kc.Topics.Vitals, "clinical")
+	if err != nil {
+		return row, err
+	}
+	defer stopProc()
+	p, err := e.producer()
+	if err != nil {
+		return row, err
+	}
+	defer p.Close()
+	in, err := producers.NewIngest(producers.DefaultIngestConfig(), p, e.log, e.tel.MeterProvider)
+	if err != nil {
+		return row, err
+	}
+	live, err := api.NewLive(api.DefaultLiveConfig(), e.kc, e.log, e.tel)
+	if err != nil {
+		return row, err
+	}
+	srv := web.New(e.log, e.tel)
+	in.Register(srv)
+	api.NewServer(live).Register(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return row, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { _ = live.Run(sctx) })
+	wg.Go(func() { _ = web.Serve(sctx, srv, ln) })
+	base := "http://" + ln.Addr().String()
+	for live.Ready(ctx) != nil {
+		select {
+		case <-ctx.Done():
+			return row, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	// The station: every patient's events.
+	var mu sync.Mutex
+	var alertLat []time.Duration
+	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, base+"/v1/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return row, err
+	}
+	wg.Go(func() {
+		defer resp.Body.Close()
+		br := bufio.NewReaderSize(resp.Body, 1<<16)
+		alert := false
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			switch {
+			case bytes.HasPrefix(line, []byte("event: ")):
+				alert = string(bytes.TrimSpace(line[7:])) == "alert"
+			case alert && bytes.HasPrefix(line, []byte("data: ")):
+				var a schemas.Alert
+				if json.Unmarshal(line[6:], &a) == nil && a.Condition == "spo2_critical" && a.State == schemas.Raised {
+					mu.Lock()
+					alertLat = append(alertLat, time.Since(a.Reading.TS))
+					mu.Unlock()
+				}
+			}
+		}
+	})
+
+	patients := max(int(float64(rate)/realisticPerPatSec), 1)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	bodies := make(chan []byte, 1024)
+	var postLat []time.Duration
+	var firstErr error
+	var gw sync.WaitGroup
+	for range 64 { // gateways: each posts and waits for its 202
+		gw.Go(func() {
+			for b := range bodies {
+				t := time.Now()
+				r, err := client.Post(base+"/v1/vitals", "application/json", bytes.NewReader(b))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, r.Body)
+					r.Body.Close()
+					if r.StatusCode != http.StatusAccepted {
+						err = fmt.Errorf("ingest answered %s", r.Status)
+					}
+				}
+				mu.Lock()
+				postLat = append(postLat, time.Since(t))
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	s0, _ := cpuTime(nil)
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	per := max(rate/100, 1)
+	var pending []schemas.Reading
+	for time.Since(start) < d {
+		<-tick.C
+		now := time.Now().UTC()
+		for range per {
+			seq := e.seq.Add(1)
+			rd := schemas.Reading{PatientID: fmt.Sprintf("R%05d", seq%uint64(patients)), DeviceID: fmt.Sprintf("R%05d-mon", seq%uint64(patients)),
+				Kind: schemas.HeartRate, Value: 60 + float64(seq%30), Unit: "/min", TS: now, Seq: seq}
+			if seq%100 == 0 {
+				rd = schemas.Reading{PatientID: fmt.Sprintf("C%d", seq), DeviceID: "C-ox", Kind: schemas.SpO2, Value: 70, Unit: "%", TS: now, Seq: seq}
+			}
+			pending = append(pending, rd)
+			if len(pending) == realisticBatch {
+				b, _ := json.Marshal(pending)
+				pending = pending[:0]
+				row.Sent += realisticBatch
+				select {
+				case bodies <- b:
+				default: // gateways all busy: the post waits, as a gateway's queue would
+					bodies <- b
+				}
+			}
+		}
+	}
+	tick.Stop()
+	close(bodies)
+	gw.Wait()
+	took := time.Since(start)
+	s1, _ := cpuTime(nil)
+	want := row.Sent / 100
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(alertLat)
+		mu.Unlock()
+		if n >= want {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if firstErr != nil {
+		return row, firstErr
+	}
+	row.Alerts = len(alertLat)
+	q := func(ds []time.Duration) [3]time.Duration {
+		if len(ds) == 0 {
+			return [3]time.Duration{}
+		}
+		slices.Sort(ds)
+		at := func(f float64) time.Duration {
+			return ds[min(len(ds)-1, int(f*float64(len(ds))))].Round(time.Millisecond)
+		}
+		return [3]time.Duration{at(0.5), at(0.99), ds[len(ds)-1].Round(time.Millisecond)}
+	}
+	row.Post, row.Alert = q(postLat), q(alertLat)
+	// The whole platform's CPU, and the client's: the senders' JSON and
+	// the station's parsing run in this process too.
+	row.CPUPerReading = (s1 - s0) / time.Duration(max(row.Sent, 1))
+	row.Cores = float64(s1-s0) / float64(took)
+	if row.Alerts < want {
+		return row, fmt.Errorf("%d of %d alerts reached the station at %d readings/s", row.Alerts, want, rate)
+	}
+	return row, nil
+}
+
+// realisticTable runs the realistic path at each rate and prints it with
+// the highest rate that kept the alert p99 within 250 ms and within 1 s.
+func (e *env) realisticTable(ctx context.Context, rates []int, d time.Duration, out io.Writer) error {
+	fmt.Fprintf(out, "\nrealistic path: gateways post %d readings and wait for the 202, clinical rules, %.1f readings/s per patient, 1 %% critical, alerts read from the all-patient live stream (%v per rate):\n\n",
+		realisticBatch, realisticPerPatSec, d)
+	const row = "%9s %9s %9s %7s %23s %23s %10s %6s\n"
+	fmt.Fprintf(out, row, "rate/s", "patients", "sent", "alerts", "POST p50/p99/max", "alert p50/p99/max", "µs CPU/rdg", "cores")
+	best250, best1s := 0, 0
+	for _, rate := range rates {
+		r, err := e.realistic(ctx, rate, d)
+		trip := func(x [3]time.Duration) string { return fmt.Sprintf("%v/%v/%v", x[0], x[1], x[2]) }
+		note := ""
+		if err != nil {
+			note = "  " + err.Error()
+		}
+		fmt.Fprintf(out, strings.TrimSuffix(row, "\n")+"%s\n", fmt.Sprint(rate), fmt.Sprint(int(float64(rate)/realisticPerPatSec)), fmt.Sprint(r.Sent), fmt.Sprint(r.Alerts),
+			trip(r.Post), trip(r.Alert), fmt.Sprintf("%.1f", float64(r.CPUPerReading.Nanoseconds())/1000), fmt.Sprintf("%.2f", r.Cores), note)
+		if err == nil && r.Alert[1] <= 250*time.Millisecond {
+			best250 = rate
+		}
+		if err == nil && r.Alert[1] <= time.Second {
+			best1s = rate
+		}
+	}
+	fmt.Fprintf(out, "\nhighest rate tried with alert p99 <= 250 ms: %d/s; <= 1 s: %d/s\n", best250, best1s)
+	return nil
+}
