@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/monitorme/monitorme/api"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/producers"
@@ -90,6 +92,9 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	// The station: every patient's events.
 	var mu sync.Mutex
 	var alertLat []time.Duration
+	// Which critical patients were sent, and which reached the station:
+	// a shortfall names them, and where their alert is.
+	critical, seen := map[string]bool{}, map[string]bool{}
 	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, base+"/v1/stream", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -112,6 +117,7 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 				if json.Unmarshal(line[6:], &a) == nil && a.Condition == "spo2_critical" && a.State == schemas.Raised {
 					mu.Lock()
 					alertLat = append(alertLat, time.Since(a.Reading.TS))
+					seen[a.PatientID] = true
 					mu.Unlock()
 				}
 			}
@@ -162,6 +168,13 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 			}
 			pending = append(pending, rd)
 			if len(pending) == realisticBatch {
+				for _, r := range pending {
+					if r.Kind == schemas.SpO2 {
+						mu.Lock()
+						critical[r.PatientID] = true
+						mu.Unlock()
+					}
+				}
 				b, _ := json.Marshal(pending)
 				pending = pending[:0]
 				row.Sent += realisticBatch
@@ -209,7 +222,15 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	row.CPUPerReading = (s1 - s0) / time.Duration(max(row.Sent, 1))
 	row.Cores = float64(s1-s0) / float64(took)
 	if row.Alerts < want {
-		return row, fmt.Errorf("%d of %d alerts reached the station at %d readings/s", row.Alerts, want, rate)
+		var missing []string
+		for id := range critical {
+			if !seen[id] {
+				missing = append(missing, id)
+			}
+		}
+		slices.Sort(missing)
+		onTopic := e.alertsOf(ctx, missing)
+		return row, fmt.Errorf("%d of %d alerts reached the station at %d readings/s; missing %v; on the alerts topic: %v", row.Alerts, want, rate, missing, onTopic)
 	}
 	return row, nil
 }
@@ -240,4 +261,30 @@ func (e *env) realisticTable(ctx context.Context, rates []int, d time.Duration, 
 	}
 	fmt.Fprintf(out, "\nhighest rate tried with alert p99 <= 250 ms: %d/s; <= 1 s: %d/s\n", best250, best1s)
 	return nil
+}
+
+// alertsOf returns the alert events of patients on the alerts topic
+// (read_committed), as condition/state at time: where a missing alert is.
+func (e *env) alertsOf(ctx context.Context, patients []string) map[string][]string {
+	out := map[string][]string{}
+	want := map[string]bool{}
+	for _, p := range patients {
+		want[p] = true
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kc.Brokers...), kgo.ConsumeTopics(e.kc.Topics.Alerts), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		return out
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for rctx.Err() == nil {
+		cl.PollFetches(rctx).EachRecord(func(r *kgo.Record) {
+			if a, err := schemas.DecodeAlert(r); err == nil && want[a.PatientID] {
+				out[a.PatientID] = append(out[a.PatientID], fmt.Sprintf("%s/%s ts %s record %s", a.Condition, a.State, a.TS.Format("15:04:05.000"), r.Timestamp.Format("15:04:05.000")))
+			}
+		})
+	}
+	return out
 }
