@@ -124,6 +124,25 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot %s (%d KB)", path, len(b)/1024)
 }
 
+// act runs actions on the page, again if a node they found was replaced
+// before they used it: the page re-renders its tiles and alarm list every
+// second (the ages), and the browser then answers "Could not find node
+// with given id" for the old one. Pressing Enter on a tile survives that:
+// the page keeps the focus on the same tile across a re-render.
+func act(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	var err error
+	for range 10 {
+		if err = chromedp.Do(ctx, actions...); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
 // poll waits (up to timeout) until the JavaScript expression is truthy.
 func poll(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
 	t.Helper()
@@ -165,9 +184,10 @@ func TestStationInChromium(t *testing.T) {
 		t.Fatalf("open the station: %v", err)
 	}
 	// Sign in with the token, as the login dialog asks.
-	if err := chromedp.Do(ctx, chromedp.WaitVisible("#login-token"), chromedp.SendKeys("#login-token", token), chromedp.Click(`#login-form button[type="submit"]`)); err != nil {
-		t.Fatalf("sign in: %v", err)
+	if err := chromedp.Do(ctx, chromedp.WaitVisible("#login-token"), chromedp.SendKeys("#login-token", token)); err != nil {
+		t.Fatalf("type the token: %v", err)
 	}
+	act(t, ctx, "sign in", chromedp.Click(`#login-form button[type="submit"]`))
 	poll(t, ctx, "19 simulated beds with live heart rates", `document.querySelectorAll(".tile").length === 19 &&
 		[...document.querySelectorAll('.tile [data-kind="heart_rate"] .v')].every(v => v.textContent !== "—")`, 60*time.Second)
 	poll(t, ctx, "the live status", `document.querySelector("#status").classList.contains("live") && document.querySelector("#lost").hidden`, 10*time.Second)
@@ -214,9 +234,7 @@ func TestStationInChromium(t *testing.T) {
 	shot(t, ctx, "station-ward.png")
 
 	// Acknowledge from the page: the API records the signed-in user.
-	if err := chromedp.Do(ctx, chromedp.Click(`#alarm-list li.alarm.p-high button.ack[aria-label*="spo2_critical of bed 20"]`)); err != nil {
-		t.Fatalf("click acknowledge: %v", err)
-	}
+	act(t, ctx, "click acknowledge", chromedp.Click(`#alarm-list li.alarm.p-high button.ack[aria-label*="spo2_critical of bed 20"]`))
 	var open struct {
 		Alarms []struct {
 			Condition, State string
@@ -238,18 +256,12 @@ func TestStationInChromium(t *testing.T) {
 	poll(t, ctx, "the alarm shown acknowledged", `!!document.querySelector('#alarm-list li.alarm.acked')`, 10*time.Second)
 
 	// The patient view, from the keyboard: no history store in dev.
-	if err := chromedp.Do(ctx, chromedp.Focus(`.tile[data-patient="W20"]`), chromedp.KeyEvent("\r")); err != nil {
-		t.Fatalf("open the patient view: %v", err)
-	}
+	act(t, ctx, "open the patient view", chromedp.Focus(`.tile[data-patient="W20"]`), chromedp.KeyEvent("\r"))
 	poll(t, ctx, "the patient view", `document.querySelector("#patient").open && /history store/.test(document.querySelector("#trends").textContent)`, 10*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Click("#pause")); err != nil {
-		t.Fatalf("audio pause: %v", err)
-	}
+	act(t, ctx, "audio pause", chromedp.Click("#pause"))
 	poll(t, ctx, "the audio pause countdown", `/Audio paused: [12]:[0-5][0-9] left/.test(document.querySelector("#pause-left").textContent)`, 10*time.Second)
 	shot(t, ctx, "station-patient.png")
-	if err := chromedp.Do(ctx, chromedp.Click("#patient-close")); err != nil {
-		t.Fatal(err)
-	}
+	act(t, ctx, "close the patient view", chromedp.Click("#patient-close"))
 
 	// Pull the network: the banner, within the watchdog's seconds.
 	offline := func(off bool) {
