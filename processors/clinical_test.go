@@ -352,15 +352,7 @@ func TestClinicalFollowsATransfer(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.Committed()
-		var out []schemas.Alert
-		for _, r := range recs {
-			a, err := schemas.DecodeAlert(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, a)
-		}
-		return out
+		return decodeAlerts(t, recs)
 	}
 	place := func(event, ward, bed string) {
 		t.Helper()

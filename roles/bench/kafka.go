@@ -147,16 +147,7 @@ func RunKafka(ctx context.Context, cfg KafkaConfig, out io.Writer) error {
 	}
 	copyRate, err := measure("copy: at-least-once consume -> produce", func() (string, error) {
 		group, dst := "copy-"+vitals, vitals+".copy"
-		stop, err := e.startCopy(ctx, group, dst)
-		if err != nil {
-			return "", err
-		}
-		err = e.waitCaughtUp(ctx, group)
-		stop()
-		if err != nil {
-			return "", err
-		}
-		n, err := countRecords(ctx, e.kc.Brokers, dst)
+		n, err := e.runToEnd(ctx, group, dst, func() (func(), error) { return e.startCopy(ctx, group, dst) })
 		if err != nil {
 			return "", err
 		}
@@ -176,16 +167,7 @@ func RunKafka(ctx context.Context, cfg KafkaConfig, out io.Writer) error {
 		}
 		rate, err := measure("processor: "+rules+" (EOS)", func() (string, error) {
 			group := rules + "-" + vitals
-			stop, err := e.startRules(ctx, group, rules)
-			if err != nil {
-				return "", err
-			}
-			err = e.waitCaughtUp(ctx, group)
-			stop()
-			if err != nil {
-				return "", err
-			}
-			n, err := countRecords(ctx, e.kc.Brokers, e.kc.Topics.Alerts)
+			n, err := e.runToEnd(ctx, group, e.kc.Topics.Alerts, func() (func(), error) { return e.startRules(ctx, group, rules) })
 			if err != nil {
 				return "", err
 			}
@@ -201,6 +183,21 @@ func RunKafka(ctx context.Context, cfg KafkaConfig, out io.Writer) error {
 	}
 
 	return nil
+}
+
+// runToEnd starts a consumer of the vitals (start), stops it once group
+// has committed the whole topic, and counts what it wrote to out.
+func (e *env) runToEnd(ctx context.Context, group, out string, start func() (stop func(), err error)) (int, error) {
+	stop, err := start()
+	if err != nil {
+		return 0, err
+	}
+	err = e.waitCaughtUp(ctx, group)
+	stop()
+	if err != nil {
+		return 0, err
+	}
+	return countRecords(ctx, e.kc.Brokers, out)
 }
 
 // countRecords counts topic's records read_committed, to its end.
