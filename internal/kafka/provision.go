@@ -190,16 +190,29 @@ func check(ctx context.Context, adm *kadm.Client, s TopicSpec, rf int16, partiti
 			return fmt.Errorf("%w: topic %s partition %d has %d replicas, want %d", ErrTopicMismatch, s.Name, p.Partition, len(p.Replicas), rf)
 		}
 	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, s.Name)
-	if err != nil {
-		return fmt.Errorf("check topic %s: %w", s.Name, err)
-	}
-	rc, err := rcs.On(s.Name, nil)
-	if err != nil {
-		return fmt.Errorf("check topic %s: %w", s.Name, err)
-	}
-	if rc.Err != nil {
-		return fmt.Errorf("check topic %s: %w", s.Name, rc.Err)
+	// The broker that answers for the configs may not know the topic yet
+	// either: another role created it a moment ago, and the listing
+	// above came from a broker that did (e2e case h).
+	var rc kadm.ResourceConfig
+	for {
+		rcs, err := adm.DescribeTopicConfigs(ctx, s.Name)
+		if err == nil {
+			rc, err = rcs.On(s.Name, nil)
+		}
+		if err == nil {
+			err = rc.Err
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || time.Now().After(deadline) {
+			return fmt.Errorf("check topic %s: %w", s.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("check topic %s: %w", s.Name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	for _, c := range rc.Configs {
 		if c.Value == nil {
