@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -101,13 +102,7 @@ func (l *Live) Wards() Wards {
 		byWard[p.Ward] = append(byWard[p.Ward], Bed{Bed: p.Bed, PatientID: p.PatientID, Name: p.Name, Since: p.TS})
 	}
 	out := Wards{Wards: []Ward{}, Unplaced: []string{}}
-	for _, w := range slices.Sorted(func(yield func(string) bool) {
-		for w := range byWard {
-			if !yield(w) {
-				return
-			}
-		}
-	}) {
+	for _, w := range slices.Sorted(maps.Keys(byWard)) {
 		beds := byWard[w]
 		slices.SortFunc(beds, func(a, b Bed) int { return compareBeds(a.Bed, b.Bed) })
 		out.Wards = append(out.Wards, Ward{Ward: w, Beds: beds})

@@ -10,20 +10,27 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
 )
 
-func TestProvisionIsIdempotentAndChecksPolicy(t *testing.T) {
+// provisionEnv is a one-broker cluster, its admin client, a config of
+// three partitions on it, and a silent logger.
+func provisionEnv(t *testing.T) (*kfake.Cluster, *kadm.Client, kafka.Config, *slog.Logger) {
+	t.Helper()
 	c := testkit.Cluster(t)
-	adm := kadm.NewClient(testkit.Client(t, c))
-	ctx := context.Background()
 	kc := kafka.DefaultConfig()
 	kc.Brokers = c.ListenAddrs()
 	kc.Partitions = 3
-	log := slog.New(slog.DiscardHandler)
+	return c, kadm.NewClient(testkit.Client(t, c)), kc, slog.New(slog.DiscardHandler)
+}
+
+func TestProvisionIsIdempotentAndChecksPolicy(t *testing.T) {
+	_, adm, kc, log := provisionEnv(t)
+	ctx := context.Background()
 	for range 2 {
 		if err := kafka.Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
 			t.Fatal(err)
@@ -172,13 +179,8 @@ func TestRetentionFlag(t *testing.T) {
 // later): provisioning waits for it instead of failing the role at start
 // with UNKNOWN_TOPIC_OR_PARTITION, which it did.
 func TestProvisionWaitsForATopicJustCreatedElsewhere(t *testing.T) {
-	c := testkit.Cluster(t)
-	adm := kadm.NewClient(testkit.Client(t, c))
+	c, adm, kc, log := provisionEnv(t)
 	ctx := context.Background()
-	kc := kafka.DefaultConfig()
-	kc.Brokers = c.ListenAddrs()
-	kc.Partitions = 3
-	log := slog.New(slog.DiscardHandler)
 	if err := kafka.Provision(ctx, adm, &kc, kc.Specs(), log); err != nil {
 		t.Fatal(err)
 	}

@@ -178,11 +178,7 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 				b, _ := json.Marshal(pending)
 				pending = pending[:0]
 				row.Sent += realisticBatch
-				select {
-				case bodies <- b:
-				default: // gateways all busy: the post waits, as a gateway's queue would
-					bodies <- b
-				}
+				bodies <- b // with every gateway busy, this waits, as a gateway's queue would
 			}
 		}
 	}
