@@ -82,53 +82,86 @@ func TestTimersDoNotDependOnBatchBoundaries(t *testing.T) {
 
 // With a commit interval, a trickle of readings goes into one transaction
 // instead of one per poll (what made a real cluster's brokers busy at a
-// low rate); without one, each poll commits. Every alert arrives either
-// way.
+// low rate); without one, each poll commits.
 func TestCommitIntervalGathersATrickle(t *testing.T) {
 	for _, tc := range []struct {
 		interval time.Duration
-		check    func(txns int) bool
+		check    func(txns []int64) bool
 		want     string
 	}{
-		{time.Second, func(n int) bool { return n >= 1 && n <= 2 }, "one or two"},
-		{0, func(n int) bool { return n >= 3 }, "three or more"},
+		{time.Second, func(txns []int64) bool { return len(txns) >= 1 && len(txns) <= 2 }, "one or two"},
+		{0, func(txns []int64) bool { return len(txns) >= 3 }, "three or more"},
 	} {
 		t.Run(tc.interval.String(), func(t *testing.T) {
-			c, kc := testCluster(t)
-			p := newTestProcessor(c.ListenAddrs())
-			p.cfg.CommitInterval = tc.interval
-			var mu sync.Mutex
-			txns := 0
-			p.beforeEnd = func() error {
-				mu.Lock()
-				txns++
-				mu.Unlock()
-				return nil
-			}
-			runProcessor(t, p)
-			testkit.Eventually(t, 30*time.Second, "the processor joined", func() bool { return p.ready.Load() })
-			mu.Lock()
-			txns = 0
-			mu.Unlock()
-			cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
-			ts := time.Now().UTC()
-			for i := range 12 {
-				rd := schemas.Reading{PatientID: "P1", DeviceID: "D1", Kind: schemas.HeartRate, Value: 130, Unit: "/min", TS: ts.Add(time.Duration(i) * time.Millisecond), Seq: uint64(i + 1)}
-				rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &rd)
-				if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(15 * time.Millisecond)
-			}
-			testkit.Eventually(t, 30*time.Second, "12 alerts", func() bool {
-				return len(testkit.ReadAll(t, c, kc.Topics.Alerts, kgo.ReadCommitted())) == 12
-			})
-			mu.Lock()
-			defer mu.Unlock()
+			txns := trickle(t, tc.interval, slices.Repeat([]float64{70}, 12))
 			if !tc.check(txns) {
-				t.Errorf("12 readings over about 200 ms took %d transactions with commit-interval %v, want %s", txns, tc.interval, tc.want)
+				t.Errorf("12 readings over about 200 ms took transactions of %v records with commit-interval %v, want %s", txns, tc.interval, tc.want)
 			}
-			t.Logf("commit-interval %v: %d transactions", tc.interval, txns)
+			t.Logf("commit-interval %v: transactions of %v records", tc.interval, txns)
 		})
 	}
+}
+
+// An alert is not held back by the commit interval: the transaction that
+// raised it ends at once, and what arrives after it goes into the next.
+// Before, the interval applied to every transaction, and an alert waited
+// for it like any reading (up to 100 ms by default, on top of the
+// brokers' time).
+func TestAnAlertEndsTheGathering(t *testing.T) {
+	hr := []float64{70, 70, 70, 130, 70, 70, 70} // threshold rules: 130 alerts
+	txns := trickle(t, time.Second, hr)
+	if len(txns) < 2 || txns[0] > 4 {
+		t.Fatalf("transactions of %v records: the alert (4th reading) did not end the first one", txns)
+	}
+	t.Logf("transactions of %v records", txns)
+}
+
+// trickle runs a threshold processor with commit interval interval,
+// produces a heart rate of each value 15 ms apart, and returns how many
+// records each of its transactions consumed, once it consumed them all
+// and committed every alert.
+func trickle(t *testing.T, interval time.Duration, hr []float64) []int64 {
+	t.Helper()
+	c, kc := testCluster(t)
+	p := newTestProcessor(c.ListenAddrs())
+	p.cfg.CommitInterval = interval
+	var (
+		mu       sync.Mutex
+		txns     []int64
+		consumed int64
+	)
+	p.beforeEnd = func(n int64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		txns = append(txns, n)
+		consumed += n
+		return nil
+	}
+	runProcessor(t, p)
+	testkit.Eventually(t, 30*time.Second, "the processor joined", func() bool { return p.ready.Load() })
+	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	ts := time.Now().UTC()
+	alerts := 0
+	for i, v := range hr {
+		if v > 120 {
+			alerts++
+		}
+		rd := schemas.Reading{PatientID: "P1", DeviceID: "D1", Kind: schemas.HeartRate, Value: v, Unit: "/min", TS: ts.Add(time.Duration(i) * time.Millisecond), Seq: uint64(i + 1)}
+		rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &rd)
+		if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+	testkit.Eventually(t, 30*time.Second, "every reading consumed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return consumed == int64(len(hr))
+	})
+	testkit.Eventually(t, 30*time.Second, "every alert committed", func() bool {
+		return len(testkit.ReadAll(t, c, kc.Topics.Alerts, kgo.ReadCommitted())) == alerts
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(txns)
 }

@@ -42,7 +42,7 @@ func runHelper(brokers string) {
 	if os.Getenv("MONITORME_TEST_HANDLER") == "clinical" {
 		p = newClinicalProcessor(strings.Split(brokers, ","))
 	}
-	p.beforeEnd = func() error {
+	p.beforeEnd = func(int64) error {
 		fmt.Println("TXN-OPEN")
 		select {}
 	}

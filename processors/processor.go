@@ -116,8 +116,10 @@ type Config struct {
 	// handful of records, and its fixed cost (AddPartitions, EndTxn, a
 	// marker on every partition it wrote, three times over with
 	// replication) dominated the brokers' work. 0 commits each poll.
-	// It adds at most this much to the reading-to-alert latency, and
-	// nothing once a poll fills MaxPollRecords (docs/benchmarks.md).
+	// A transaction that raised an alert event ends at once, so the
+	// interval delays only transactions without one (the commit of state
+	// and offsets), and nothing once a poll fills MaxPollRecords
+	// (docs/benchmarks.md).
 	CommitInterval time.Duration
 	// Rules picks the handler: "clinical" (the default) is the stateful
 	// engine (persistence delays, hysteresis, sleep-aware limits, NEWS2,
@@ -205,7 +207,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", c.FetchMaxWait, "longest wait of an empty fetch")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead member holds its partitions")
 	fs.IntVar(&c.MaxPollRecords, "max-poll-records", c.MaxPollRecords, "records per transaction at most")
-	fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how long a transaction gathers records after the first arrives (up to max-poll-records); 0 commits every poll")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how long a transaction gathers records after the first arrives (up to max-poll-records; an alert ends it at once); 0 commits every poll")
 	fs.StringVar(&c.Rules, "rules", c.Rules, `alert rules: "clinical" (stateful: persistence, hysteresis, sleep-aware limits, NEWS2, signal lost, escalation) or "threshold" (an alert per reading beyond a limit)`)
 	fs.DurationVar(&c.TickInterval, "tick", c.TickInterval, "how often timers (signal lost, escalation) are checked while no record arrives")
 	fs.DurationVar(&c.PatientExpiry, "patient-expiry", c.PatientExpiry, "forget a patient who sent nothing this long: open alerts are resolved, the state is deleted (tombstone in the changelog)")
@@ -257,9 +259,10 @@ type Processor struct {
 	records      metric.Int64Counter
 
 	// beforeEnd, if set, runs once a transaction's records are on the
-	// broker and before it ends: tests use it to crash mid-transaction,
-	// or to abort it by returning an error.
-	beforeEnd func() error
+	// broker and before it ends, with how many records it consumed:
+	// tests use it to crash mid-transaction, to abort it by returning an
+	// error, or to count.
+	beforeEnd func(consumed int64) error
 	// extraOpts are appended to the client options (tests).
 	extraOpts []kgo.Opt
 	// restoreErr is set when restoring state failed: the session must be
@@ -439,15 +442,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
-		fetches = p.gather(ctx, sess, fetches)
-		if ctx.Err() != nil {
-			return nil
-		}
-		fetches.EachError(func(topic string, part int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
-			}
-		})
+		p.logFetchErrors(fetches)
 		due := false
 		if timed != nil {
 			p.clock.observe(fetches)
@@ -461,7 +456,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		if fetches.NumRecords() == 0 && !due && p.restoreErr.Load() == nil {
 			continue
 		}
-		if err := p.transact(sess, fetches); err != nil {
+		if err := p.transact(ctx, sess, fetches); err != nil {
 			// A session whose End failed may be in any state; only a
 			// new one is known to be clean. It starts from the last
 			// commit, and so does the clock.
@@ -484,30 +479,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
-// gather polls on for CommitInterval after records arrived, until
-// MaxPollRecords: one transaction for what a low rate brings in that
-// time, instead of one for every poll.
-func (p *Processor) gather(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) kgo.Fetches {
-	n := fetches.NumRecords()
-	if p.cfg.CommitInterval <= 0 || n == 0 {
-		return fetches
-	}
-	deadline := time.Now().Add(p.cfg.CommitInterval)
-	for n < p.cfg.MaxPollRecords {
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
+func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
+	fetches.EachError(func(topic string, part int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
 		}
-		cctx, cancel := context.WithTimeout(ctx, left)
-		more := sess.PollRecords(cctx, p.cfg.MaxPollRecords-n)
-		cancel()
-		if ctx.Err() != nil || more.IsClientClosed() {
-			break
-		}
-		fetches = append(fetches, more...)
-		n = fetches.NumRecords()
-	}
-	return fetches
+	})
 }
 
 type output struct {
@@ -515,10 +492,15 @@ type output struct {
 	from time.Time // timestamp of the consumed record it was made from
 }
 
-// transact runs one transaction over fetches. It deliberately does not use
-// the caller's ctx for producing and ending: a shutdown must finish the
+// transact runs one transaction over fetches and what it gathers after
+// them: it polls on for CommitInterval after the first records, up to
+// MaxPollRecords, so a low rate makes a handful of transactions a second
+// instead of one per poll. An alert event ends the gathering at once:
+// the interval saves the brokers work, and must not be paid for by the
+// nurse station. ctx (the run's) only stops the gathering; producing and
+// ending deliberately do without it, as a shutdown must finish the
 // transaction it began, not fail it halfway.
-func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+func (p *Processor) transact(runCtx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
 	if errp := p.restoreErr.Swap(nil); errp != nil {
 		return fmt.Errorf("restore state: %w", *errp)
 	}
@@ -544,46 +526,75 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 			mu.Unlock()
 		}
 	}
-	each := fetches.EachRecord
-	if pd, ok := p.h.(Predecoder); ok {
-		recs := fetches.Records()
-		pd.Predecode(recs)
-		each = func(fn func(*kgo.Record)) {
-			for _, r := range recs {
-				fn(r)
+	urgent := false
+	handle := func(fetches kgo.Fetches) {
+		each := fetches.EachRecord
+		if pd, ok := p.h.(Predecoder); ok {
+			recs := fetches.Records()
+			pd.Predecode(recs)
+			each = func(fn func(*kgo.Record)) {
+				for _, r := range recs {
+					fn(r)
+				}
 			}
+		}
+		each(func(r *kgo.Record) {
+			n++
+			rctx, span := context.Background(), trace.Span(nil)
+			if p.tracer != nil {
+				rctx, span = p.tracer.WithProcessSpan(r)
+			}
+			out, err := p.h.Handle(r)
+			if err != nil {
+				dead++
+				if span != nil {
+					span.RecordError(err)
+					span.SetStatus(codes.Error, "dead-lettered")
+				}
+				// The reason can name a patient: it goes to the dead-letter
+				// header, and to the log only at debug.
+				p.log.Warn("dead-lettering a record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+				p.log.Debug("dead-letter reason", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+				out = []*kgo.Record{schemas.DeadLetter(p.kcfg.Topics.DeadLetterTopic(r.Topic), r, err)}
+			}
+			for _, o := range out {
+				if span == nil {
+					inheritTrace(o, r)
+				}
+				outs = append(outs, output{rec: o, from: r.Timestamp})
+				urgent = urgent || o.Topic == p.kcfg.Topics.Alerts
+				sess.Produce(rctx, o, promise)
+			}
+			if span != nil {
+				span.End()
+			}
+		})
+	}
+	handle(fetches)
+	if p.cfg.CommitInterval > 0 && fetches.NumRecords() > 0 {
+		deadline := time.Now().Add(p.cfg.CommitInterval)
+		for got := fetches.NumRecords(); !urgent && got < p.cfg.MaxPollRecords; {
+			left := time.Until(deadline)
+			if left <= 0 || runCtx.Err() != nil {
+				break
+			}
+			gctx, cancel := context.WithTimeout(runCtx, left)
+			more := sess.PollRecords(gctx, p.cfg.MaxPollRecords-got)
+			cancel()
+			if more.IsClientClosed() {
+				break
+			}
+			p.logFetchErrors(more)
+			if more.NumRecords() == 0 {
+				continue // the deadline, a shutdown, or only errors: checked above
+			}
+			if _, ok := p.h.(Timed); ok {
+				p.clock.observe(more)
+			}
+			handle(more)
+			got += more.NumRecords()
 		}
 	}
-	each(func(r *kgo.Record) {
-		n++
-		rctx, span := context.Background(), trace.Span(nil)
-		if p.tracer != nil {
-			rctx, span = p.tracer.WithProcessSpan(r)
-		}
-		out, err := p.h.Handle(r)
-		if err != nil {
-			dead++
-			if span != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, "dead-lettered")
-			}
-			// The reason can name a patient: it goes to the dead-letter
-			// header, and to the log only at debug.
-			p.log.Warn("dead-lettering a record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
-			p.log.Debug("dead-letter reason", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
-			out = []*kgo.Record{schemas.DeadLetter(p.kcfg.Topics.DeadLetterTopic(r.Topic), r, err)}
-		}
-		for _, o := range out {
-			if span == nil {
-				inheritTrace(o, r)
-			}
-			outs = append(outs, output{rec: o, from: r.Timestamp})
-			sess.Produce(rctx, o, promise)
-		}
-		if span != nil {
-			span.End()
-		}
-	})
 	if timed, ok := p.h.(Timed); ok {
 		out, err := timed.Tick(p.clock.at)
 		if err != nil {
@@ -612,7 +623,7 @@ func (p *Processor) transact(sess *kgo.GroupTransactSession, fetches kgo.Fetches
 	flushErr := sess.Client().Flush(ctx)
 	mu.Lock()
 	if p.beforeEnd != nil {
-		produceErr = errors.Join(produceErr, p.beforeEnd())
+		produceErr = errors.Join(produceErr, p.beforeEnd(n))
 	}
 	ok := produceErr == nil && flushErr == nil
 	mu.Unlock()

@@ -129,7 +129,7 @@ func TestClinicalDeterministicOnATopic(t *testing.T) {
 			// batches: neither their state nor their records' time may
 			// outlive the abort.
 			n := 0
-			p.beforeEnd = func() error {
+			p.beforeEnd = func(int64) error {
 				if n++; n%abortEvery == 0 {
 					return errors.New("aborted by the test")
 				}
