@@ -33,7 +33,9 @@ latency at each --rates for each --commit-intervals.`,
 				if len(kcfg.Brokers) == 0 {
 					return usage(fmt.Errorf("--kafka needs --brokers (make bench-kafka starts three)"))
 				}
-				kcfg.LatencyFor = cfg.LatencyFor
+				if cmd.Flags().Changed("latency-for") {
+					kcfg.LatencyFor = cfg.LatencyFor
+				}
 				return bench.RunKafka(cmd.Context(), kcfg, cmd.OutOrStdout())
 			}
 			if err := cfg.Validate(); err != nil {
@@ -58,7 +60,7 @@ latency at each --rates for each --commit-intervals.`,
 	f.IntVar(&cfg.Batch, "batch", cfg.Batch, "readings per produce call and per HTTP request")
 	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent producers / HTTP clients")
 	f.IntVar(&cfg.LatencyRate, "latency-rate", cfg.LatencyRate, "readings per second in the latency run")
-	f.DurationVar(&cfg.LatencyFor, "latency-for", cfg.LatencyFor, "length of the latency run")
+	f.DurationVar(&cfg.LatencyFor, "latency-for", cfg.LatencyFor, "length of the latency run (with --kafka: of each latency row, default 30s)")
 	f.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions per topic")
 	f.BoolVar(&persist, "persist", persist, "persist the broker to a temporary data dir, as dev does (false: in memory)")
 	f.IntSliceVar(&cfg.RealisticRates, "realistic-rates", cfg.RealisticRates, "readings per second of the realistic path's runs (none: skip it)")
@@ -70,6 +72,8 @@ latency at each --rates for each --commit-intervals.`,
 	f.IntSliceVar(&kcfg.BrokerPIDs, "broker-pids", nil, "with --kafka: the brokers' process ids on this machine, for their CPU time")
 	f.IntVar(&kcfg.Readings, "kafka-readings", kcfg.Readings, "with --kafka: pre-loaded readings of the throughput rows")
 	f.IntSliceVar(&kcfg.Rates, "rates", kcfg.Rates, "with --kafka: readings per second of the latency rows")
+	f.DurationVar(&kcfg.WarmUp, "warm-up", kcfg.WarmUp, "with --kafka: how long each latency row runs at its rate before it measures")
+	f.DurationVar(&kcfg.Linger, "producer-linger", kcfg.Linger, "with --kafka: the platform producer's linger in the latency rows")
 	f.DurationSliceVar(&kcfg.CommitIntervals, "commit-intervals", kcfg.CommitIntervals, "with --kafka: processor commit intervals the latency rows compare")
 	return cmd
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,9 @@ type env struct {
 	adm  *kadm.Client
 	seq  atomic.Uint64
 	tick int
+	run  string // names this run's topics
+	// linger, if set, is the producer's instead of the platform default.
+	linger time.Duration
 }
 
 // Run runs every benchmark, writing the table to out as rows complete.
@@ -271,17 +275,23 @@ func (e *env) restart(ctx context.Context, compacted bool) (string, error) {
 
 // topics gives each run fresh topics so runs do not see each other's data.
 func (e *env) topics() error {
+	if e.run == "" {
+		// Names of this run's own: a cluster that ran the benchmark
+		// before still has the last run's topics, and the records in them
+		// would count as this run's.
+		e.run = strconv.FormatInt(time.Now().Unix()%1_000_000, 10)
+	}
 	e.tick++
 	e.kc.Topics = kafka.Topics{
-		Vitals:    fmt.Sprintf("bench%d.vitals", e.tick),
-		Alerts:    fmt.Sprintf("bench%d.alerts", e.tick),
-		State:     fmt.Sprintf("bench%d.state", e.tick),
-		Acks:      fmt.Sprintf("bench%d.acks", e.tick),
-		VitalsDLQ: fmt.Sprintf("bench%d.vitals.dlq", e.tick),
-		AlertsDLQ: fmt.Sprintf("bench%d.alerts.dlq", e.tick),
-		AcksDLQ:   fmt.Sprintf("bench%d.acks.dlq", e.tick),
+		Vitals:    fmt.Sprintf("bench%s-%d.vitals", e.run, e.tick),
+		Alerts:    fmt.Sprintf("bench%s-%d.alerts", e.run, e.tick),
+		State:     fmt.Sprintf("bench%s-%d.state", e.run, e.tick),
+		Acks:      fmt.Sprintf("bench%s-%d.acks", e.run, e.tick),
+		VitalsDLQ: fmt.Sprintf("bench%s-%d.vitals.dlq", e.run, e.tick),
+		AlertsDLQ: fmt.Sprintf("bench%s-%d.alerts.dlq", e.run, e.tick),
+		AcksDLQ:   fmt.Sprintf("bench%s-%d.acks.dlq", e.run, e.tick),
 
-		Placements: fmt.Sprintf("bench%d.placements", e.tick),
+		Placements: fmt.Sprintf("bench%s-%d.placements", e.run, e.tick),
 	}
 	return kafka.Provision(context.Background(), e.adm, &e.kc, e.kc.Specs(), e.log)
 }
@@ -303,7 +313,11 @@ func (e *env) readings(n int, at time.Time) []schemas.Reading {
 
 // producer is the platform's own producer, as ingest runs it.
 func (e *env) producer() (*producers.Producer, error) {
-	return producers.NewProducer(producers.DefaultProducerConfig(), e.kc, e.tel)
+	pc := producers.DefaultProducerConfig()
+	if e.linger > 0 {
+		pc.Linger = e.linger
+	}
+	return producers.NewProducer(pc, e.kc, e.tel)
 }
 
 // fanOut splits rs into batches and runs send on them from Concurrency
