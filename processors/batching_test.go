@@ -37,6 +37,7 @@ func loop(t *testing.T, h *Clinical, recs []*kgo.Record, batch int) map[string][
 			t.Fatal(err)
 		}
 		got = append(got, o...)
+		checkStateEncoding(t, h)
 		if _, err := h.Flush(); err != nil {
 			t.Fatal(err)
 		}

@@ -39,17 +39,18 @@ type SeenWindow struct {
 
 // MarshalJSON writes the window as an array, compactly: every changed
 // patient's state is written in every transaction.
-func (w SeenWindow) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 80)
+func (w SeenWindow) MarshalJSON() ([]byte, error) { return w.appendJSON(make([]byte, 0, 80)), nil }
+
+func (w *SeenWindow) appendJSON(b []byte) []byte {
 	b = append(b, '[')
-	b = strconv.AppendQuote(b, w.Device)
+	b = schemas.AppendString(b, w.Device)
 	b = append(b, ',')
-	b = strconv.AppendQuote(b, string(w.Kind))
-	for _, n := range []uint64{w.Hi, w.Mask, uint64(w.HiTS.UnixNano()), uint64(w.At.UnixNano())} {
+	b = schemas.AppendString(b, string(w.Kind))
+	for _, n := range [...]uint64{w.Hi, w.Mask, uint64(w.HiTS.UnixNano()), uint64(w.At.UnixNano())} {
 		b = append(b, ',')
 		b = strconv.AppendUint(b, n, 10)
 	}
-	return append(b, ']'), nil
+	return append(b, ']')
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.

@@ -73,11 +73,12 @@ type sampleJSON struct {
 
 // MarshalJSON writes the compact form, by hand: snapshots are encoded for
 // every changed patient in every transaction.
-func (s *Sample) MarshalJSON() ([]byte, error) {
+func (s *Sample) MarshalJSON() ([]byte, error) { return s.appendJSON(make([]byte, 0, 96)) }
+
+func (s *Sample) appendJSON(b []byte) ([]byte, error) {
 	if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
 		return nil, fmt.Errorf("sample value %v is not a finite number", s.Value)
 	}
-	b := make([]byte, 0, 96)
 	b = append(b, `{"v":`...)
 	b = strconv.AppendFloat(b, s.Value, 'g', -1, 64)
 	b = append(b, `,"tn":`...)
@@ -96,7 +97,7 @@ func (s *Sample) MarshalJSON() ([]byte, error) {
 	}
 	if s.Device != "" {
 		b = append(b, `,"d":`...)
-		b = strconv.AppendQuote(b, s.Device)
+		b = schemas.AppendString(b, s.Device)
 	}
 	if s.Seq != 0 {
 		b = append(b, `,"s":`...)
@@ -186,22 +187,25 @@ var kindsByName = func() []int {
 }()
 
 // MarshalJSON encodes v as an object of the present samples by kind.
-func (v *Vitals) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
+func (v *Vitals) MarshalJSON() ([]byte, error) { return v.appendJSON(nil) }
+
+func (v *Vitals) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	first := true
 	for _, i := range kindsByName {
 		if v[i].TS.IsZero() {
 			continue
 		}
-		if len(b) > 1 {
+		if !first {
 			b = append(b, ',')
 		}
-		b = strconv.AppendQuote(b, string(schemas.Specs[i].Kind))
+		first = false
+		b = schemas.AppendString(b, string(schemas.Specs[i].Kind))
 		b = append(b, ':')
-		sb, err := v[i].MarshalJSON()
-		if err != nil {
+		var err error
+		if b, err = v[i].appendJSON(b); err != nil {
 			return nil, err
 		}
-		b = append(b, sb...)
 	}
 	return append(b, '}'), nil
 }
@@ -387,7 +391,7 @@ func (s *store) flush() ([]*kgo.Record, error) {
 				if states[i].empty() {
 					continue // Value nil: a tombstone
 				}
-				if out[i].Value, errs[w] = json.Marshal(states[i]); errs[w] != nil {
+				if out[i].Value, errs[w] = appendState(nil, states[i]); errs[w] != nil {
 					return
 				}
 			}

@@ -77,12 +77,18 @@ func FuzzPatientStateSnapshot(f *testing.F) {
 	f.Add(`{"latest":{"spo2":{"v":88.5,"tn":1763802000000000000,"an":1763802001000000000,"g":1000000000,"d":"D1","s":7,"r":[0,88.5,1000000000,97]}},"news2":{},"seen":[["D1","spo2",7,127,1763802000000000000,1763802001000000000]]}`)
 	f.Add(`{"latest":{"heart_rate":{"v":130,"ts":"2026-11-22T09:00:00.123456789Z","d":"D1","s":8}},"news2":{"at_least":["2026-11-22T09:00:00Z","0001-01-01T00:00:00Z","0001-01-01T00:00:00Z"]}}`)
 	f.Add(`{"latest":{"spo2":{"v":1,"r":[1]}}}`)
+	f.Add(`{"latest":{"spo2":{"v":1e-7,"tn":1,"d":"ox<1>&\u2028"}},"conditions":{"spo2_low":{"beyond_since":"2026-11-22T09:00:00+01:00","level":2,"escalated_at":"2026-11-22T09:00:00.5-07:30"},"z\u0001":{}},"news2":{"raised_at":"2026-11-22T09:00:00Z","clock":"2026-11-22T09:00:01Z"},"silenced_until":"9999-12-31T23:59:59Z","silenced_by":"nurse \"7\"","sat":{"sum":-0,"run":1e21,"ts":"0001-01-01T00:00:00Z"},"ward":"4B"}`)
+	f.Add(`{"latest":{},"news2":{"open":{"alert_id":"a","patient_id":"P1","condition":"news2","state":"raised"}},"latched":[{"alert_id":"b","patient_id":"P<1>"}],"sat":{"ts":"2026-11-22T09:00:00+14:00"}}`)
 	f.Fuzz(func(t *testing.T, snapshot string) {
 		var st PatientState
 		if json.Unmarshal([]byte(snapshot), &st) != nil {
 			return
 		}
 		b, err := json.Marshal(&st)
+		fast, ferr := appendState(nil, &st)
+		if (err == nil) != (ferr == nil) || string(b) != string(fast) {
+			t.Fatalf("appendState wrote %s (%v), json.Marshal %s (%v)", fast, ferr, b, err)
+		}
 		if err != nil {
 			return // a value the engine never writes (NaN); refused, not corrupted
 		}

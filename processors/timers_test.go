@@ -64,6 +64,7 @@ func (f feed) handle(rec *kgo.Record) []schemas.Alert {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	checkStateEncoding(f.t, f.h)
 	f.h.Committed()
 	return decodeAlerts(f.t, recs)
 }
@@ -81,6 +82,7 @@ func (f feed) tick(s int) []schemas.Alert {
 	if due != (len(recs) > 0) {
 		f.t.Fatalf("second %d: Due said %v, Tick produced %d records", s, due, len(recs))
 	}
+	checkStateEncoding(f.t, f.h)
 	f.h.Committed()
 	return decodeAlerts(f.t, recs)
 }

@@ -64,6 +64,8 @@ latency at each --rates for each --commit-intervals.`,
 	f.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions per topic")
 	f.BoolVar(&persist, "persist", persist, "persist the broker to a temporary data dir, as dev does (false: in memory)")
 	f.IntSliceVar(&cfg.RealisticRates, "realistic-rates", cfg.RealisticRates, "readings per second of the realistic path's runs (none: skip it)")
+	f.BoolVar(&cfg.RealisticOnly, "realistic-only", false, "run the realistic path alone")
+	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write each realistic rate's CPU profile to this directory (realistic-<rate>.pprof)")
 	f.DurationVar(&cfg.RealisticFor, "realistic-for", cfg.RealisticFor, "length of each realistic run")
 	f.IntVar(&cfg.RestartPatients, "restart-patients", cfg.RestartPatients, "patients in the restart run")
 	f.IntVar(&cfg.RestartSnapshots, "restart-snapshots", cfg.RestartSnapshots, "state snapshots per patient in the changelog of the restart run")

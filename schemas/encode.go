@@ -3,8 +3,10 @@ package schemas
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // AppendReading appends r encoded as json.Marshal encodes it, byte for
@@ -14,7 +16,7 @@ import (
 // takes json.Marshal itself (so the error, too, is the same).
 // FuzzAppendReading compares the two.
 func AppendReading(dst []byte, r *Reading) ([]byte, error) {
-	if !plain(r.PatientID) || !plain(r.DeviceID) || !plain(string(r.Kind)) || !plain(r.Unit) || r.TS.Year() < 0 || r.TS.Year() > 9999 ||
+	if !Plain(r.PatientID) || !Plain(r.DeviceID) || !Plain(string(r.Kind)) || !Plain(r.Unit) || r.TS.Year() < 0 || r.TS.Year() > 9999 ||
 		math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
 		b, err := json.Marshal(r)
 		return append(dst, b...), err
@@ -26,7 +28,7 @@ func AppendReading(dst []byte, r *Reading) ([]byte, error) {
 	dst = append(dst, `","kind":"`...)
 	dst = append(dst, r.Kind...)
 	dst = append(dst, `","value":`...)
-	dst = appendFloat(dst, r.Value)
+	dst = AppendFloat(dst, r.Value)
 	dst = append(dst, `,"unit":"`...)
 	dst = append(dst, r.Unit...)
 	dst = append(dst, `","ts":"`...)
@@ -36,10 +38,11 @@ func AppendReading(dst []byte, r *Reading) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// plain says whether s is written as it is inside JSON quotes by
+// Plain says whether s is written as it is inside JSON quotes by
 // encoding/json: printable ASCII other than the quote, the backslash and
-// the HTML characters it escapes.
-func plain(s string) bool {
+// the HTML characters it escapes. Encoders that write JSON by hand take
+// encoding/json for anything else.
+func Plain(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
@@ -49,8 +52,8 @@ func plain(s string) bool {
 	return true
 }
 
-// appendFloat is encoding/json's float64 encoding.
-func appendFloat(b []byte, f float64) []byte {
+// AppendFloat is encoding/json's float64 encoding (f finite).
+func AppendFloat(b []byte, f float64) []byte {
 	abs := math.Abs(f)
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
@@ -65,4 +68,160 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
+}
+
+// AppendString appends s quoted as encoding/json writes a string, byte for
+// byte: with <, > and & escaped for HTML, invalid UTF-8 replaced by
+// U+FFFD, and U+2028 and U+2029 escaped.
+func AppendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// AppendTime appends t as time.Time's MarshalJSON does; ok is false
+// where that fails (a year outside 0-9999, a zone offset of a day or
+// more), and the caller takes encoding/json for its error.
+func AppendTime(dst []byte, t time.Time) (_ []byte, ok bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return dst, false
+	}
+	if _, off := t.Zone(); off <= -24*3600 || off >= 24*3600 {
+		return dst, false
+	}
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"'), true
+}
+
+// AppendAlert appends a as json.Marshal encodes it, byte for byte, without
+// reflection: every open alarm is in its patient's snapshot, written in
+// every transaction that changes the patient. What it does not handle
+// (a time or number json.Marshal refuses) takes json.Marshal, errors
+// included. FuzzAppendAlert compares the two.
+func AppendAlert(dst []byte, a *Alert) ([]byte, error) {
+	if b, ok := appendAlertFast(dst, a); ok {
+		return b, nil
+	}
+	b, err := json.Marshal(a)
+	return append(dst, b...), err
+}
+
+func appendAlertFast(b []byte, a *Alert) (_ []byte, ok bool) {
+	if math.IsNaN(a.Limit) || math.IsInf(a.Limit, 0) {
+		return b, false
+	}
+	b = append(b, `{"alert_id":`...)
+	b = AppendString(b, a.AlertID)
+	b = append(b, `,"patient_id":`...)
+	b = AppendString(b, a.PatientID)
+	b = append(b, `,"condition":`...)
+	b = AppendString(b, a.Condition)
+	b = append(b, `,"priority":`...)
+	b = AppendString(b, string(a.Priority))
+	b = append(b, `,"state":`...)
+	b = AppendString(b, string(a.State))
+	b = append(b, `,"ts":`...)
+	if b, ok = AppendTime(b, a.TS); !ok {
+		return b, false
+	}
+	b = append(b, `,"limit":`...)
+	b = AppendFloat(b, a.Limit)
+	b = append(b, `,"message":`...)
+	b = AppendString(b, a.Message)
+	b = append(b, `,"reading":`...)
+	var err error
+	if b, err = AppendReading(b, &a.Reading); err != nil {
+		return b, false
+	}
+	if a.Score != nil {
+		b = append(b, `,"score":`...)
+		b = strconv.AppendInt(b, int64(*a.Score), 10)
+	}
+	if len(a.Components) > 0 {
+		b = append(b, `,"components":{`...)
+		keys := make([]string, 0, len(a.Components))
+		for k := range a.Components {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendString(b, k)
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(a.Components[k]), 10)
+		}
+		b = append(b, '}')
+	}
+	if a.AckedBy != "" {
+		b = append(b, `,"acked_by":`...)
+		b = AppendString(b, a.AckedBy)
+	}
+	if a.Ward != "" {
+		b = append(b, `,"ward":`...)
+		b = AppendString(b, a.Ward)
+	}
+	if a.Updated {
+		b = append(b, `,"updated":true`...)
+	}
+	if a.EscalationLevel != 0 {
+		b = append(b, `,"escalation_level":`...)
+		b = strconv.AppendInt(b, int64(a.EscalationLevel), 10)
+	}
+	if a.Notify != "" {
+		b = append(b, `,"notify":`...)
+		b = AppendString(b, a.Notify)
+	}
+	if a.Silenced {
+		b = append(b, `,"silenced":true`...)
+	}
+	return append(b, '}'), true
 }

@@ -54,6 +54,11 @@ type Config struct {
 	// each run for RealisticFor.
 	RealisticRates []int
 	RealisticFor   time.Duration
+	// ProfileDir, if set, receives the CPU profile of each realistic
+	// rate (realistic-<rate>.pprof), for go tool pprof.
+	ProfileDir string
+	// RealisticOnly runs the realistic path alone.
+	RealisticOnly bool
 }
 
 // DefaultConfig returns the defaults the flag help names.
@@ -136,6 +141,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	add := func(r Result) {
 		results = append(results, r)
 		fmt.Fprintf(out, row, r.Name, r.Count, fmt.Sprintf("%.2f", r.Took.Seconds()), fmt.Sprintf("%.0f", r.Rate()), r.Note)
+	}
+	if cfg.RealisticOnly {
+		return nil, e.realisticTable(ctx, cfg.RealisticRates, cfg.RealisticFor, out)
 	}
 	steps := []func(context.Context) (Result, error){e.producerDirect, e.httpIngest, e.processor, e.endToEnd}
 	for _, step := range steps {

@@ -5,15 +5,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/api"
@@ -40,7 +45,16 @@ type RealisticRow struct {
 	Post, Alert        [3]time.Duration // p50, p99, max
 	CPUPerReading      time.Duration
 	Cores              float64
+	// PlatformPerReading is CPUPerReading without the load: the
+	// gateways' and the station's share of the CPU profile's samples
+	// (labelled bench=load) taken out.
+	PlatformPerReading time.Duration
 }
+
+// load labels the goroutines that play the hospital (the gateways, the
+// station's reader and what they start), so the CPU profile of a run
+// tells their CPU from the platform's: all of it runs in this process.
+var load = pprof.Labels("bench", "load")
 
 // realistic runs the whole platform in this process (ingest, the clinical
 // processor, the live view and its stream) on the embedded broker, at
@@ -88,6 +102,12 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+
+	// From here on this goroutine is the hospital, and so is every
+	// goroutine it starts (the HTTP clients' too); the platform's were
+	// started above, or are started by them.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, load))
+	defer pprof.SetGoroutineLabels(ctx)
 
 	// The station: every patient's events.
 	var mu sync.Mutex
@@ -151,6 +171,8 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 			}
 		})
 	}
+	var prof bytes.Buffer
+	profiling := pprof.StartCPUProfile(&prof) == nil
 	s0, _ := cpuTime(nil)
 	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -187,6 +209,15 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	gw.Wait()
 	took := time.Since(start)
 	s1, _ := cpuTime(nil)
+	if profiling {
+		pprof.StopCPUProfile()
+		if share, err := loadShare(prof.Bytes()); err == nil {
+			row.PlatformPerReading = time.Duration(float64(s1-s0) * (1 - share) / float64(max(row.Sent, 1)))
+		}
+		if e.cfg.ProfileDir != "" {
+			_ = os.WriteFile(filepath.Join(e.cfg.ProfileDir, fmt.Sprintf("realistic-%d.pprof", rate)), prof.Bytes(), 0o644)
+		}
+	}
 	want := row.Sent / 100
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		mu.Lock()
@@ -231,13 +262,34 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	return row, nil
 }
 
+// loadShare is the share of a CPU profile's samples taken in goroutines
+// labelled load.
+func loadShare(b []byte) (float64, error) {
+	p, err := profile.ParseData(b)
+	if err != nil {
+		return 0, err
+	}
+	var all, ld int64
+	for _, s := range p.Sample {
+		v := s.Value[len(s.Value)-1] // cpu nanoseconds
+		all += v
+		if slices.Contains(s.Label["bench"], "load") {
+			ld += v
+		}
+	}
+	if all == 0 {
+		return 0, errors.New("an empty profile")
+	}
+	return float64(ld) / float64(all), nil
+}
+
 // realisticTable runs the realistic path at each rate and prints it with
 // the highest rate that kept the alert p99 within 250 ms and within 1 s.
 func (e *env) realisticTable(ctx context.Context, rates []int, d time.Duration, out io.Writer) error {
 	fmt.Fprintf(out, "\nrealistic path: gateways post %d readings and wait for the 202, clinical rules, %.1f readings/s per patient, 1 %% critical, alerts read from the all-patient live stream (%v per rate):\n\n",
 		realisticBatch, realisticPerPatSec, d)
-	const row = "%9s %9s %9s %7s %23s %23s %10s %6s\n"
-	fmt.Fprintf(out, row, "rate/s", "patients", "sent", "alerts", "POST p50/p99/max", "alert p50/p99/max", "µs CPU/rdg", "cores")
+	const row = "%9s %9s %9s %7s %23s %23s %10s %6s %15s\n"
+	fmt.Fprintf(out, row, "rate/s", "patients", "sent", "alerts", "POST p50/p99/max", "alert p50/p99/max", "µs CPU/rdg", "cores", "platform µs/rdg")
 	best250, best1s := 0, 0
 	for _, rate := range rates {
 		r, err := e.realistic(ctx, rate, d)
@@ -247,7 +299,8 @@ func (e *env) realisticTable(ctx context.Context, rates []int, d time.Duration, 
 			note = "  " + err.Error()
 		}
 		fmt.Fprintf(out, strings.TrimSuffix(row, "\n")+"%s\n", fmt.Sprint(rate), fmt.Sprint(int(float64(rate)/realisticPerPatSec)), fmt.Sprint(r.Sent), fmt.Sprint(r.Alerts),
-			trip(r.Post), trip(r.Alert), fmt.Sprintf("%.1f", float64(r.CPUPerReading.Nanoseconds())/1000), fmt.Sprintf("%.2f", r.Cores), note)
+			trip(r.Post), trip(r.Alert), fmt.Sprintf("%.1f", float64(r.CPUPerReading.Nanoseconds())/1000), fmt.Sprintf("%.2f", r.Cores),
+			fmt.Sprintf("%.1f", float64(r.PlatformPerReading.Nanoseconds())/1000), note)
 		if err == nil && r.Alert[1] <= 250*time.Millisecond {
 			best250 = rate
 		}
