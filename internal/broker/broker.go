@@ -143,8 +143,10 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 }
 
 // Clean applies every topic's retention.ms and compacts every topic whose
-// cleanup.policy is compact, now.
-func (b *Broker) Clean() { b.c.Compact() }
+// cleanup.policy is compact, now: a partition at a time, serving requests
+// in between (kfake's one pass over every partition stalled the platform
+// for 12 s at 50,000 readings/s; third_party/kfake/README.md).
+func (b *Broker) Clean() { b.c.CompactEach() }
 
 // lockDir takes an exclusive lock on dir, because two brokers writing one
 // data dir would corrupt it. The kernel drops the lock when the process

@@ -256,8 +256,10 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 			}
 		}
 		slices.Sort(missing)
+		// A few name the case; a stall leaves hundreds late.
+		missing = missing[:min(len(missing), 5)]
 		onTopic := e.alertsOf(ctx, missing)
-		return row, fmt.Errorf("%d of %d alerts reached the station at %d readings/s; missing %v; on the alerts topic: %v", row.Alerts, want, rate, missing, onTopic)
+		return row, fmt.Errorf("%d of %d alerts reached the station within 15 s of the end at %d readings/s; the first missing: %v; on the alerts topic: %v", row.Alerts, want, rate, missing, onTopic)
 	}
 	return row, nil
 }

@@ -1491,6 +1491,38 @@ func (c *Cluster) Compact() {
 	})
 }
 
+// CompactEach does what Compact does, one partition per turn of the
+// cluster's loop, so requests are served between partitions instead of
+// waiting for the whole pass: a pass over a busy compacted topic held
+// every produce and fetch for 12 s at 50,000 records/s (MonitorMe's
+// realistic benchmark).
+func (c *Cluster) CompactEach() {
+	type tp struct {
+		t string
+		p int32
+	}
+	var parts []tp
+	c.admin(func() {
+		for t, ps := range c.data.tps {
+			for p := range ps {
+				parts = append(parts, tp{t, p})
+			}
+		}
+	})
+	for _, x := range parts {
+		c.admin(func() {
+			pd, ok := c.data.tps.getp(x.t, x.p)
+			if !ok {
+				return // deleted since
+			}
+			if c.data.isCompactTopic(x.t) {
+				c.compact(pd, x.t)
+			}
+			c.applyRetention(pd, x.t)
+		})
+	}
+}
+
 // ApplyRetention enforces retention.ms and retention.bytes on all topics,
 // removing batches that are expired or exceed the size limit.
 func (c *Cluster) ApplyRetention() {
