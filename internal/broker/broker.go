@@ -37,7 +37,12 @@ type Config struct {
 	// Partitions is the default partition count of auto-created topics.
 	Partitions int
 	// CleanInterval is how often retention (retention.ms) and compaction
-	// (cleanup.policy=compact) run on every topic.
+	// (cleanup.policy=compact) run on every topic. A pass reads what was
+	// written since the last one, and each partition's holds the broker
+	// meanwhile: at 50,000 readings/s, a minute's changelog made passes
+	// that stalled every request for 7-17 s; every 10 s the longest stall
+	// was 1.1 s (docs/benchmarks.md). At a ward's rate a pass takes
+	// milliseconds.
 	CleanInterval time.Duration
 	// SegmentBytes bounds a partition's log segment (no flag). Retention
 	// deletes whole segments, and kfake's 100 MiB default would keep a
@@ -48,7 +53,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults the flag help names.
 func DefaultConfig() Config {
-	return Config{DataDir: ".monitorme/broker", Addr: "127.0.0.1:9092", Partitions: 12, CleanInterval: time.Minute, SegmentBytes: 8 << 20}
+	return Config{DataDir: ".monitorme/broker", Addr: "127.0.0.1:9092", Partitions: 12, CleanInterval: 10 * time.Second, SegmentBytes: 8 << 20}
 }
 
 // RegisterFlags binds c to flags.
