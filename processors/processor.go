@@ -481,7 +481,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
 	fetches.EachError(func(topic string, part int32, err error) {
-		if !errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			p.log.Warn("fetch error", "topic", topic, "partition", part, "err", err)
 		}
 	})

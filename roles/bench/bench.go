@@ -59,12 +59,19 @@ type Config struct {
 	ProfileDir string
 	// RealisticOnly runs the realistic path alone.
 	RealisticOnly bool
+	// RealisticCriticalEvery makes every n-th reading of the realistic
+	// path a critical SpO2 of a patient of its own (0: none). Each such
+	// patient is new, so it also adds a patient a reading: at 1 in 100
+	// and 21,000/s, 12,600 a minute, whose state the platform keeps until
+	// it expires.
+	RealisticCriticalEvery int
 }
 
 // DefaultConfig returns the defaults the flag help names.
 func DefaultConfig() Config {
 	return Config{Readings: 200_000, Batch: 1000, Concurrency: 4, LatencyRate: 500, LatencyFor: 10 * time.Second, Partitions: 12,
-		RestartPatients: 1000, RestartSnapshots: 60, RealisticRates: []int{5000, 10000, 21000, 30000}, RealisticFor: 15 * time.Second}
+		RestartPatients: 1000, RestartSnapshots: 60, RealisticRates: []int{10000, 21000, 30000, 40000, 50000}, RealisticFor: 15 * time.Second,
+		RealisticCriticalEvery: 100}
 }
 
 // Validate refuses sizes that cannot give a number.
@@ -80,6 +87,8 @@ func (c *Config) Validate() error {
 		return errors.New("latency-rate must be at least 1 and latency-for at least 1s")
 	case c.Partitions < 1:
 		return fmt.Errorf("partitions: %d, want at least 1", c.Partitions)
+	case c.RealisticCriticalEvery < 0:
+		return fmt.Errorf("realistic-critical-every: %d, want 0 (none) or more", c.RealisticCriticalEvery)
 	case c.RestartPatients < 1 || c.RestartSnapshots < 1:
 		return fmt.Errorf("restart-patients and restart-snapshots: %d and %d, want at least 1", c.RestartPatients, c.RestartSnapshots)
 	}

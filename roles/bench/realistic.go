@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +50,25 @@ type RealisticRow struct {
 	// gateways' and the station's share of the CPU profile's samples
 	// (labelled bench=load) taken out.
 	PlatformPerReading time.Duration
+	// RSS is the process's resident memory at the start and the end of
+	// the run, and its peak, sampled every second (MB).
+	RSS [3]int
+	// RSSByMinute is the resident memory at the end of each minute.
+	RSSByMinute []int
+}
+
+// rssMB is this process's resident memory, from /proc/self/statm.
+func rssMB() int {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.Atoi(f[1])
+	return pages * os.Getpagesize() >> 20
 }
 
 // load labels the goroutines that play the hospital (the gateways, the
@@ -175,6 +195,27 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	profiling := pprof.StartCPUProfile(&prof) == nil
 	s0, _ := cpuTime(nil)
 	start := time.Now()
+	row.RSS[0] = rssMB()
+	rssDone := make(chan struct{})
+	var rssWG sync.WaitGroup
+	rssWG.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for i := 1; ; i++ {
+			select {
+			case <-rssDone:
+				return
+			case <-t.C:
+			}
+			m := rssMB()
+			mu.Lock()
+			row.RSS[2] = max(row.RSS[2], m)
+			if i%60 == 0 {
+				row.RSSByMinute = append(row.RSSByMinute, m)
+			}
+			mu.Unlock()
+		}
+	})
 	tick := time.NewTicker(10 * time.Millisecond)
 	per := max(rate/100, 1)
 	var pending []schemas.Reading
@@ -185,7 +226,7 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 			seq := e.seq.Add(1)
 			rd := schemas.Reading{PatientID: fmt.Sprintf("R%05d", seq%uint64(patients)), DeviceID: fmt.Sprintf("R%05d-mon", seq%uint64(patients)),
 				Kind: schemas.HeartRate, Value: 60 + float64(seq%30), Unit: "/min", TS: now, Seq: seq}
-			if seq%100 == 0 {
+			if every := e.cfg.RealisticCriticalEvery; every > 0 && seq%uint64(every) == 0 {
 				rd = schemas.Reading{PatientID: fmt.Sprintf("C%d", seq), DeviceID: "C-ox", Kind: schemas.SpO2, Value: 70, Unit: "%", TS: now, Seq: seq}
 			}
 			pending = append(pending, rd)
@@ -209,6 +250,9 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	gw.Wait()
 	took := time.Since(start)
 	s1, _ := cpuTime(nil)
+	close(rssDone)
+	rssWG.Wait()
+	row.RSS[1] = rssMB()
 	if profiling {
 		pprof.StopCPUProfile()
 		if share, err := loadShare(prof.Bytes()); err == nil {
@@ -216,9 +260,16 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 		}
 		if e.cfg.ProfileDir != "" {
 			_ = os.WriteFile(filepath.Join(e.cfg.ProfileDir, fmt.Sprintf("realistic-%d.pprof", rate)), prof.Bytes(), 0o644)
+			if f, err := os.Create(filepath.Join(e.cfg.ProfileDir, fmt.Sprintf("realistic-%d.heap.pprof", rate))); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
 		}
 	}
-	want := row.Sent / 100
+	want := 0
+	if e.cfg.RealisticCriticalEvery > 0 {
+		want = row.Sent / e.cfg.RealisticCriticalEvery
+	}
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		mu.Lock()
 		n := len(alertLat)
@@ -290,19 +341,30 @@ func loadShare(b []byte) (float64, error) {
 func (e *env) realisticTable(ctx context.Context, rates []int, d time.Duration, out io.Writer) error {
 	fmt.Fprintf(out, "\nrealistic path: gateways post %d readings and wait for the 202, clinical rules, %.1f readings/s per patient, 1 %% critical, alerts read from the all-patient live stream (%v per rate):\n\n",
 		realisticBatch, realisticPerPatSec, d)
-	const row = "%9s %9s %9s %7s %23s %23s %10s %6s %15s\n"
-	fmt.Fprintf(out, row, "rate/s", "patients", "sent", "alerts", "POST p50/p99/max", "alert p50/p99/max", "µs CPU/rdg", "cores", "platform µs/rdg")
+	const row = "%9s %9s %9s %7s %23s %23s %10s %6s %15s %20s\n"
+	fmt.Fprintf(out, row, "rate/s", "patients", "sent", "alerts", "POST p50/p99/max", "alert p50/p99/max", "µs CPU/rdg", "cores", "platform µs/rdg", "RSS MB start/end/max")
 	best250, best1s := 0, 0
 	for _, rate := range rates {
 		r, err := e.realistic(ctx, rate, d)
-		trip := func(x [3]time.Duration) string { return fmt.Sprintf("%v/%v/%v", x[0], x[1], x[2]) }
+		trip := func(x [3]time.Duration) string {
+			if x == ([3]time.Duration{}) {
+				return "-"
+			}
+			return fmt.Sprintf("%v/%v/%v", x[0], x[1], x[2])
+		}
 		note := ""
 		if err != nil {
 			note = "  " + err.Error()
 		}
 		fmt.Fprintf(out, strings.TrimSuffix(row, "\n")+"%s\n", fmt.Sprint(rate), fmt.Sprint(int(float64(rate)/realisticPerPatSec)), fmt.Sprint(r.Sent), fmt.Sprint(r.Alerts),
 			trip(r.Post), trip(r.Alert), fmt.Sprintf("%.1f", float64(r.CPUPerReading.Nanoseconds())/1000), fmt.Sprintf("%.2f", r.Cores),
-			fmt.Sprintf("%.1f", float64(r.PlatformPerReading.Nanoseconds())/1000), note)
+			fmt.Sprintf("%.1f", float64(r.PlatformPerReading.Nanoseconds())/1000), fmt.Sprintf("%d/%d/%d", r.RSS[0], r.RSS[1], r.RSS[2]), note)
+		if len(r.RSSByMinute) > 1 {
+			fmt.Fprintf(out, "%9s RSS MB at the end of each minute: %v\n", "", r.RSSByMinute)
+		}
+		if r.Alerts == 0 {
+			continue // nothing timed
+		}
 		if err == nil && r.Alert[1] <= 250*time.Millisecond {
 			best250 = rate
 		}
