@@ -37,12 +37,9 @@ type Config struct {
 	// Partitions is the default partition count of auto-created topics.
 	Partitions int
 	// CleanInterval is how often retention (retention.ms) and compaction
-	// (cleanup.policy=compact) run on every topic. A pass reads what was
-	// written since the last one, and each partition's holds the broker
-	// meanwhile: at 50,000 readings/s, a minute's changelog made passes
-	// that stalled every request for 7-17 s; every 10 s the longest stall
-	// was 1.1 s (docs/benchmarks.md). At a ward's rate a pass takes
-	// milliseconds.
+	// (cleanup.policy=compact) run on every topic. Between those passes
+	// a compacted partition is also compacted as soon as it grew by
+	// compactDirtyBytes.
 	CleanInterval time.Duration
 	// SegmentBytes bounds a partition's log segment (no flag). Retention
 	// deletes whole segments, and kfake's 100 MiB default would keep a
@@ -53,7 +50,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults the flag help names.
 func DefaultConfig() Config {
-	return Config{DataDir: ".monitorme/broker", Addr: "127.0.0.1:9092", Partitions: 12, CleanInterval: 10 * time.Second, SegmentBytes: 8 << 20}
+	return Config{DataDir: ".monitorme/broker", Addr: "127.0.0.1:9092", Partitions: 12, CleanInterval: time.Minute, SegmentBytes: 8 << 20}
 }
 
 // RegisterFlags binds c to flags.
@@ -135,23 +132,36 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	b.cleaner.Go(func() {
 		t := time.NewTicker(cfg.CleanInterval)
 		defer t.Stop()
+		dirty := time.NewTicker(time.Second)
+		defer dirty.Stop()
 		for {
 			select {
 			case <-b.stop:
 				return
 			case <-t.C:
 				b.Clean()
+			case <-dirty.C:
+				b.c.CompactEach(compactDirtyBytes, false)
 			}
 		}
 	})
 	return b, nil
 }
 
+// compactDirtyBytes is how much a compacted partition may grow before it
+// is compacted between full cleans. A partition's compaction holds the
+// broker while it reads the partition (twice, decompressing), and its
+// cost grows with what was written since the last: at 50,000 readings/s
+// a minute's changelog made passes that stalled every request for 7-17
+// s. 4 MiB is a few hundred milliseconds of a busy partition and a short
+// turn; the clean part it re-reads is one snapshot per patient.
+const compactDirtyBytes = 4 << 20
+
 // Clean applies every topic's retention.ms and compacts every topic whose
 // cleanup.policy is compact, now: a partition at a time, serving requests
 // in between (kfake's one pass over every partition stalled the platform
 // for 12 s at 50,000 readings/s; third_party/kfake/README.md).
-func (b *Broker) Clean() { b.c.CompactEach() }
+func (b *Broker) Clean() { b.c.CompactEach(0, true) }
 
 // lockDir takes an exclusive lock on dir, because two brokers writing one
 // data dir would corrupt it. The kernel drops the lock when the process

@@ -119,6 +119,7 @@ type (
 		maxTimestampSeen int64 // max MaxTimestamp across all batches (the running max for maxEarlierTimestamp)
 		maxTimestampSeg  int   // index of the segment with the greatest max timestamp, the earliest on a tie
 		nbytes           int64
+		cleanBytes       int64 // nbytes after the last compaction (MonitorMe patch: CompactEach)
 
 		// PID-based LSO tracking: maps producer ID to earliest
 		// uncommitted offset on this partition. LSO = min of all
