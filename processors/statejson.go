@@ -57,11 +57,11 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 		b = append(b, '}')
 	}
 	b = append(b, `,"news2":{`...)
-	var n bool
+	start := len(b)
 	if b, ok = appendCondition(b, &s.NEWS2.ConditionState, false); !ok {
 		return b, false
 	}
-	n = len(b) > 0 && b[len(b)-1] != '{'
+	n := len(b) > start // a member written: the next needs a comma
 	if s.NEWS2.AtLeast != [3]time.Time{} {
 		if n {
 			b = append(b, ',')
