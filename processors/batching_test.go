@@ -152,7 +152,7 @@ func trickle(t *testing.T, interval time.Duration, hr []float64) []int64 {
 		if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(15 * time.Millisecond)
+		time.Sleep(15 * time.Millisecond) // the trickle itself: readings 15 ms apart, not a wait for a condition
 	}
 	testkit.Eventually(t, 30*time.Second, "every reading consumed", func() bool {
 		mu.Lock()

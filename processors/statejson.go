@@ -8,6 +8,7 @@ package processors
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -37,12 +38,7 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 	}
 	if len(s.Conditions) > 0 {
 		b = append(b, `,"conditions":{`...)
-		keys := make([]string, 0, len(s.Conditions))
-		for k := range s.Conditions {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
+		for i, k := range slices.Sorted(maps.Keys(s.Conditions)) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -71,7 +67,7 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			if b, ok = appendTime(b, t); !ok {
+			if b, ok = schemas.AppendTime(b, t); !ok {
 				return b, false
 			}
 		}
@@ -83,7 +79,7 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 			b = append(b, ',')
 		}
 		b = append(b, `"clock":`...)
-		if b, ok = appendTime(b, s.NEWS2.Clock); !ok {
+		if b, ok = schemas.AppendTime(b, s.NEWS2.Clock); !ok {
 			return b, false
 		}
 	}
@@ -112,7 +108,7 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 	}
 	if !s.SilencedUntil.IsZero() {
 		b = append(b, `,"silenced_until":`...)
-		if b, ok = appendTime(b, s.SilencedUntil); !ok {
+		if b, ok = schemas.AppendTime(b, s.SilencedUntil); !ok {
 			return b, false
 		}
 	}
@@ -148,7 +144,7 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 				b = append(b, ',')
 			}
 			b = append(b, `"ts":`...)
-			if b, ok = appendTime(b, s.Sat.TS); !ok {
+			if b, ok = schemas.AppendTime(b, s.Sat.TS); !ok {
 				return b, false
 			}
 		}
@@ -173,7 +169,7 @@ func appendCondition(b []byte, c *ConditionState, comma bool) (_ []byte, ok bool
 	if !c.BeyondSince.IsZero() {
 		sep()
 		b = append(b, `"beyond_since":`...)
-		if b, ok = appendTime(b, c.BeyondSince); !ok {
+		if b, ok = schemas.AppendTime(b, c.BeyondSince); !ok {
 			return b, false
 		}
 	}
@@ -188,14 +184,14 @@ func appendCondition(b []byte, c *ConditionState, comma bool) (_ []byte, ok bool
 	if !c.InRangeSince.IsZero() {
 		sep()
 		b = append(b, `"in_range_since":`...)
-		if b, ok = appendTime(b, c.InRangeSince); !ok {
+		if b, ok = schemas.AppendTime(b, c.InRangeSince); !ok {
 			return b, false
 		}
 	}
 	if !c.RaisedAt.IsZero() {
 		sep()
 		b = append(b, `"raised_at":`...)
-		if b, ok = appendTime(b, c.RaisedAt); !ok {
+		if b, ok = schemas.AppendTime(b, c.RaisedAt); !ok {
 			return b, false
 		}
 	}
@@ -207,11 +203,9 @@ func appendCondition(b []byte, c *ConditionState, comma bool) (_ []byte, ok bool
 	if !c.EscalatedAt.IsZero() {
 		sep()
 		b = append(b, `"escalated_at":`...)
-		if b, ok = appendTime(b, c.EscalatedAt); !ok {
+		if b, ok = schemas.AppendTime(b, c.EscalatedAt); !ok {
 			return b, false
 		}
 	}
 	return b, true
 }
-
-func appendTime(b []byte, t time.Time) ([]byte, bool) { return schemas.AppendTime(b, t) }

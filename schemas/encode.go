@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -12,44 +13,37 @@ import (
 // AppendReading appends r encoded as json.Marshal encodes it, byte for
 // byte, without reflection: ingest encodes every reading it accepts, and
 // encoding/json's reflection was as costly as parsing the batch. A reading
-// with a string that JSON must escape, or a time json.Marshal refuses,
-// takes json.Marshal itself (so the error, too, is the same).
-// FuzzAppendReading compares the two.
+// with a time or number json.Marshal refuses takes json.Marshal itself (so
+// the error, too, is the same). FuzzAppendReading compares the two.
 func AppendReading(dst []byte, r *Reading) ([]byte, error) {
-	if !Plain(r.PatientID) || !Plain(r.DeviceID) || !Plain(string(r.Kind)) || !Plain(r.Unit) || r.TS.Year() < 0 || r.TS.Year() > 9999 ||
-		math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
-		b, err := json.Marshal(r)
-		return append(dst, b...), err
+	if b, ok := appendReadingFast(dst, r); ok {
+		return b, nil
 	}
-	dst = append(dst, `{"patient_id":"`...)
-	dst = append(dst, r.PatientID...)
-	dst = append(dst, `","device_id":"`...)
-	dst = append(dst, r.DeviceID...)
-	dst = append(dst, `","kind":"`...)
-	dst = append(dst, r.Kind...)
-	dst = append(dst, `","value":`...)
-	dst = AppendFloat(dst, r.Value)
-	dst = append(dst, `,"unit":"`...)
-	dst = append(dst, r.Unit...)
-	dst = append(dst, `","ts":"`...)
-	dst = r.TS.AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","seq":`...)
-	dst = strconv.AppendUint(dst, r.Seq, 10)
-	return append(dst, '}'), nil
+	b, err := json.Marshal(r)
+	return append(dst, b...), err
 }
 
-// Plain says whether s is written as it is inside JSON quotes by
-// encoding/json: printable ASCII other than the quote, the backslash and
-// the HTML characters it escapes. Encoders that write JSON by hand take
-// encoding/json for anything else.
-func Plain(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
+func appendReadingFast(b []byte, r *Reading) (_ []byte, ok bool) {
+	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+		return b, false
 	}
-	return true
+	b = append(b, `{"patient_id":`...)
+	b = AppendString(b, r.PatientID)
+	b = append(b, `,"device_id":`...)
+	b = AppendString(b, r.DeviceID)
+	b = append(b, `,"kind":`...)
+	b = AppendString(b, string(r.Kind))
+	b = append(b, `,"value":`...)
+	b = AppendFloat(b, r.Value)
+	b = append(b, `,"unit":`...)
+	b = AppendString(b, r.Unit)
+	b = append(b, `,"ts":`...)
+	if b, ok = AppendTime(b, r.TS); !ok {
+		return b, false
+	}
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	return append(b, '}'), true
 }
 
 // AppendFloat is encoding/json's float64 encoding (f finite).
@@ -186,12 +180,7 @@ func appendAlertFast(b []byte, a *Alert) (_ []byte, ok bool) {
 	}
 	if len(a.Components) > 0 {
 		b = append(b, `,"components":{`...)
-		keys := make([]string, 0, len(a.Components))
-		for k := range a.Components {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
+		for i, k := range slices.Sorted(maps.Keys(a.Components)) {
 			if i > 0 {
 				b = append(b, ',')
 			}

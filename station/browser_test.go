@@ -132,12 +132,10 @@ func shot(t *testing.T, ctx context.Context, name string) {
 func act(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	var err error
-	for range 10 {
-		if err = chromedp.Do(ctx, actions...); err == nil || !strings.Contains(err.Error(), "Could not find node") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.Poll(time.Second, 100*time.Millisecond, func() bool {
+		err = chromedp.Do(ctx, actions...)
+		return err == nil || !strings.Contains(err.Error(), "Could not find node")
+	})
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}

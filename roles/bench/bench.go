@@ -480,14 +480,20 @@ func (e *env) startProcessor(ctx context.Context) (stop func(), err error) {
 func (e *env) startRules(ctx context.Context, group, rules string) (stop func(), err error) {
 	pc := processors.DefaultConfig()
 	pc.Group, pc.Rules = group, rules
+	_, stop, err = e.runProcessor(ctx, pc)
+	return stop, err
+}
+
+// runProcessor runs the platform's processor configured by pc until stop.
+func (e *env) runProcessor(ctx context.Context, pc processors.Config) (*processors.Processor, func(), error) {
 	p, err := processors.New(pc, e.kc, e.log, e.tel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { _ = p.Run(pctx); close(done) }()
-	return func() { cancel(); <-done }, nil
+	return p, func() { cancel(); <-done }, nil
 }
 
 // clinicalVsCopy measures, on one pre-loaded topic, a plain at-least-once

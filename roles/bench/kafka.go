@@ -285,14 +285,11 @@ func (e *env) latencyAt(ctx context.Context, cfg KafkaConfig, rate int, commitIn
 	}
 	pc := processors.DefaultConfig()
 	pc.Group, pc.Rules, pc.CommitInterval = "latency-"+e.kc.Topics.Vitals, "clinical", commitInterval
-	p, err := processors.New(pc, e.kc, e.log, e.tel)
+	p, stopP, err := e.runProcessor(ctx, pc)
 	if err != nil {
 		return res, err
 	}
-	pctx, cancelP := context.WithCancel(ctx)
-	pdone := make(chan struct{})
-	go func() { _ = p.Run(pctx); close(pdone) }()
-	defer func() { cancelP(); <-pdone }()
+	defer stopP()
 	cons, err := kgo.NewClient(kgo.SeedBrokers(e.kc.Brokers...), kgo.ConsumeTopics(e.kc.Topics.Alerts),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
