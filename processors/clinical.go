@@ -445,6 +445,9 @@ func placed(recent []point, p point, window time.Duration) []point {
 // nothing itself.
 func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at time.Time) []schemas.Alert {
 	cur, ok := st.Latest.Get(rd.Kind)
+	// Charted: no other reading of the kind in the set window before this
+	// one (a nurse's observation, not a monitor's stream).
+	charted := !ok || rd.TS.Sub(cur.TS) > c.cfg.NEWS2SetWindow
 	gap, since, arrived := cadence(cur, ok, at)
 	inOrder := !ok || !rd.TS.Before(cur.TS)
 	late := ok && rd.TS.Before(cur.TS.Add(-c.cfg.ReorderWindow))
@@ -484,13 +487,13 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 		if rule.Kind != rd.Kind {
 			continue
 		}
-		out = append(out, c.step(st, rs, rule, rd, recent, asleep, live, at)...)
+		out = append(out, c.step(st, rs, rule, rd, recent, recent[len(recent)-1].TS, asleep, live, at)...)
 	}
 	if inOrder && (rd.Kind == schemas.BPSystolic || rd.Kind == schemas.BPDiastolic) {
 		if m, ok := meanArterial(st, rd); ok {
 			for i := range rs.Conditions {
 				if rule := &rs.Conditions[i]; rule.Kind == MAP {
-					out = append(out, c.step(st, rs, rule, &m, []point{{m.TS, m.Value}}, asleep, live, at)...)
+					out = append(out, c.step(st, rs, rule, &m, []point{{m.TS, m.Value}}, m.TS, asleep, live, at)...)
 				}
 			}
 		}
@@ -499,28 +502,38 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 		out = append(out, c.satSeconds(st, rs, rd, live, at)...)
 	}
 	if inOrder && rs.NEWS2 && isNEWS2Parameter(rd.Kind) {
-		out = append(out, c.news2(st, rs, rd, live, at)...)
+		out = append(out, c.news2(st, rs, rd, charted, live, at)...)
 	}
 	return c.silence(st, out)
 }
 
-// step runs one condition rule and keeps its state, latching its
-// resolution when nobody acknowledged the alarm.
-func (c *Clinical) step(st *PatientState, rs *RuleSet, rule *ConditionRule, rd *schemas.Reading, recent []point, asleep, live bool, at time.Time) []schemas.Alert {
+// step runs one condition rule over the kind's readings in the window up
+// to horizon (condition.go) and keeps its state, latching a resolution
+// nobody acknowledged. at is the processor clock, from which escalation
+// counts.
+func (c *Clinical) step(st *PatientState, rs *RuleSet, rule *ConditionRule, rd *schemas.Reading, recent []point, horizon time.Time, asleep, live bool, at time.Time) []schemas.Alert {
 	prev, had := st.Conditions[rule.Condition]
 	if !had && !rule.beyond(rd.Value, asleep) {
 		// Most readings: in range, nothing pending. A rule without state
 		// has no run a reading in range could break, in order or not.
 		return nil
 	}
-	cs, evs := rule.step(prev, rd, recent, asleep, live)
+	cs, evs := rule.step(prev, rd, recent, horizon, asleep, live)
+	open := prev.Open
 	for i, e := range evs {
 		switch e.State {
 		case schemas.Raised:
 			cs.RaisedAt = at
+			open = &evs[i]
 		case schemas.Resolved:
-			evs[i] = c.latch(st, rs, prev.Open, e)
+			evs[i] = c.latch(st, rs, open, e)
+			open = nil
 		}
+	}
+	if !cs.Closed.IsZero() && cs.Closed.Before(horizon.Add(-c.cfg.ReorderWindow)) {
+		// No reading placed before it can come any more (it would be
+		// late): forgetting it lets the state go.
+		cs.Closed = time.Time{}
 	}
 	if cs.isZero() {
 		delete(st.Conditions, rule.Condition)
@@ -739,29 +752,44 @@ type news2Values struct {
 	lvl                          int
 }
 
-// news2 scores the patient's current observation set, if it is complete,
-// and keeps the one news2 alert: raised, or raised again in a worse band,
-// once the band persisted for NEWS2Delay (a one-sample artefact or a short
-// dip changes nothing); lowered or resolved once the score stayed lower
-// for NEWS2ResolveAfter; updated in place, at most every
-// NEWS2UpdateEvery, when the score changes within its band.
-func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, live bool, at time.Time) []schemas.Alert {
+// news2 scores the patient's current observation set after rd, if it is
+// complete. charted says rd is a charted value (see NEWS2SetWindow): when
+// every required parameter was measured within the set window of it, the
+// set is charted together and its band counts at once.
+func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, charted, live bool, at time.Time) []schemas.Alert {
 	// Most readings of a monitored patient come without a complete set:
 	// ask that first, directly, before building the input.
 	for _, k := range c.cfg.NEWS2Require {
-		if s, ok := st.Latest.Get(k); !ok || rd.TS.Sub(s.TS) > c.cfg.NEWS2MaxAge {
+		s, ok := st.Latest.Get(k)
+		if !ok || rd.TS.Sub(s.TS) > c.cfg.NEWS2MaxAge {
 			return nil
 		}
+		if rd.TS.Sub(s.TS) > c.cfg.NEWS2SetWindow {
+			charted = false
+		}
 	}
+	n := &st.NEWS2
+	if rd.TS.After(n.Clock) {
+		n.Clock, n.ClockAt = rd.TS, at
+	}
+	return c.news2At(st, rs, rd, rd.TS, charted, live, at)
+}
+
+// news2At scores the set as of event time t and keeps the one news2
+// alert: raised, or raised again in a worse band, once the band persisted
+// for NEWS2Delay (a one-sample artefact or a short dip changes nothing)
+// or at once for a set charted together; lowered or resolved once the
+// score stayed lower for NEWS2ResolveAfter; updated in place, at most
+// every NEWS2UpdateEvery, when the score changes within its band. cite is
+// the reading the event names, stamped t. The caller has checked that the
+// set is complete.
+func (c *Clinical) news2At(st *PatientState, rs *RuleSet, cite *schemas.Reading, t time.Time, charted, live bool, at time.Time) []schemas.Alert {
 	var vals news2Values
 	in := c.cfg.news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
 		s, ok := st.Latest.Get(k)
 		return s.Value, s.TS, ok
-	}, rs.Hypercapnic, rd.TS, &vals)
+	}, rs.Hypercapnic, t, &vals)
 	n := &st.NEWS2
-	if rd.TS.After(n.Clock) {
-		n.Clock = rd.TS
-	}
 	now := n.Clock
 	score := scoreNEWS2(in, false)
 	prio, _ := score.Priority()
@@ -778,10 +806,16 @@ func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, liv
 			persisted = l
 		}
 	}
+	if charted {
+		// RCP scores a complete set when it is charted: a nurse's
+		// observations are no artefact to wait out.
+		persisted = max(persisted, rank)
+	}
 	open := n.Open
 	if !live {
 		return nil
 	}
+	rd := cite
 	switch {
 	case open == nil && persisted > 0, open != nil && persisted > open.Priority.Rank():
 		// New, or worse: raised (again: an acknowledgement of the lower
@@ -792,6 +826,7 @@ func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, liv
 		}
 		a := news2Alert(rd, in, rankPriority(persisted), id, schemas.Raised)
 		n.ConditionState = ConditionState{Open: &a, RaisedAt: at}
+		n.Pending = false
 		return []schemas.Alert{a}
 	case open == nil:
 		return nil
@@ -804,6 +839,7 @@ func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, liv
 		if now.Sub(n.InRangeSince) < c.cfg.NEWS2ResolveAfter {
 			return c.news2Update(n, rd, in, score)
 		}
+		n.Pending = false
 		if rank > 0 {
 			// Keeps its state: an acknowledged alert that improves needs
 			// no second acknowledgement.
@@ -822,10 +858,17 @@ func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, liv
 }
 
 // news2Update brings the open news2 alert's score up to date in place:
-// same id, same state, no new raise and no new escalation.
+// same id, same state, no new raise and no new escalation. Within
+// NEWS2UpdateEvery of the alert's last event the update waits (Pending),
+// and a timer brings it when no reading does.
 func (c *Clinical) news2Update(n *NEWS2State, rd *schemas.Reading, in NEWS2Input, score NEWS2Score) []schemas.Alert {
 	open := n.Open
-	if open.Score != nil && *open.Score == score.Total || rd.TS.Sub(open.TS) < c.cfg.NEWS2UpdateEvery {
+	n.Pending = false
+	if open.Score != nil && *open.Score == score.Total {
+		return nil
+	}
+	if rd.TS.Sub(open.TS) < c.cfg.NEWS2UpdateEvery {
+		n.Pending = true
 		return nil
 	}
 	a := news2Alert(rd, in, open.Priority, open.AlertID, open.State)
@@ -833,6 +876,91 @@ func (c *Clinical) news2Update(n *NEWS2State, rd *schemas.Reading, in NEWS2Input
 	a.Updated = true
 	n.Open = &a
 	return []schemas.Alert{a}
+}
+
+// news2Wait is the event time at which the news2 state's next wait ends
+// with no further reading: a worse band's persistence, the lower band's
+// resolve_after, or the pending in-place update. Zero: none.
+func (c *Clinical) news2Wait(n *NEWS2State) time.Time {
+	var first time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	openRank := 0
+	if n.Open != nil {
+		openRank = n.Open.Priority.Rank()
+	}
+	for l := openRank + 1; l <= len(n.AtLeast); l++ {
+		if !n.AtLeast[l-1].IsZero() {
+			at(n.AtLeast[l-1].Add(c.cfg.NEWS2Delay))
+		}
+	}
+	if n.Open != nil && !n.InRangeSince.IsZero() {
+		at(n.InRangeSince.Add(c.cfg.NEWS2ResolveAfter))
+	}
+	if n.Open != nil && n.Pending {
+		at(n.Open.TS.Add(c.cfg.NEWS2UpdateEvery))
+	}
+	return first
+}
+
+// news2Due is news2Wait on the processor clock: the event time left after
+// Clock, from ClockAt. Zero when nothing waits, and when the readings
+// scored last arrived too old to alarm.
+func (c *Clinical) news2Due(st *PatientState) time.Time {
+	n := &st.NEWS2
+	e := c.news2Wait(n)
+	if e.IsZero() || n.ClockAt.IsZero() || !c.liveAt(n.Clock, n.ClockAt) {
+		return time.Time{}
+	}
+	if e.Before(n.Clock) {
+		e = n.Clock
+	}
+	return n.ClockAt.Add(e.Sub(n.Clock))
+}
+
+// news2Timers ends the news2 waits due by now on a quiet partition,
+// earliest first: the set is scored as of the event time each wait ends
+// at, with the values holding, so the event carries that time whenever
+// the processor notices it. A set no longer complete then (a parameter
+// older than NEWS2MaxAge) is not scored: its waits end unscored.
+func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
+	if !rs.NEWS2 {
+		return nil
+	}
+	var out []schemas.Alert
+	n := &st.NEWS2
+	for range 8 { // each pass ends a wait: at most three bands, a resolution, an update
+		due := c.news2Due(st)
+		if due.IsZero() || now.Before(due) {
+			return out
+		}
+		t := n.Clock.Add(due.Sub(n.ClockAt))
+		n.Clock, n.ClockAt = t, due
+		var newest Sample
+		var kind schemas.Kind
+		complete := true
+		for _, k := range c.cfg.NEWS2Require {
+			if s, ok := st.Latest.Get(k); !ok || t.Sub(s.TS) > c.cfg.NEWS2MaxAge {
+				complete = false
+			}
+		}
+		for _, k := range news2Parameters {
+			if s, ok := st.Latest.Get(k); ok && s.TS.After(newest.TS) {
+				newest, kind = s, k
+			}
+		}
+		if !complete || kind == "" {
+			n.AtLeast, n.InRangeSince, n.Pending = [3]time.Time{}, time.Time{}, false
+			return out
+		}
+		cite := schemas.Reading{PatientID: patient, DeviceID: newest.Device, Kind: kind, Value: newest.Value,
+			Unit: unitOf(kind), TS: t, Seq: newest.Seq}
+		out = append(out, c.silence(st, c.news2At(st, rs, &cite, t, false, true, due))...)
+	}
+	return out
 }
 
 func rankPriority(rank int) schemas.Priority {

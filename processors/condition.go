@@ -48,10 +48,14 @@ type ConditionState struct {
 	// deadline of the last one, from which the next tier counts.
 	Level       int       `json:"level,omitempty"`
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+	// Closed is the event time of the rule's last resolution while a
+	// reading before it can still be placed: such a reading belongs to
+	// the episode that ended, and raises nothing again.
+	Closed time.Time `json:"closed,omitzero"`
 }
 
 func (s *ConditionState) isZero() bool {
-	return s.Open == nil && s.BeyondSince.IsZero() && s.InRangeSince.IsZero()
+	return s.Open == nil && s.BeyondSince.IsZero() && s.InRangeSince.IsZero() && s.Closed.IsZero()
 }
 
 // limit returns the limit in force.
@@ -86,83 +90,155 @@ func (r *ConditionRule) Step(st ConditionState, rd *schemas.Reading, asleep bool
 	if rd.Kind != r.Kind {
 		return st, nil
 	}
-	return r.step(st, rd, []point{{rd.TS, rd.Value}}, asleep, true)
+	return r.step(st, rd, []point{{rd.TS, rd.Value}}, rd.TS, asleep, true)
 }
 
-// step applies rd given recent, the kind's readings within the reorder
-// window in event-time order (rd among them). A reading older than the
-// newest is placed by its event time: it joins or breaks the run of
-// readings beyond the limit (and the run back in range) only where it
-// belongs, so an in-range reading stamped before a desaturation began no
-// longer restarts its persistence delay. live is false for a reading too
-// old to alarm: it updates the runs, and the next live reading acts on
-// them.
-func (r *ConditionRule) step(st ConditionState, rd *schemas.Reading, recent []point, asleep, live bool) (ConditionState, []schemas.Alert) {
-	beyond := r.beyond(rd.Value, asleep)
-	newest := recent[len(recent)-1].TS
-	if !rd.TS.Before(newest) {
-		if beyond {
-			if st.BeyondSince.IsZero() {
-				st.BeyondSince = rd.TS
+// step evaluates the rule over recent, the kind's readings within the
+// reorder window in event-time order (the reading just placed among them),
+// up to horizon, the event time the kind's data is known to: its newest
+// reading's, or later on a quiet partition (timers.go). cite is the
+// reading an event names (its device and sequence; its value and time are
+// the event's own). live is false for a reading too old to alarm: it
+// updates the runs, and the next live reading acts on them.
+//
+// The rule, in event time: a reading's value holds until the next reading
+// of its kind. A run of values beyond the limit that has lasted Delay
+// raises the alarm at its start plus Delay, and a run back in range that
+// has lasted ResolveAfter resolves it at its start plus ResolveAfter,
+// wherever in the window the reading that completes the run arrives: in
+// order, behind a newer one, or buffered through an outage. A closed
+// run (a reading in range follows it) must have lasted longer than the
+// wait, since at its end the value is back; the run at the horizon, the
+// wait itself. What was raised or resolved is never taken back: a reading
+// that arrives after the event and would have changed it (an artefact
+// inside a run that already alarmed) does not withdraw the alarm, which
+// then resolves as the later readings say; and a reading placed at or
+// before the last resolution (Closed) belongs to the episode that ended.
+func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []point, horizon time.Time, asleep, live bool) (ConditionState, []schemas.Alert) {
+	var evs []schemas.Alert
+	open := st.Open
+	// The open alarm's raise, in event time: an alarm is resolved only by
+	// a run in range after it. Its reading carries that time (older
+	// snapshots: the reading that raised it, the same time).
+	var raisedTS time.Time
+	if open != nil {
+		raisedTS = open.Reading.TS
+	}
+	var beyondSince, inRangeSince time.Time
+	for i := 0; i < len(recent); {
+		b := r.beyond(recent[i].V, asleep)
+		j := i
+		for j+1 < len(recent) && r.beyond(recent[j+1].V, asleep) == b {
+			j++
+		}
+		from := recent[i].TS
+		if i == 0 {
+			// The first run may have begun before the window: the run that
+			// ended at the newest reading did, if it began before it.
+			if old := st.BeyondSince; b && !old.IsZero() && old.Before(from) {
+				from = old
 			}
-			st.InRangeSince = time.Time{}
-		} else {
-			st.BeyondSince = time.Time{}
-			if st.Open != nil && st.InRangeSince.IsZero() {
-				st.InRangeSince = rd.TS
+			if old := st.InRangeSince; !b && !old.IsZero() && old.Before(from) {
+				from = old
 			}
 		}
-	} else {
-		isBeyond := func(p point) bool { return r.beyond(p.V, asleep) }
-		st.BeyondSince = runStart(recent, rd.TS, st.BeyondSince, isBeyond)
-		if st.Open != nil {
-			st.InRangeSince = runStart(recent, rd.TS, st.InRangeSince, func(p point) bool { return !isBeyond(p) })
+		end, closed := horizon, j+1 < len(recent)
+		if closed {
+			end = recent[j+1].TS
 		}
+		lasted := func(from time.Time, wait time.Duration) bool {
+			if closed {
+				return end.Sub(from) > wait
+			}
+			return !end.Before(from.Add(wait))
+		}
+		switch {
+		case b && open == nil:
+			at := from.Add(r.Delay)
+			if !at.After(st.Closed) {
+				// The run began inside the episode that ended at Closed:
+				// only its readings after Closed can raise again.
+				k := i
+				for k <= j && !recent[k].TS.After(st.Closed) {
+					k++
+				}
+				if k > j {
+					break
+				}
+				at = recent[k].TS
+			}
+			if live && lasted(from, r.Delay) {
+				a := r.alert(cite, valueAt(recent, at), at, asleep)
+				open, raisedTS = &a, at
+				evs = append(evs, a)
+			}
+		case !b && open != nil:
+			if !end.After(raisedTS) {
+				break
+			}
+			if from.Before(raisedTS) {
+				from = raisedTS
+			}
+			if live && lasted(from, r.ResolveAfter) {
+				resolved := *open
+				resolved.State, resolved.Updated, resolved.Silenced = schemas.Resolved, false, false
+				resolved.TS = from.Add(r.ResolveAfter)
+				resolved.Message = r.Condition + " resolved: " + string(r.Kind) + " back in range since " + from.UTC().Format(time.RFC3339)
+				resolved.Reading = *cite
+				resolved.Reading.TS, resolved.Reading.Value = resolved.TS, valueAt(recent, resolved.TS)
+				evs = append(evs, resolved)
+				open, st.Closed = nil, resolved.TS
+				st.RaisedAt, st.Level, st.EscalatedAt = time.Time{}, 0, time.Time{}
+			}
+		}
+		if !closed {
+			if b {
+				beyondSince = from
+			} else if open != nil {
+				inRangeSince = from
+			}
+		}
+		i = j + 1
 	}
-	if !live {
-		return st, nil
+	st.Open, st.BeyondSince, st.InRangeSince = open, beyondSince, inRangeSince
+	return st, evs
+}
+
+// valueAt is the value holding at t: that of the last reading at or
+// before it (the first reading, if none is).
+func valueAt(recent []point, t time.Time) float64 {
+	v := recent[0].V
+	for _, p := range recent {
+		if p.TS.After(t) {
+			break
+		}
+		v = p.V
 	}
+	return v
+}
+
+// due is when, in event time, the rule's next wait ends with no further
+// reading: the raise of the run beyond the limit at the horizon, or the
+// resolution of the open alarm's run back in range. Zero: none pending
+// (or a resolution by the next reading in range, which needs one).
+func (r *ConditionRule) due(st *ConditionState) time.Time {
 	switch {
-	case beyond && st.Open == nil && !st.BeyondSince.IsZero() && newest.Sub(st.BeyondSince) >= r.Delay:
-		a := r.alert(rd, asleep)
-		st.Open = &a
-		return st, []schemas.Alert{a}
-	case !beyond && st.Open != nil && !st.InRangeSince.IsZero() && newest.Sub(st.InRangeSince) >= r.ResolveAfter:
-		resolved := *st.Open
-		resolved.State = schemas.Resolved
-		resolved.TS = rd.TS
-		resolved.Message = r.Condition + " resolved: " + string(rd.Kind) + " back in range since " + st.InRangeSince.UTC().Format(time.RFC3339)
-		resolved.Reading = *rd
-		return ConditionState{}, []schemas.Alert{resolved}
+	case st.Open == nil && !st.BeyondSince.IsZero():
+		if at := st.BeyondSince.Add(r.Delay); at.After(st.Closed) {
+			return at
+		}
+	case st.Open != nil && !st.InRangeSince.IsZero() && r.ResolveAfter > 0:
+		return st.InRangeSince.Add(r.ResolveAfter)
 	}
-	return st, nil
+	return time.Time{}
 }
 
-// runStart is where the run of readings satisfying pred that ends at the
-// newest reading starts, after a reading at t (older than the newest) was
-// placed in recent: the first reading satisfying pred after the last one
-// at or after t that does not; or, if every reading from t on satisfies
-// it, the earlier of t and old (the run as it stood). Zero: no run. Every
-// reading at or after t is in recent, since t is within the window.
-func runStart(recent []point, t, old time.Time, pred func(point) bool) time.Time {
-	for i := len(recent) - 1; i >= 0 && !recent[i].TS.Before(t); i-- {
-		if pred(recent[i]) {
-			continue
-		}
-		for j := i + 1; j < len(recent); j++ {
-			if pred(recent[j]) {
-				return recent[j].TS
-			}
-		}
-		return time.Time{}
-	}
-	if old.IsZero() || t.Before(old) {
-		return t
-	}
-	return old
-}
-
-func (r *ConditionRule) alert(rd *schemas.Reading, asleep bool) schemas.Alert {
+// alert is the rule's alarm raised at event time at, on value v, citing
+// rd's device and sequence.
+func (r *ConditionRule) alert(rd *schemas.Reading, v float64, at time.Time, asleep bool) schemas.Alert {
+	cited := *rd
+	cited.TS, cited.Value = at, v
+	rd = &cited
 	side := "above"
 	switch {
 	case r.Abs:

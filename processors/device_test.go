@@ -320,8 +320,8 @@ func TestNEWS2ShowsTheCurrentScore(t *testing.T) {
 	var raised schemas.Alert
 	for s := 0.0; s <= 60; s += 5 {
 		for _, a := range set(s, seven) {
-			if a.Condition == "news2" {
-				raised = a
+			if a.Condition == "news2" && a.State == schemas.Raised {
+				raised = a // a charted set: at once, at 0 s
 			}
 		}
 	}
@@ -400,6 +400,9 @@ func TestEscalationClimbsTiers(t *testing.T) {
 	got := f.tick(60 + 120 + 120)
 	var tiers []string
 	for _, a := range got {
+		if a.Condition != "spo2_critical" {
+			continue // spo2_low: the 75 % holds, raised at 15 s and escalating on its own
+		}
 		tiers = append(tiers, fmt.Sprintf("%d %s at %v", a.EscalationLevel, a.Notify, a.TS.Sub(t0)))
 	}
 	want := []string{"1 nurse-in-charge at 1m0s", "2 rapid-response-team at 3m0s", "3 rapid-response-team at 5m0s"}

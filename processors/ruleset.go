@@ -113,6 +113,12 @@ type ClinicalConfig struct {
 	// NEWS2UpdateEvery bounds how often an open news2 alert is updated in
 	// place when its score changes within its band.
 	NEWS2UpdateEvery time.Duration
+	// NEWS2SetWindow defines a charted observation set: a reading of a
+	// kind with no other reading of it in the window before it, after
+	// which every required parameter was measured within the window. Such
+	// a set is scored and alarmed at once, as RCP charts it; persistence
+	// guards only a score that monitored values moved.
+	NEWS2SetWindow time.Duration
 }
 
 // For returns the rule set of a patient.
@@ -275,5 +281,6 @@ func DefaultClinicalConfig() ClinicalConfig {
 		NEWS2Require:        news2Parameters,
 		NEWS2Delay:          time.Minute,
 		NEWS2UpdateEvery:    10 * time.Second,
+		NEWS2SetWindow:      5 * time.Minute,
 	}
 }

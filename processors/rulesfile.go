@@ -37,6 +37,7 @@ type news2File struct {
 	ResolveAfter *duration `yaml:"resolve_after"`
 	Delay        *duration `yaml:"delay"`
 	UpdateEvery  *duration `yaml:"update_every"`
+	SetWindow    *duration `yaml:"set_window"`
 	Require      []string  `yaml:"require"`
 }
 
@@ -261,6 +262,12 @@ func LoadRules(name string, r io.Reader) (ClinicalConfig, error) {
 	}
 	if d := doc.NEWS2.UpdateEvery; d != nil {
 		cfg.NEWS2UpdateEvery = d.d
+	}
+	if d := doc.NEWS2.SetWindow; d != nil {
+		if d.d > time.Hour {
+			return cfg, fail(d.line, "news2.set_window: %v, want at most 1h", d.d)
+		}
+		cfg.NEWS2SetWindow = d.d
 	}
 	if doc.NEWS2.Require != nil {
 		cfg.NEWS2Require = nil
@@ -619,6 +626,7 @@ type PoliciesView struct {
 		Delay        string         `json:"delay"`
 		ResolveAfter string         `json:"resolve_after"`
 		UpdateEvery  string         `json:"update_every"`
+		SetWindow    string         `json:"set_window"`
 	} `json:"news2"`
 	Silence struct {
 		Max              string `json:"max"`
@@ -640,6 +648,7 @@ func (c *ClinicalConfig) Policies() PoliciesView {
 	v.NEWS2.Require = slices.Clone(c.NEWS2Require)
 	v.NEWS2.MaxAge, v.NEWS2.Delay, v.NEWS2.ResolveAfter, v.NEWS2.UpdateEvery = c.NEWS2MaxAge.String(), c.NEWS2Delay.String(),
 		c.NEWS2ResolveAfter.String(), c.NEWS2UpdateEvery.String()
+	v.NEWS2.SetWindow = c.NEWS2SetWindow.String()
 	v.Silence.Max = (schemas.MaxSilenceSeconds * time.Second).String()
 	v.PatientExpiry.Idle, v.PatientExpiry.Unestablished = c.ExpireIdle.String(), c.ExpireUnestablished.String()
 	return v

@@ -82,6 +82,23 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 		if b, ok = schemas.AppendTime(b, s.NEWS2.Clock); !ok {
 			return b, false
 		}
+		n = true
+	}
+	if !s.NEWS2.ClockAt.IsZero() {
+		if n {
+			b = append(b, ',')
+		}
+		b = append(b, `"clock_at":`...)
+		if b, ok = schemas.AppendTime(b, s.NEWS2.ClockAt); !ok {
+			return b, false
+		}
+		n = true
+	}
+	if s.NEWS2.Pending {
+		if n {
+			b = append(b, ',')
+		}
+		b = append(b, `"pending":true`...)
 	}
 	b = append(b, '}')
 	if len(s.Seen) > 0 {
@@ -204,6 +221,13 @@ func appendCondition(b []byte, c *ConditionState, comma bool) (_ []byte, ok bool
 		sep()
 		b = append(b, `"escalated_at":`...)
 		if b, ok = schemas.AppendTime(b, c.EscalatedAt); !ok {
+			return b, false
+		}
+	}
+	if !c.Closed.IsZero() {
+		sep()
+		b = append(b, `"closed":`...)
+		if b, ok = schemas.AppendTime(b, c.Closed); !ok {
 			return b, false
 		}
 	}

@@ -266,6 +266,14 @@ type NEWS2State struct {
 	// Clock is the newest event time NEWS2 was scored at: the score's
 	// event time never goes back when a parameter's device clock lags.
 	Clock time.Time `json:"clock,omitzero"`
+	// ClockAt is the processor-clock time Clock was reached at (the
+	// arrival of the reading scored, or a timer's deadline): a wait in
+	// event time ends on the processor clock at ClockAt plus what is
+	// left of it after Clock, so it fires on a quiet partition.
+	ClockAt time.Time `json:"clock_at,omitzero"`
+	// Pending says the open alert's score is not the current one: the
+	// update waits for update_every after the alert's last event.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // SatState is the SatSeconds integral (% × s) at the reading at TS: Sum of

@@ -37,6 +37,12 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 		at(escalationDue(&cs, rs))
 	}
 	at(escalationDue(&st.NEWS2.ConditionState, rs))
+	for i := range rs.Conditions {
+		if cs, ok := st.Conditions[rs.Conditions[i].Condition]; ok {
+			at(c.conditionDue(st, &rs.Conditions[i], &cs))
+		}
+	}
+	at(c.news2Due(st))
 	at(c.expiry(st))
 	return first
 }
@@ -178,6 +184,57 @@ func nextTier(rs *RuleSet, cs *ConditionState) (EscalationTier, bool) {
 	return t, t.After > 0
 }
 
+// conditionDue is when, on the processor clock, the rule's wait ends if
+// no further reading of its kind arrives (ConditionRule.due): the event
+// time the wait ends at, moved by the kind's last arrival's lag behind its
+// newest event time. Zero when nothing waits, and for a kind whose newest
+// reading arrived too old to alarm.
+func (c *Clinical) conditionDue(st *PatientState, rule *ConditionRule, cs *ConditionState) time.Time {
+	e := rule.due(cs)
+	if e.IsZero() {
+		return time.Time{}
+	}
+	s, ok := st.Latest.Get(rule.Kind)
+	if !ok || len(s.Recent) == 0 || s.At.IsZero() || !c.liveAt(s.TS, s.At) {
+		return time.Time{}
+	}
+	return s.At.Add(e.Sub(s.TS))
+}
+
+// liveAt says whether a reading stamped ts that arrived at at may alarm
+// (lateness.max_age).
+func (c *Clinical) liveAt(ts, at time.Time) bool {
+	return c.cfg.MaxAge <= 0 || at.Sub(ts) <= c.cfg.MaxAge
+}
+
+// conditionTimers ends the conditions' waits due by now on a quiet
+// partition: each rule is evaluated over its kind's window up to the
+// event time the processor clock has reached (the kind's newest reading's
+// time plus the time since its last arrival), as if a reading had come
+// then with the value holding. The events carry the event time the wait
+// ended at, and the escalation counts from the deadline, so noticing it
+// later (a replay) changes nothing.
+func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
+	var out []schemas.Alert
+	for i := range rs.Conditions {
+		rule := &rs.Conditions[i]
+		cs, ok := st.Conditions[rule.Condition]
+		if !ok {
+			continue
+		}
+		due := c.conditionDue(st, rule, &cs)
+		if due.IsZero() || now.Before(due) {
+			continue
+		}
+		s, _ := st.Latest.Get(rule.Kind)
+		horizon := s.TS.Add(now.Sub(s.At))
+		cite := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: rule.Kind, Value: s.Value,
+			Unit: unitOf(rule.Kind), TS: s.TS, Seq: s.Seq}
+		out = append(out, c.step(st, rs, rule, &cite, s.Recent, horizon, c.asleep(st, horizon), true, due)...)
+	}
+	return out
+}
+
 // timers fires the patient's timers due by now: signal lost for a vital
 // that stopped arriving, escalation of an alert nobody acknowledged. Each
 // event carries the deadline that passed as its ts, not the moment it was
@@ -229,6 +286,8 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 		cs.Open = &a
 		out = append(out, a)
 	}
+	out = append(out, c.conditionTimers(st, rs, patient, now)...)
+	out = append(out, c.news2Timers(st, rs, patient, now)...)
 	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
 		cs := st.Conditions[cond]
 		escalate(&cs)

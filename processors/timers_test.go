@@ -222,7 +222,11 @@ func TestSignalLostNoticedByRecord(t *testing.T) {
 // tier repeats), counting its level; an acknowledged one never escalates,
 // and its resolution says who acknowledged it.
 func TestEscalationAndAck(t *testing.T) {
-	f := feed{t, NewClinical(timerConfig(), topics)}
+	// The critical rule alone: with spo2_low too, the one 75 % reading
+	// holds and raises it 15 s later, escalating on its own clock.
+	cfg := timerConfig()
+	cfg.Default.Conditions = cfg.Default.Conditions[1:]
+	f := feed{t, NewClinical(cfg, topics)}
 	raised := one(t, "critical value", f.reading("P01", schemas.SpO2, 75, 0), "spo2_critical", schemas.Raised)
 	if raised.Priority != schemas.High {
 		t.Fatalf("critical SpO2 priority %s", raised.Priority)
@@ -409,7 +413,7 @@ func TestPatientsExpire(t *testing.T) {
 			resolved++
 		}
 	}
-	if resolved != 2 { // the critical SpO2 and the heart rate's signal lost
+	if resolved != 3 { // the critical and the low SpO2 (the value holds), the heart rate's signal lost
 		t.Fatalf("expiry resolved %d alerts: %+v", resolved, alerts)
 	}
 	// Back after expiry: a fresh state.
