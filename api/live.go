@@ -141,7 +141,6 @@ var ErrRunTwice = errors.New("live view: Run called twice")
 
 type subscriber struct {
 	patient string
-	since   time.Time
 	// ch carries the alert and placement events: never dropped one by
 	// one, so a subscriber that lets it fill is disconnected (and resumes
 	// after its Last-Event-ID). vitals carries the readings: when it is
@@ -278,7 +277,11 @@ func (l *Live) Ready(context.Context) error {
 }
 
 func (l *Live) apply(r *kgo.Record) {
-	ev := &Event{ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), Patient: string(r.Key), At: r.Timestamp, Data: r.Value}
+	// The event's data is encoded again from what was decoded, never the
+	// record's bytes: a record is the producers' JSON, and a newline in
+	// it would end the SSE data line and forge fields after it (an id,
+	// an event). The encoders write compact JSON on one line.
+	ev := &Event{ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), Patient: string(r.Key), At: r.Timestamp}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch r.Topic {
@@ -286,6 +289,9 @@ func (l *Live) apply(r *kgo.Record) {
 		reading, err := schemas.DecodeReading(r)
 		if err != nil {
 			return // the processor dead-letters it; the view just skips it
+		}
+		if ev.Data, err = schemas.AppendReading(nil, &reading); err != nil {
+			return
 		}
 		ev.Type = "vital"
 		pv := l.patient(reading.PatientID)
@@ -298,6 +304,10 @@ func (l *Live) apply(r *kgo.Record) {
 		a, err := schemas.DecodeAlert(r)
 		if err != nil {
 			l.log.Warn("live view: undecodable alert", "partition", r.Partition, "offset", r.Offset, "err", err)
+			return
+		}
+		if ev.Data, err = schemas.AppendAlert(nil, &a); err != nil {
+			l.log.Warn("live view: alert not encodable", "partition", r.Partition, "offset", r.Offset, "err", err)
 			return
 		}
 		ev.Type = "alert"
@@ -376,7 +386,12 @@ func (l *Live) broadcast(ev *Event) {
 		}
 	}
 	for s := range l.subs {
-		if s.patient != "" && s.patient != ev.Patient || ev.At.Before(s.since) {
+		// Every event applied after the subscription began is delivered,
+		// however old its record's timestamp: an alarm the processor
+		// raised late (a reading buffered through an outage, a
+		// transaction retried) was dropped when it was stamped more than
+		// a second before the stream began.
+		if s.patient != "" && s.patient != ev.Patient {
 			continue
 		}
 		if ev.Type == "vital" {
@@ -433,8 +448,8 @@ func (sub *Subscription) Cancel() {
 	sub.l.mu.Unlock()
 }
 
-// Subscribe subscribes to the live events of patient ("" for all). Only
-// events that happened after the call are delivered.
+// Subscribe subscribes to the live events of patient ("" for all): every
+// event the view applies after the call.
 func (l *Live) Subscribe(patient string) *Subscription {
 	sub, _, _ := l.SubscribeAfter(patient, "")
 	return sub
@@ -446,7 +461,7 @@ func (l *Live) Subscribe(patient string) *Subscription {
 // them. found is false when lastID is not among the recent events (too
 // old, or unknown): the client must read the current state again.
 func (l *Live) SubscribeAfter(patient, lastID string) (sub *Subscription, backlog []*Event, found bool) {
-	s := &subscriber{patient: patient, since: time.Now().Add(-time.Second),
+	s := &subscriber{patient: patient,
 		ch: make(chan *Event, l.cfg.SubscriberBuffer), vitals: make(chan *Event, l.cfg.SubscriberBuffer)}
 	l.mu.Lock()
 	if lastID != "" {
@@ -461,7 +476,6 @@ func (l *Live) SubscribeAfter(patient, lastID string) (sub *Subscription, backlo
 					backlog = append(backlog, ev)
 				}
 			}
-			s.since = time.Time{} // the backlog covers what came before
 			break
 		}
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -67,7 +68,11 @@ func (l *Live) applyPlacement(r *kgo.Record) {
 	} else {
 		l.placements[pl.PatientID] = pl
 	}
-	l.broadcast(&Event{Type: "placement", ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), Patient: pl.PatientID, At: r.Timestamp, Data: r.Value})
+	data, err := json.Marshal(pl) // encoded again: see apply
+	if err != nil {
+		return
+	}
+	l.broadcast(&Event{Type: "placement", ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), Patient: pl.PatientID, At: r.Timestamp, Data: data})
 }
 
 // Bed is one occupied bed of a ward.

@@ -262,6 +262,14 @@ func (s *Server) stream(c echo.Context) error {
 			return err
 		}
 	}
+	if err := s.live.Ready(c.Request().Context()); err != nil {
+		// A stream now would give part of the truth without saying so:
+		// the events the view has yet to read are not in its ring, so a
+		// resume would find nothing to resume from. The client retries.
+		p := web.NewProblem(http.StatusServiceUnavailable, "the live view is still reading the topics up to their end; retry in a moment")
+		p.RetryAfter = 2 * time.Second
+		return p
+	}
 	release, err := s.admitStream(c)
 	if err != nil {
 		return err

@@ -38,6 +38,8 @@ func newTestServer(t *testing.T, cfg LiveConfig, opts ...Option) (*Live, *echo.E
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tests feed the view by hand: it has read what there is.
+	live.caughtUp.Store(true)
 	e := web.New(slog.New(slog.DiscardHandler), telemetry.Nop())
 	NewServer(live, opts...).Register(e)
 	return live, e
@@ -255,6 +257,51 @@ func TestStream(t *testing.T) {
 	}
 	if events[1].typ != "alert" || !strings.Contains(events[1].data, a.AlertID) || events[1].id != "alerts.v1/0/0" {
 		t.Fatalf("alert event %+v", events[1])
+	}
+}
+
+// Issue 25, situation 4: an alarm the view applies after a stream began
+// is delivered however old its record's timestamp (one stamped more than a
+// second before the stream began was dropped without a word); the data of
+// an event is encoded by the server, so a newline inside a record's
+// string cannot end the data line and forge an event; and a view still
+// reading the topics answers 503 instead of a stream with part of the
+// truth. Each failed before.
+func TestStreamDeliversLateAlarmsSafely(t *testing.T) {
+	live, e := newTestServer(t, DefaultLiveConfig())
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/stream?patient=P1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	br.ReadString('\n')
+	old := time.Now().Add(-30 * time.Second) // raised for a reading buffered through an outage
+	r := reading("P1", schemas.SpO2, 65, old)
+	r.DeviceID = "gw\nevent: alert\nid: forged\ndata: {}"
+	a := feedAlert(t, live, r, old)
+	events := readEvents(t, br, 1)
+	if events[0].typ != "alert" || events[0].id != "alerts.v1/0/0" || !strings.Contains(events[0].data, a.AlertID) {
+		t.Fatalf("the late alarm: %+v", events[0])
+	}
+	var got schemas.Alert
+	if err := json.Unmarshal([]byte(events[0].data), &got); err != nil || got.Reading.DeviceID != r.DeviceID {
+		t.Fatalf("the event's data %q: %v", events[0].data, err)
+	}
+
+	cold, e2 := newTestServer(t, DefaultLiveConfig())
+	cold.caughtUp.Store(false)
+	srv2 := httptest.NewServer(e2)
+	defer srv2.Close()
+	resp2, err := http.Get(srv2.URL + "/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != http.StatusServiceUnavailable || resp2.Header.Get("Retry-After") == "" {
+		t.Fatalf("a stream from a view still catching up: %d", resp2.StatusCode)
 	}
 }
 

@@ -20,6 +20,10 @@ import (
 	"github.com/monitorme/monitorme/schemas"
 )
 
+// maxFirings bounds how often one patient's timers fire for one moment of
+// the clock: each firing ends a wait, and a patient has a handful.
+const maxFirings = 64
+
 type timerEntry struct {
 	due     time.Time
 	patient string
@@ -93,9 +97,21 @@ func (c *Clinical) fire(p int32, now time.Time) []schemas.Alert {
 		return nil
 	}
 	var out []schemas.Alert
+	var fired map[string]int
 	for len(q.h) > 0 && !q.h[0].due.After(now) {
 		e := heap.Pop(&q.h).(timerEntry)
 		if cur, ok := q.at[e.patient]; !ok || !cur.Equal(e.due) {
+			continue
+		}
+		if fired == nil {
+			fired = map[string]int{}
+		}
+		if fired[e.patient]++; fired[e.patient] > maxFirings {
+			// Every wait ends when it fires (an alarm raised, resolved or
+			// updated, or a set found incomplete); one that did not would
+			// spin here for ever. It is tried again a moment later.
+			q.at[e.patient] = now.Add(time.Millisecond)
+			heap.Push(&q.h, timerEntry{due: q.at[e.patient], patient: e.patient})
 			continue
 		}
 		delete(q.at, e.patient)

@@ -1,6 +1,6 @@
 // MonitorMe nurse station. Reads the API as any client does: the wards,
 // the open alarms and each patient's latest values over REST, then the
-// live stream (EventSource resumes after Last-Event-ID by itself).
+// live stream, resumed after the last event applied on every reconnect.
 "use strict";
 
 const PER_PAGE = 20; // 5 × 4 tiles fill 1920×1080 without scrolling
@@ -80,18 +80,7 @@ async function loadWards() {
   sel.value = st.ward;
 }
 
-async function loadAlarms() {
-  const next = new Map();
-  let cursor = "";
-  for (let i = 0; i < 20; i++) {
-    const res = await api("/v1/alarms?limit=500" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
-    const body = await res.json();
-    for (const a of body.alarms) next.set(a.alert_id, a);
-    if (!body.next_cursor) break;
-    cursor = body.next_cursor;
-  }
-  st.alarms = next;
-}
+async function loadAlarms() { st.alarms = await fetchAlarms(); }
 
 async function loadLatest(id) {
   const p = patient(id);
@@ -130,12 +119,25 @@ async function loadAll() {
 }
 
 // --- live stream ------------------------------------------------------
+// No alarm may be missed across a gap in the stream. Every (re)connect —
+// the browser's own retry, a new stream after the watchdog, a restarted
+// server, a sign-in, a tab woken from sleep — resumes after the last event
+// this screen applied (the browser sends it on its own retries; a new
+// stream names it) and re-reads the open alarms before the screen says
+// "Live". Until then the banner stays and the alarm list says it may be
+// incomplete. Events that arrive while the alarms are re-read are applied
+// as they come and win over the re-read list, which is older than them or
+// as old.
 function connect() {
   if (st.es) st.es.close();
-  const es = new EventSource("/v1/stream");
+  st.syncGen = (st.syncGen || 0) + 1; // a re-read still under way is for the old stream
+  setLive(false);
+  const url = "/v1/stream" + (st.lastEventId ? "?last_event_id=" + encodeURIComponent(st.lastEventId) : "");
+  const es = new EventSource(url);
   st.es = es;
-  es.onopen = () => setLive(true);
-  es.onerror = () => { if (es.readyState !== EventSource.OPEN) setLive(false); };
+  es.onopen = () => resync(es, false);
+  es.onerror = () => { if (st.es === es) setLive(false); };
+  const applied = (ev) => { if (st.es === es && ev.lastEventId) st.lastEventId = ev.lastEventId; };
   es.addEventListener("vital", (ev) => {
     const r = JSON.parse(ev.data);
     const p = patient(r.patient_id);
@@ -143,11 +145,18 @@ function connect() {
     if (!p.vitals[r.kind] || p.vitals[r.kind].ts <= ts) p.vitals[r.kind] = { value: r.value, ts };
     // The score comes from the server's rules: ask again now and then.
     if (Date.now() - p.fetched > 10e3) loadLatest(r.patient_id).catch(() => {});
-    live();
+    applied(ev); activity();
   });
-  es.addEventListener("alert", (ev) => { applyAlert(JSON.parse(ev.data)); live(); });
-  es.addEventListener("placement", () => { live(); clearTimeout(st.placeTimer); st.placeTimer = setTimeout(() => loadWards().then(render), 300); });
-  es.addEventListener("reset", () => loadAll());
+  es.addEventListener("alert", (ev) => {
+    const a = JSON.parse(ev.data);
+    applyAlert(a);
+    if (st.streamed) st.streamed.add(a.alert_id);
+    applied(ev); activity();
+  });
+  es.addEventListener("placement", (ev) => { applied(ev); activity(); clearTimeout(st.placeTimer); st.placeTimer = setTimeout(() => loadWards().then(render), 300); });
+  // The server no longer has the events after our last one: read the
+  // whole state again, and follow the stream from here.
+  es.addEventListener("reset", () => { st.lastEventId = ""; resync(es, true); });
   // The server skipped readings this screen fell behind on (never an
   // alarm): read the shown beds' latest values again, now and then.
   es.addEventListener("skipped", () => {
@@ -157,30 +166,81 @@ function connect() {
   });
 }
 
-function live() { touched(); setLive(true); scheduleRender(); }
+function activity() { touched(); if (st.live) setLive(true); scheduleRender(); }
+
+// fetchAlarms reads every open alarm, page by page.
+async function fetchAlarms() {
+  const next = new Map();
+  let cursor = "";
+  for (let i = 0; i < 20; i++) {
+    const res = await api("/v1/alarms?limit=500" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    if (!res.ok) throw new Error("open alarms: " + res.status);
+    const body = await res.json();
+    for (const a of body.alarms) next.set(a.alert_id, a);
+    if (!body.next_cursor) break;
+    cursor = body.next_cursor;
+  }
+  return next;
+}
+
+// resync re-reads the open alarms (and with full, everything) for the
+// stream es, then says Live. An alarm the stream touched meanwhile keeps
+// the stream's state; one the list has and the screen lacks was raised in
+// the gap; one the screen has and the list lacks ended in the gap.
+async function resync(es, full) {
+  const gen = (st.syncGen = (st.syncGen || 0) + 1);
+  setLive(false);
+  st.streamed = new Set();
+  try {
+    if (full) await loadWards();
+    const list = await fetchAlarms();
+    if (gen !== st.syncGen || st.es !== es) return; // a newer stream took over
+    for (const [id, a] of list) if (!st.streamed.has(id)) st.alarms.set(id, Object.assign({}, st.alarms.get(id) || {}, a));
+    for (const id of [...st.alarms.keys()]) if (!list.has(id) && !st.streamed.has(id)) st.alarms.delete(id);
+    st.streamed = null;
+    st.synced = Date.now();
+    if (full) await Promise.all(beds().map((b) => loadLatest(b.patient_id).catch(() => {})));
+    if (gen !== st.syncGen || st.es !== es) return;
+    if (es.readyState === EventSource.OPEN) { touched(); setLive(true); }
+  } catch { /* not live: the watchdog connects again */ }
+  render();
+}
 
 function setLive(on) {
   st.live = on;
   $("lost").hidden = on;
   $("lost-since").textContent = hhmmss(st.lastUpdate);
+  $("alarms-incomplete").hidden = on;
+  document.body.dataset.live = on ? "1" : "0";
   const s = $("status");
   s.classList.toggle("live", on);
   s.textContent = on ? "Live · updated " + hhmmss(st.lastUpdate) : "Not live · last update " + hhmmss(st.lastUpdate);
 }
 
 // The stream can hang without an error when the network goes: a check
-// every 5 s finds out, and a new stream resumes where the old one ended.
+// every 5 s (every second while not live) finds out, and a new stream
+// resumes where the old one ended. A stream that is not open and re-read
+// is replaced as soon as the server answers again: one opened while the
+// network hung may never open.
 async function watchdog() {
   try {
-    const res = await fetch("/healthz", { cache: "no-store", signal: AbortSignal.timeout(4000) });
+    const res = await fetch("/healthz", { cache: "no-store", signal: AbortSignal.timeout(st.live ? 4000 : 900) });
     if (!res.ok) throw new Error("unhealthy");
-    if (!st.live && st.es && st.es.readyState === EventSource.CLOSED) connect();
+    const syncing = st.es && st.es.readyState === EventSource.OPEN && st.streamed;
+    if (st.me && !st.live && !syncing) connect();
   } catch {
     setLive(false);
     if (st.es) { st.es.close(); st.es = null; }
-    setTimeout(() => { if (!st.es) connect(); }, 1000);
   }
+  setTimeout(watchdog, st.live ? 5000 : 1000);
 }
+
+// A tab the browser put to sleep, or a machine that slept, may hold a
+// stream that died without a word: connect again when it wakes.
+document.addEventListener("visibilitychange", () => { if (!document.hidden && st.me) connect(); });
+window.addEventListener("pageshow", (ev) => { if (ev.persisted && st.me) connect(); });
+window.addEventListener("online", () => { if (st.me) connect(); });
+document.addEventListener("resume", () => { if (st.me) connect(); }); // a frozen tab thawed (Page Lifecycle)
 
 function applyAlert(a) {
   const prev = st.alarms.get(a.alert_id);
@@ -429,5 +489,5 @@ async function start() {
   connect();
 }
 setInterval(() => { scheduleRender(); }, 1000);
-setInterval(watchdog, 5000);
+setTimeout(watchdog, 5000);
 start();
