@@ -880,8 +880,9 @@ func (c *Clinical) news2Update(n *NEWS2State, rd *schemas.Reading, in NEWS2Input
 
 // news2Wait is the event time at which the news2 state's next wait ends
 // with no further reading: a worse band's persistence, the lower band's
-// resolve_after, or the pending in-place update. Zero: none.
-func (c *Clinical) news2Wait(n *NEWS2State) time.Time {
+// resolve_after, or the pending in-place update; update says it is the
+// update alone. Zero: none.
+func (c *Clinical) news2Wait(n *NEWS2State) (_ time.Time, update bool) {
 	var first time.Time
 	at := func(t time.Time) {
 		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
@@ -901,24 +902,29 @@ func (c *Clinical) news2Wait(n *NEWS2State) time.Time {
 		at(n.InRangeSince.Add(c.cfg.NEWS2ResolveAfter))
 	}
 	if n.Open != nil && n.Pending {
-		at(n.Open.TS.Add(c.cfg.NEWS2UpdateEvery))
+		if u := n.Open.TS.Add(c.cfg.NEWS2UpdateEvery); first.IsZero() || u.Before(first) {
+			return u, true
+		}
 	}
-	return first
+	return first, false
 }
 
-// news2Due is news2Wait on the processor clock: the event time left after
-// Clock, from ClockAt. Zero when nothing waits, and when the readings
-// scored last arrived too old to alarm.
-func (c *Clinical) news2Due(st *PatientState) time.Time {
+// news2DueWait is news2Wait on the processor clock: the event time left
+// after Clock, from ClockAt (holdDue). Zero when nothing waits, and when
+// the readings scored last arrived too old to alarm.
+//
+// It comes with the event time the wait ends at, and whether it is the
+// in-place update alone. resumed and now: see holdDue.
+func (c *Clinical) news2DueWait(st *PatientState, resumed, now time.Time) (due, e time.Time, update bool) {
 	n := &st.NEWS2
-	e := c.news2Wait(n)
+	e, update = c.news2Wait(n)
 	if e.IsZero() || n.ClockAt.IsZero() || !c.liveAt(n.Clock, n.ClockAt) {
-		return time.Time{}
+		return time.Time{}, time.Time{}, false
 	}
 	if e.Before(n.Clock) {
 		e = n.Clock
 	}
-	return n.ClockAt.Add(e.Sub(n.Clock))
+	return holdDue(n.ClockAt, e.Sub(n.Clock), resumed, now), e, update
 }
 
 // news2Timers ends the news2 waits due by now on a quiet partition,
@@ -926,18 +932,22 @@ func (c *Clinical) news2Due(st *PatientState) time.Time {
 // at, with the values holding, so the event carries that time whenever
 // the processor notices it. A set no longer complete then (a parameter
 // older than NEWS2MaxAge) is not scored: its waits end unscored.
-func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
+func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
 	if !rs.NEWS2 {
 		return nil
 	}
 	var out []schemas.Alert
 	n := &st.NEWS2
 	for range 8 { // each pass ends a wait: at most three bands, a resolution, an update
-		due := c.news2Due(st)
+		due, t, update := c.news2DueWait(st, resumed, now)
 		if due.IsZero() || now.Before(due) {
 			return out
 		}
-		t := n.Clock.Add(due.Sub(n.ClockAt))
+		// The score's clock moves to the end of a persistence or a
+		// resolution wait; an in-place update only shows the score and
+		// leaves it, or a reading arriving after it would count its band
+		// from the update's time.
+		clock, clockAt := n.Clock, n.ClockAt
 		n.Clock, n.ClockAt = t, due
 		var newest Sample
 		var kind schemas.Kind
@@ -959,6 +969,9 @@ func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, no
 		cite := schemas.Reading{PatientID: patient, DeviceID: newest.Device, Kind: kind, Value: newest.Value,
 			Unit: unitOf(kind), TS: t, Seq: newest.Seq}
 		out = append(out, c.silence(st, c.news2At(st, rs, &cite, t, false, true, due))...)
+		if update {
+			n.Clock, n.ClockAt = clock, clockAt
+		}
 	}
 	return out
 }

@@ -39,10 +39,12 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 	at(escalationDue(&st.NEWS2.ConditionState, rs))
 	for i := range rs.Conditions {
 		if cs, ok := st.Conditions[rs.Conditions[i].Condition]; ok {
-			at(c.conditionDue(st, &rs.Conditions[i], &cs))
+			d, _ := c.conditionDue(st, &rs.Conditions[i], &cs, resumed, now)
+			at(d)
 		}
 	}
-	at(c.news2Due(st))
+	d, _, _ := c.news2DueWait(st, resumed, now)
+	at(d)
 	at(c.expiry(st))
 	return first
 }
@@ -185,20 +187,32 @@ func nextTier(rs *RuleSet, cs *ConditionState) (EscalationTier, bool) {
 }
 
 // conditionDue is when, on the processor clock, the rule's wait ends if
-// no further reading of its kind arrives (ConditionRule.due): the event
-// time the wait ends at, moved by the kind's last arrival's lag behind its
-// newest event time. Zero when nothing waits, and for a kind whose newest
-// reading arrived too old to alarm.
-func (c *Clinical) conditionDue(st *PatientState, rule *ConditionRule, cs *ConditionState) time.Time {
-	e := rule.due(cs)
+// no further reading of its kind arrives (ConditionRule.due), and the
+// event time it ends at: what is left of the wait after the kind's newest
+// event time, from its last arrival (holdDue). Zero when nothing waits,
+// and for a kind whose newest reading arrived too old to alarm.
+func (c *Clinical) conditionDue(st *PatientState, rule *ConditionRule, cs *ConditionState, resumed, now time.Time) (due, e time.Time) {
+	e = rule.due(cs)
 	if e.IsZero() {
-		return time.Time{}
+		return time.Time{}, time.Time{}
 	}
 	s, ok := st.Latest.Get(rule.Kind)
 	if !ok || len(s.Recent) == 0 || s.At.IsZero() || !c.liveAt(s.TS, s.At) {
-		return time.Time{}
+		return time.Time{}, time.Time{}
 	}
-	return s.At.Add(e.Sub(s.TS))
+	return holdDue(s.At, e.Sub(s.TS), resumed, now), e
+}
+
+// holdDue is when a wait with left to go in event time after a reading
+// that arrived at ends on the processor clock, the value holding. As for
+// a lost signal (silenceDue), platform downtime is not the device's: once
+// the clock has reached the moment monitoring resumed, the wait counts
+// from the later of the arrival and that moment, so a gateway has the
+// wait's time after a restart to deliver what it buffered before a value
+// held across the outage alarms; and a replay, whose last readings are
+// hours older than the wall clock, does not end every wait at once.
+func holdDue(at time.Time, left time.Duration, resumed, now time.Time) time.Time {
+	return silenceDue(Sample{At: at}, left, resumed, now)
 }
 
 // liveAt says whether a reading stamped ts that arrived at at may alarm
@@ -214,7 +228,7 @@ func (c *Clinical) liveAt(ts, at time.Time) bool {
 // then with the value holding. The events carry the event time the wait
 // ended at, and the escalation counts from the deadline, so noticing it
 // later (a replay) changes nothing.
-func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string, now time.Time) []schemas.Alert {
+func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
 	var out []schemas.Alert
 	for i := range rs.Conditions {
 		rule := &rs.Conditions[i]
@@ -222,12 +236,12 @@ func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string
 		if !ok {
 			continue
 		}
-		due := c.conditionDue(st, rule, &cs)
+		due, e := c.conditionDue(st, rule, &cs, resumed, now)
 		if due.IsZero() || now.Before(due) {
 			continue
 		}
 		s, _ := st.Latest.Get(rule.Kind)
-		horizon := s.TS.Add(now.Sub(s.At))
+		horizon := e.Add(now.Sub(due))
 		cite := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: rule.Kind, Value: s.Value,
 			Unit: unitOf(rule.Kind), TS: s.TS, Seq: s.Seq}
 		out = append(out, c.step(st, rs, rule, &cite, s.Recent, horizon, c.asleep(st, horizon), true, due)...)
@@ -286,8 +300,8 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 		cs.Open = &a
 		out = append(out, a)
 	}
-	out = append(out, c.conditionTimers(st, rs, patient, now)...)
-	out = append(out, c.news2Timers(st, rs, patient, now)...)
+	out = append(out, c.conditionTimers(st, rs, patient, now, resumed)...)
+	out = append(out, c.news2Timers(st, rs, patient, now, resumed)...)
 	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
 		cs := st.Conditions[cond]
 		escalate(&cs)
