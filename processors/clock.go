@@ -160,6 +160,11 @@ func (c *procClock) mark(stable, committed map[int32]int64, now time.Time) (resu
 		if mine, seen := c.pos[p]; seen {
 			at, ok = max(at, mine), true
 		}
+		if !ok && end == 0 {
+			// A partition never written to: nothing to catch up with
+			// (a new group has no committed offset to compare).
+			at, ok = 0, true
+		}
 		if !ok || at < end {
 			continue
 		}

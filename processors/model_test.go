@@ -60,13 +60,12 @@ type refPatient struct {
 }
 
 type refNEWS2 struct {
-	open     bool
-	rank     int
-	atLeast  [3]time.Time
-	lower    time.Time // since when the score stayed below the open band
-	clock    time.Time
-	clockAt  time.Time
-	lastEval time.Time
+	open    bool
+	rank    int
+	atLeast [3]time.Time
+	lower   time.Time // since when the score stayed below the open band
+	clock   time.Time
+	clockAt time.Time
 }
 
 // refEvent is what the comparison looks at: which patient, which

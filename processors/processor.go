@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,15 +275,80 @@ type Processor struct {
 	// ready is set once the session joined the group and restored the
 	// state of the partitions it was given.
 	ready atomic.Bool
+	// assigned holds the vitals partitions the processor was given, each
+	// with whether it has caught up with its backlog since (a check of the
+	// end offsets made after the assignment found it there): only then
+	// does a reading posted now raise its alarm now.
+	assignedMu sync.Mutex
+	assigned   map[int32]*assignment
 }
 
-// Ready reports, for /readyz, whether the processor has joined its group
-// and restored the state of its partitions: until then readings wait.
+type assignment struct {
+	since time.Time
+	live  bool
+}
+
+// Ready reports, for /readyz, whether the processor acts on readings as
+// they come: it joined its group, restored the state of every partition
+// it was given, and caught up with each partition's backlog. Before, it
+// said ready once the state was restored, while a backlog of readings (a
+// restart after downtime, a partition moved to it) still waited: an alarm
+// posted in that first second came seconds later.
 func (p *Processor) Ready(context.Context) error {
 	if !p.ready.Load() {
 		return errors.New("processor: joining the group and restoring partition state")
 	}
+	p.assignedMu.Lock()
+	defer p.assignedMu.Unlock()
+	var behind []int32
+	for part, a := range p.assigned {
+		if !a.live {
+			behind = append(behind, part)
+		}
+	}
+	if len(behind) > 0 {
+		slices.Sort(behind)
+		return fmt.Errorf("processor: catching up with the backlog of vitals partitions %v", behind)
+	}
 	return nil
+}
+
+// assign and unassign keep p.assigned as the group moves partitions.
+func (p *Processor) assign(parts []int32) {
+	p.assignedMu.Lock()
+	defer p.assignedMu.Unlock()
+	if p.assigned == nil {
+		p.assigned = map[int32]*assignment{}
+	}
+	now := time.Now()
+	// A handler without timers keeps no clock and asks for no end
+	// offsets: it acts on each record as it comes, restored or not.
+	_, timed := p.h.(Timed)
+	for _, part := range parts {
+		if _, ok := p.assigned[part]; !ok {
+			p.assigned[part] = &assignment{since: now, live: !timed}
+		}
+	}
+}
+
+func (p *Processor) unassign(parts []int32) {
+	p.assignedMu.Lock()
+	defer p.assignedMu.Unlock()
+	for _, part := range parts {
+		delete(p.assigned, part)
+	}
+}
+
+// caughtUp marks live the assigned partitions that the end-offset check
+// made at checked found caught up, if it was made after they were given.
+func (p *Processor) caughtUp(checked time.Time, caught map[int32]bool) {
+	p.assignedMu.Lock()
+	defer p.assignedMu.Unlock()
+	for part, a := range p.assigned {
+		if !a.live && caught[part] && !checked.Before(a.since) {
+			a.live = true
+		}
+	}
 }
 
 // ErrRunTwice is returned by a second call of Run: a processor's session,
@@ -387,6 +453,7 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 	// kgo calls this after every join, even when nothing new is
 	// assigned: the end of a join is when the processor is ready.
 	opts = append(opts, kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+		p.assign(assigned[p.kcfg.Topics.Vitals])
 		if stateful {
 			if err := st.Restore(ctx, assigned[p.kcfg.Topics.Vitals]); err != nil {
 				p.restoreErr.Store(&err)
@@ -395,16 +462,20 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		}
 		p.ready.Store(true)
 	}))
-	if stateful {
-		opts = append(opts,
-			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	opts = append(opts,
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+			p.unassign(revoked[p.kcfg.Topics.Vitals])
+			if stateful {
 				st.Forget(revoked[p.kcfg.Topics.Vitals])
-			}),
-			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			p.unassign(lost[p.kcfg.Topics.Vitals])
+			if stateful {
 				st.Forget(lost[p.kcfg.Topics.Vitals])
-			}),
-		)
-	}
+			}
+		}),
+	)
 	opts = append(opts, p.extraOpts...)
 	s, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -446,8 +517,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		due := false
 		if timed != nil {
 			p.clock.observe(fetches)
+			checked := p.clock.checked
 			for part, at := range p.clock.refresh(sess.Client(), p.cfg.TickInterval) {
 				p.resumed(part, at)
+			}
+			if p.clock.checked != checked {
+				p.caughtUp(p.clock.checked, p.clock.caughtUp)
 			}
 			// With records, the transaction's Tick scans the timers
 			// anyway; only an empty poll needs to ask first.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,4 +111,34 @@ func TestProcessorReadyAfterRestore(t *testing.T) {
 	}
 	runProcessor(t, p)
 	testkit.Eventually(t, 30*time.Second, "the processor ready", func() bool { return p.Ready(context.Background()) == nil })
+}
+
+// Issue 25: ready means acting on readings as they come. A processor whose
+// partition still has a backlog (a restart after downtime, a partition
+// moved to it) is not ready, though its state is restored: an alarm posted
+// then waits behind the backlog. Before, it said ready once restored.
+func TestProcessorNotReadyWithABacklog(t *testing.T) {
+	c, kc := testCluster(t)
+	p := newClinicalProcessor(c.ListenAddrs())
+	p.kcfg = kc
+	p.cfg.Group = "ready-backlog"
+	p.cfg.MaxPollRecords = 10 // the held transaction leaves most of it behind
+	produceReadings(t, c.ListenAddrs(), kc.Topics.Vitals, desat(0, 300))
+	release := make(chan struct{})
+	var once sync.Once
+	p.beforeEnd = func(int64) error {
+		<-release // the first transaction holds: the backlog stays
+		return nil
+	}
+	runProcessor(t, p)
+	defer once.Do(func() { close(release) })
+	testkit.Eventually(t, 30*time.Second, "restored (joined, state loaded)", func() bool { return p.ready.Load() })
+	time.Sleep(2 * p.cfg.TickInterval) // end offsets checked meanwhile
+	if err := p.Ready(context.Background()); err == nil {
+		t.Fatal("ready while its partition has a backlog of readings")
+	} else if !strings.Contains(err.Error(), "backlog") {
+		t.Fatalf("not ready, but says: %v", err)
+	}
+	once.Do(func() { close(release) })
+	testkit.Eventually(t, 30*time.Second, "ready once caught up", func() bool { return p.Ready(context.Background()) == nil })
 }

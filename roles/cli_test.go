@@ -149,6 +149,15 @@ func startDevOut(t *testing.T, args ...string) (string, func() int, *testkit.Syn
 	} else if !slices.Contains(args, "--insecure") {
 		t.Errorf("dev printed no API token:\n%s", out.String())
 	}
+	// The banner says when alarms are live, and then /readyz agrees.
+	testkit.Eventually(t, 60*time.Second, "dev says alarms are live", func() bool {
+		return strings.Contains(out.String(), "Alarms are live.")
+	})
+	if resp, err := http.Get(base + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("dev said alarms are live, /readyz answers %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if !slices.Contains(args, "--clickhouse-addr") && !strings.Contains(out.String(), "history      off: no ClickHouse configured (--clickhouse-addr)") {
 		t.Errorf("dev without ClickHouse does not say history is off:\n%s", out.String())
 	}

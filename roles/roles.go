@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -364,11 +366,12 @@ func (p *platform) withSink(f *roleFlags) error {
 	return usage(err)
 }
 
-// run serves HTTP and runs the components until ctx ends.
-func (p *platform) run(ctx context.Context) error {
-	// Ready means answering with the whole truth: the brokers and topics
-	// are there, the processor joined and restored its partitions, and
-	// the live view read what the topics held at start.
+// readyChecks are what /readyz runs. Ready means answering with the
+// whole truth: the brokers and topics are there, the processor restored
+// every partition it was given and caught up with its backlog (a reading
+// posted now raises its alarm now), and the live view read what the
+// topics held at start.
+func (p *platform) readyChecks() []web.Check {
 	checks := []web.Check{kafka.ReadyCheck(p.adm, p.kc.Topics.Names()...)}
 	if p.proc != nil {
 		checks = append(checks, p.proc.Ready)
@@ -376,7 +379,39 @@ func (p *platform) run(ctx context.Context) error {
 	if p.live != nil {
 		checks = append(checks, p.live.Ready)
 	}
-	e := web.New(p.log.With("component", "http"), p.tel, checks...)
+	return checks
+}
+
+// sayReady prints to out, once every ready check passes, that the
+// platform acts on readings, and how long that took; nothing if ctx ends
+// first.
+func (p *platform) sayReady(ctx context.Context, out io.Writer, started time.Time) {
+	for {
+		ok := true
+		for _, c := range p.readyChecks() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := c(cctx)
+			cancel()
+			if err != nil {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			fmt.Fprintf(out, "Ready after %v: every partition's state restored and its backlog applied, the live view current. Alarms are live.\n", time.Since(started).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// run serves HTTP and runs the components until ctx ends.
+func (p *platform) run(ctx context.Context) error {
+	e := web.New(p.log.With("component", "http"), p.tel, p.readyChecks()...)
 	// CORS first: a browser's preflight carries no token.
 	e.Use(web.CORS(p.cors))
 	if p.auth != nil {
@@ -453,6 +488,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 			if err != nil {
 				return err
 			}
+			started := time.Now()
 			embedded := !cmd.Flags().Changed("brokers")
 			var b *broker.Broker
 			if embedded {
@@ -489,7 +525,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 				}
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintln(out, "MonitorMe dev is running")
+			fmt.Fprintln(out, "MonitorMe dev is starting (it says below when alarms are live)")
 			if embedded {
 				fmt.Fprintf(out, "  broker       %s (embedded, data in %s)\n", f.kc.Brokers[0], bc.DataDir)
 			} else {
@@ -519,7 +555,12 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 				fmt.Fprintf(out, "  simulator    %d patients at %gx\n", f.sc.Patients, f.sc.Speed)
 			}
 			fmt.Fprintln(out, "Ctrl-C to stop.")
+			readyCtx, stopReady := context.WithCancel(cmd.Context())
+			var said sync.WaitGroup
+			said.Go(func() { p.sayReady(readyCtx, out, started) })
 			err = p.run(cmd.Context())
+			stopReady()
+			said.Wait()
 			fmt.Fprintln(out, "MonitorMe dev stopped.")
 			return err
 		},
