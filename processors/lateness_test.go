@@ -6,6 +6,7 @@ package processors
 // before the fix.
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -304,4 +305,41 @@ func TestConditionWaitsFireOnAQuietPartition(t *testing.T) {
 		t.Fatalf("resp_rate_high raised at %v s, want 30 s; events %v", at, conditions(got))
 	}
 	_ = time.Second
+}
+
+// SatSeconds on a quiet partition: hovering SpO2 raised the alarm, the
+// oximeter read 97 % once and went quiet. The integral decays while SpO2
+// is in range, and the alarm resolves when it falls below half the
+// threshold, at that event time, with no reading after. Before, it stayed
+// open until the next reading.
+func TestSatSecondsResolvesOnAQuietPartition(t *testing.T) {
+	f := defaultFeed(t)
+	ox := newDevice(f, "P01", "ox1")
+	var got []schemas.Alert
+	for s := 0; s < 120; s += 5 {
+		v := 88.0
+		if s%10 == 5 {
+			v = 91
+		}
+		got = append(got, ox.send(schemas.SpO2, v, float64(s), float64(s))...)
+	}
+	if raisedAt(got, "spo2_satseconds") < 0 {
+		t.Fatalf("hovering raised nothing: %v", conditions(got))
+	}
+	got = ox.send(schemas.SpO2, 97, 120, 120)
+	sat := f.h.store.peek("P01").Sat
+	rs := DefaultClinicalConfig().Default.SatSeconds
+	want := t0.Add(120 * time.Second).Add(time.Duration(rs.Tau.Seconds() * math.Log(2*sat.Sum/rs.Threshold) * float64(time.Second)))
+	for s := 121; s <= 600; s++ {
+		got = append(got, f.tick(s)...)
+	}
+	var resolved time.Time
+	for _, a := range got {
+		if a.Condition == "spo2_satseconds" && a.State == schemas.Resolved {
+			resolved = a.TS
+		}
+	}
+	if !resolved.Equal(want) {
+		t.Fatalf("spo2_satseconds resolved at %v, want %v (the integral %.1f %%·s below half the threshold); events %v", resolved, want, sat.Sum, conditions(got))
+	}
 }

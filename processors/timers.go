@@ -6,6 +6,7 @@ package processors
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -44,6 +45,8 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 		}
 	}
 	d, _, _ := c.news2DueWait(st, resumed, now)
+	at(d)
+	d, _ = c.satDue(st, rs, resumed, now)
 	at(d)
 	at(c.expiry(st))
 	return first
@@ -215,6 +218,46 @@ func holdDue(at time.Time, left time.Duration, resumed, now time.Time) time.Time
 	return silenceDue(Sample{At: at}, left, resumed, now)
 }
 
+// satDue is when the open spo2_satseconds alarm resolves with no further
+// reading: the integral, decaying with tau while SpO2 is back in range,
+// falls below half the threshold at Sat.TS + tau × ln(2 × Sum /
+// threshold), an event time known exactly. Zero while a dip goes on, or
+// nothing is open.
+func (c *Clinical) satDue(st *PatientState, rs *RuleSet, resumed, now time.Time) (due, e time.Time) {
+	r := rs.SatSeconds
+	if r == nil || st.Conditions["spo2_satseconds"].Open == nil || st.Sat.Run > 0 || st.Sat.TS.IsZero() {
+		return time.Time{}, time.Time{}
+	}
+	s, ok := st.Latest.Get(schemas.SpO2)
+	if !ok || s.Value < r.Limit || !s.TS.Equal(st.Sat.TS) || !c.liveAt(s.TS, s.At) {
+		return time.Time{}, time.Time{}
+	}
+	e = st.Sat.TS
+	if st.Sat.Sum >= r.Threshold/2 {
+		e = e.Add(time.Duration(r.Tau.Seconds() * math.Log(2*st.Sat.Sum/r.Threshold) * float64(time.Second)))
+	}
+	return holdDue(s.At, e.Sub(s.TS), resumed, now), e
+}
+
+// satTimers resolves the SatSeconds alarm whose integral decayed below
+// half the threshold on a quiet partition. The integral itself is left
+// as the last reading made it: the next reading decays it from there, as
+// it would have without the timer.
+func (c *Clinical) satTimers(st *PatientState, rs *RuleSet, now, resumed time.Time) []schemas.Alert {
+	due, e := c.satDue(st, rs, resumed, now)
+	if due.IsZero() || now.Before(due) {
+		return nil
+	}
+	const cond = "spo2_satseconds"
+	cs := st.Conditions[cond]
+	a := *cs.Open
+	a.State, a.TS, a.Updated, a.Silenced = schemas.Resolved, e, false, false
+	a.Reading.TS = e
+	a.Message = cond + " resolved: the integral fell below half the threshold"
+	delete(st.Conditions, cond)
+	return []schemas.Alert{c.latch(st, rs, cs.Open, a)}
+}
+
 // liveAt says whether a reading stamped ts that arrived at at may alarm
 // (lateness.max_age).
 func (c *Clinical) liveAt(ts, at time.Time) bool {
@@ -302,6 +345,7 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 	}
 	out = append(out, c.conditionTimers(st, rs, patient, now, resumed)...)
 	out = append(out, c.news2Timers(st, rs, patient, now, resumed)...)
+	out = append(out, c.satTimers(st, rs, now, resumed)...)
 	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
 		cs := st.Conditions[cond]
 		escalate(&cs)
