@@ -92,19 +92,45 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 		}
 		return len(final)
 	}
-	// The reference run is finished once its final outages stop coming:
-	// the same count over 30 s, twice the longest limit after catching up.
-	var wantFinals int
-	stable := 0
-	finishedRef := func() bool {
-		n := finals("e2e-f-ref", ref.Alerts)
-		if n < 0 || n != wantFinals {
-			wantFinals, stable = n, 0
-			return false
+	// dataEvents counts the events up to the input's end (what the
+	// comparison holds in order); -1: lag. Waits still open at the end of
+	// the data (a value back in range, a NEWS2 band) end on the processor
+	// clock after the processor caught up (rules.md, "Timers"), some tens
+	// of seconds later: a run is finished once these stop coming.
+	inputEnd := base.Add(1800*time.Second + time.Minute)
+	dataEvents := func(group, alerts string) int {
+		if lag, err := kafka.GroupLag(context.Background(), adm, group, killed.Vitals); err != nil || lag != 0 {
+			return -1
 		}
-		stable++
-		return stable >= 3 && wantFinals > 0
+		n := 0
+		for _, a := range readAlerts(t, brokers, alerts) {
+			if !a.TS.After(inputEnd) {
+				n++
+			}
+		}
+		return n
 	}
+	// settled is true once count gave the same positive number three polls
+	// running (30 s at the 10 s polls below).
+	settled := func(count func() int) func() bool {
+		last, stable := -1, 0
+		return func() bool {
+			n := count()
+			if n <= 0 || n != last {
+				last, stable = n, 0
+				return false
+			}
+			stable++
+			return stable >= 3
+		}
+	}
+	// The reference run is finished once its final outages stop coming
+	// (the same count over 30 s, twice the longest limit after catching
+	// up), and so have its events up to the end of the input.
+	var wantFinals int
+	finalsSettled := settled(func() int { wantFinals = finals("e2e-f-ref", ref.Alerts); return wantFinals })
+	refSettled := settled(func() int { return dataEvents("e2e-f-ref", ref.Alerts) })
+	finishedRef := func() bool { return finalsSettled() && refSettled() }
 
 	p := startRole(t, "process", args("e2e-f-ref", "500", refFlags)...)
 	if !testkit.Poll(5*time.Minute, 10*time.Second, finishedRef) {
@@ -140,14 +166,16 @@ func TestClinicalExactlyOnceUnderProcessorKills(t *testing.T) {
 		t.Logf("SIGKILLed processor %d (kill %d)", i, kills)
 		procs[i] = startRole(t, "process", args("e2e-f", "50", flags)...)
 	}
-	testkit.Eventually(t, 5*time.Minute, "the killed run finished", func() bool { return finals("e2e-f", killed.Alerts) >= wantFinals })
+	killedSettled := settled(func() int { return dataEvents("e2e-f", killed.Alerts) })
+	if !testkit.Poll(5*time.Minute, 10*time.Second, func() bool { return finals("e2e-f", killed.Alerts) >= wantFinals && killedSettled() }) {
+		t.Fatal("not within 5m: the killed run finished (its final outages, and its events up to the input's end settled)")
+	}
 	for _, p := range procs {
 		if code := p.stop(t); code != 0 {
 			t.Errorf("processor exited %d on SIGTERM", code)
 		}
 	}
 
-	inputEnd := base.Add(1800*time.Second + time.Minute)
 	refRecs := testkit.ReadAllFrom(t, brokers, ref.Alerts, kgo.ReadCommitted(), with()...)
 	killedRecs := testkit.ReadAllFrom(t, brokers, killed.Alerts, kgo.ReadCommitted(), with()...)
 	want, got := testkit.AlertsByPatient(refRecs, inputEnd), testkit.AlertsByPatient(killedRecs, inputEnd)

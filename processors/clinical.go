@@ -932,7 +932,7 @@ func (c *Clinical) news2DueWait(st *PatientState, resumed, now time.Time) (due, 
 // at, with the values holding, so the event carries that time whenever
 // the processor notices it. A set no longer complete then (a parameter
 // older than NEWS2MaxAge) is not scored: its waits end unscored.
-func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
+func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
 	if !rs.NEWS2 {
 		return nil
 	}
@@ -940,7 +940,7 @@ func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, no
 	n := &st.NEWS2
 	for range 8 { // each pass ends a wait: at most three bands, a resolution, an update
 		due, t, update := c.news2DueWait(st, resumed, now)
-		if due.IsZero() || now.Before(due) {
+		if due.IsZero() || by.Before(due) {
 			return out
 		}
 		// The score's clock moves to the end of a persistence or a

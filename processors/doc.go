@@ -16,7 +16,9 @@
 // clinical dispatch (records in, rules applied, alert records out);
 // store.go, the per-patient state and its changelog; copies.go, the
 // reading identities a patient's state remembers so a copy changes
-// nothing; timers.go, signal lost, escalation and expiry; queue.go, the
+// nothing; timers.go, signal lost, escalation, expiry and the rules'
+// waits that end on a quiet partition (a value holds until the next
+// reading of its kind); queue.go, the
 // timer queue fired before every record; condition.go and news2.go, the
 // pure rules;
 // ruleset.go and rulesfile.go, the rules in force and the rules file;

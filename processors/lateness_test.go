@@ -6,8 +6,10 @@ package processors
 // before the fix.
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -201,8 +203,12 @@ func TestNEWS2WaitsFireOnAQuietPartition(t *testing.T) {
 	for s := 6; s <= 20; s++ {
 		upd = append(upd, f.tick(s)...)
 	}
+	updated := false
+	for _, a := range upd {
+		updated = updated || a.Condition == "news2" && a.Updated && *a.Score == 10
+	}
 	cur := f.h.store.peek("P01").NEWS2.Open
-	if cur == nil || cur.Score == nil || *cur.Score != 10 || len(upd) == 0 || !upd[len(upd)-1].Updated {
+	if cur == nil || cur.Score == nil || *cur.Score != 10 || !updated {
 		t.Fatalf("after the monitored SpO2 improved: open alert %+v, events %v", cur, conditions(upd))
 	}
 	// A complete set of normal values charted: better band, resolved once
@@ -341,5 +347,41 @@ func TestSatSecondsResolvesOnAQuietPartition(t *testing.T) {
 	}
 	if !resolved.Equal(want) {
 		t.Fatalf("spo2_satseconds resolved at %v, want %v (the integral %.1f %%·s below half the threshold); events %v", resolved, want, sat.Sum, conditions(got))
+	}
+}
+
+// A patient's timers fire in the order of their deadlines, however late
+// they are noticed: a held resolution due 5 s after the last heart rate
+// and the heart rate's signal lost due 10 s after it, seen one by one by
+// a processor that follows the wall clock, and both at once by one given
+// the partition later (a rebalance). Before, the second fired them in the
+// order of their kinds (signal lost first), and e2e case f's killed run
+// differed from the reference.
+func TestTimersFireInTheOrderOfTheirDeadlines(t *testing.T) {
+	play := func(ticks []int) []string {
+		f := defaultFeed(t)
+		mon := newDevice(f, "P01", "mon")
+		for s := 0; s < 60; s++ {
+			v := 130.0
+			if s >= 35 {
+				v = 75 // back in range at 35 s: resolves at 65 s, with no reading after 59 s
+			}
+			mon.send(schemas.HeartRate, v, float64(s), float64(s))
+		}
+		var got []string
+		for _, s := range ticks {
+			for _, a := range f.tick(s) {
+				got = append(got, fmt.Sprintf("%s %s %s", a.Condition, a.State, a.TS.Sub(t0)))
+			}
+		}
+		return got
+	}
+	var oneByOne []int
+	for s := 60; s <= 80; s++ {
+		oneByOne = append(oneByOne, s)
+	}
+	a, b := play(oneByOne), play([]int{80})
+	if !slices.Equal(a, b) || len(a) < 2 {
+		t.Fatalf("noticed one by one: %v\nnoticed at once: %v", a, b)
 	}
 }

@@ -2,7 +2,9 @@ package processors
 
 // The clinical engine's timers, on the processor clock (clock.go): signal
 // lost for a vital that stopped arriving, escalation of an alert nobody
-// acknowledged.
+// acknowledged, and the rules' waits that no reading ends on a quiet
+// partition (a condition's delay and resolve_after, NEWS2's and
+// SatSeconds'), each carrying the event time it ended at.
 
 import (
 	"maps"
@@ -243,9 +245,9 @@ func (c *Clinical) satDue(st *PatientState, rs *RuleSet, resumed, now time.Time)
 // half the threshold on a quiet partition. The integral itself is left
 // as the last reading made it: the next reading decays it from there, as
 // it would have without the timer.
-func (c *Clinical) satTimers(st *PatientState, rs *RuleSet, now, resumed time.Time) []schemas.Alert {
+func (c *Clinical) satTimers(st *PatientState, rs *RuleSet, now, resumed, by time.Time) []schemas.Alert {
 	due, e := c.satDue(st, rs, resumed, now)
-	if due.IsZero() || now.Before(due) {
+	if due.IsZero() || by.Before(due) {
 		return nil
 	}
 	const cond = "spo2_satseconds"
@@ -271,7 +273,7 @@ func (c *Clinical) liveAt(ts, at time.Time) bool {
 // then with the value holding. The events carry the event time the wait
 // ended at, and the escalation counts from the deadline, so noticing it
 // later (a replay) changes nothing.
-func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
+func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
 	var out []schemas.Alert
 	for i := range rs.Conditions {
 		rule := &rs.Conditions[i]
@@ -280,11 +282,11 @@ func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string
 			continue
 		}
 		due, e := c.conditionDue(st, rule, &cs, resumed, now)
-		if due.IsZero() || now.Before(due) {
+		if due.IsZero() || by.Before(due) {
 			continue
 		}
 		s, _ := st.Latest.Get(rule.Kind)
-		horizon := e.Add(now.Sub(due))
+		horizon := e.Add(by.Sub(due))
 		cite := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: rule.Kind, Value: s.Value,
 			Unit: unitOf(rule.Kind), TS: s.TS, Seq: s.Seq}
 		out = append(out, c.step(st, rs, rule, &cite, s.Recent, horizon, c.asleep(st, horizon), true, due)...)
@@ -292,15 +294,29 @@ func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string
 	return out
 }
 
-// timers fires the patient's timers due by now: signal lost for a vital
-// that stopped arriving, escalation of an alert nobody acknowledged. Each
-// event carries the deadline that passed as its ts, not the moment it was
-// noticed, so a replay that notices it at another moment emits the same
-// event.
+// timers fires the patient's timers due by now, in the order of their
+// deadlines: signal lost for a vital that stopped arriving, escalation of
+// an alert nobody acknowledged, the rules' waits no reading ended, expiry.
+// Each event carries the deadline that passed as its ts, not the moment
+// it was noticed, and the order does not depend on it either: a processor
+// given a partition after two of a patient's deadlines passed (a
+// rebalance) fired them in the order of their kinds, one that saw them
+// pass one by one in the order of their deadlines, and a replay differed.
 func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
-	if d := c.deadline(st, rs, resumed, now); d.IsZero() || now.Before(d) {
-		return nil
+	var out []schemas.Alert
+	for range maxFirings {
+		by := c.deadline(st, rs, resumed, now)
+		if by.IsZero() || now.Before(by) {
+			break
+		}
+		out = append(out, c.timersBy(st, rs, patient, now, resumed, by)...)
 	}
+	return out
+}
+
+// timersBy fires the patient's timers due by by, the earliest deadline
+// (as seen at now), those sharing it in a fixed order.
+func (c *Clinical) timersBy(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
 	var out []schemas.Alert
 	for i := range rs.SignalLost {
 		sl := &rs.SignalLost[i]
@@ -309,7 +325,7 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 		if !ok || !sl.armed(s) || st.Conditions[cond].Open != nil {
 			continue
 		}
-		if now.Before(silenceDue(s, sl.After, resumed, now)) {
+		if by.Before(silenceDue(s, sl.After, resumed, now)) {
 			continue
 		}
 		// The event is the data's: its ts is the deadline the last
@@ -328,7 +344,7 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 	}
 	escalate := func(cs *ConditionState) {
 		due := escalationDue(cs, rs)
-		if due.IsZero() || now.Before(due) {
+		if due.IsZero() || by.Before(due) {
 			return
 		}
 		tier, _ := nextTier(rs, cs)
@@ -343,9 +359,9 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 		cs.Open = &a
 		out = append(out, a)
 	}
-	out = append(out, c.conditionTimers(st, rs, patient, now, resumed)...)
-	out = append(out, c.news2Timers(st, rs, patient, now, resumed)...)
-	out = append(out, c.satTimers(st, rs, now, resumed)...)
+	out = append(out, c.conditionTimers(st, rs, patient, now, resumed, by)...)
+	out = append(out, c.news2Timers(st, rs, patient, now, resumed, by)...)
+	out = append(out, c.satTimers(st, rs, now, resumed, by)...)
 	for _, cond := range slices.Sorted(maps.Keys(st.Conditions)) {
 		cs := st.Conditions[cond]
 		escalate(&cs)
@@ -353,7 +369,7 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 	}
 	escalate(&st.NEWS2.ConditionState)
 	out = c.silence(st, out)
-	if due := c.expiry(st); !due.IsZero() && !now.Before(due) {
+	if due := c.expiry(st); !due.IsZero() && !by.Before(due) {
 		out = append(out, expire(st, due, due.Sub(lastArrival(st)))...)
 	}
 	return out
