@@ -60,7 +60,8 @@ bench-go:
 FUZZTIME ?= 30s
 ## fuzz: every fuzz target for FUZZTIME each (make test runs their seeds)
 ## and the engine against the reference model on MODEL_SCENARIOS generated
-## wards (about 2 minutes a thousand on 2 cores)
+## wards (about a minute a thousand on 2 cores); FuzzEngineAgainstModel
+## explores further seeds for FUZZTIME
 MODEL_SCENARIOS ?= 10000
 fuzz:
 	@set -e; for pkg in ./schemas ./producers ./api; do \
@@ -68,7 +69,9 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
-	echo "== ./processors FuzzEngineAgainstModel"; $(GO) test -run '^$$' -fuzz '^FuzzEngineAgainstModel$$' -fuzztime $(MODEL_SCENARIOS)x ./processors
+	@echo "== ./processors TestEngineAgreesWithTheModel, $(MODEL_SCENARIOS) scenarios"
+	MONITORME_MODEL_SCENARIOS=$(MODEL_SCENARIOS) $(GO) test -count=1 -timeout 60m -run '^TestEngineAgreesWithTheModel$$' -v ./processors
+	@echo "== ./processors FuzzEngineAgainstModel"; $(GO) test -run '^$$' -fuzz '^FuzzEngineAgainstModel$$' -fuzztime $(FUZZTIME) ./processors
 
 ## test-browser: the nurse-station page driven in Chromium (Debian's,
 ## installed by station/chromium.sh when missing)

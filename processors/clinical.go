@@ -398,40 +398,45 @@ var signalLostNames = func() (names [schemas.NumKinds]string) {
 const maxRecent = 64
 
 // placed returns recent with p inserted in event-time order (after equal
-// times) and the readings older than newest − window dropped; a new slice,
-// since recent may be shared with the committed state. A point equal to
-// one already there is not added again.
-func placed(recent []point, p point, window time.Duration) []point {
+// times), and that with the readings older than newest − window dropped
+// (what the state keeps); new slices, since recent may be shared with the
+// committed state. A point equal to one already there is not added again.
+//
+// The rules are evaluated over all, not window: a reading that moves the
+// newest on by more than the window closes the run the points it pushes
+// out belong to. A respiration rate beyond the limit from 06:55, then in
+// range at 07:31 with the readings between still in transit, lost the run
+// before the rules saw it closed (found by the reference model).
+func placed(recent []point, p point, window time.Duration) (all, kept []point) {
 	for _, q := range recent {
 		if q == p {
 			// The same value at the same time changes no run: readings
 			// sharing a timestamp (a batch stamped at once) would fill
 			// the window with copies of one point.
-			return recent
+			return recent, recent
 		}
 	}
-	newest := p.TS
-	if n := len(recent); n > 0 && recent[n-1].TS.After(newest) {
-		newest = recent[n-1].TS
-	}
-	from := newest.Add(-window)
-	out := make([]point, 0, min(len(recent)+1, maxRecent))
+	all = make([]point, 0, len(recent)+1)
 	in := false
 	for _, q := range recent {
 		if !in && q.TS.After(p.TS) {
-			out, in = append(out, p), true
+			all, in = append(all, p), true
 		}
-		if !q.TS.Before(from) {
-			out = append(out, q)
-		}
+		all = append(all, q)
 	}
 	if !in {
-		out = append(out, p)
+		all = append(all, p)
 	}
-	if len(out) > maxRecent {
-		out = out[len(out)-maxRecent:]
+	from := all[len(all)-1].TS.Add(-window)
+	i := 0
+	for i < len(all) && all[i].TS.Before(from) {
+		i++
 	}
-	return out
+	kept = all[i:]
+	if len(kept) > maxRecent {
+		kept = kept[len(kept)-maxRecent:]
+	}
+	return all, slices.Clip(kept)
 }
 
 // apply is the pure part: state and reading in, state and alerts out. at is
@@ -452,9 +457,9 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 	inOrder := !ok || !rd.TS.Before(cur.TS)
 	late := ok && rd.TS.Before(cur.TS.Add(-c.cfg.ReorderWindow))
 	live := c.cfg.MaxAge <= 0 || at.Sub(rd.TS) <= c.cfg.MaxAge
-	var recent []point
+	var recent, scan []point
 	if !late {
-		recent = placed(cur.Recent, point{rd.TS, rd.Value}, c.cfg.ReorderWindow)
+		scan, recent = placed(cur.Recent, point{rd.TS, rd.Value}, c.cfg.ReorderWindow)
 	}
 	switch {
 	case inOrder:
@@ -487,7 +492,7 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 		if rule.Kind != rd.Kind {
 			continue
 		}
-		out = append(out, c.step(st, rs, rule, rd, recent, recent[len(recent)-1].TS, asleep, live, at)...)
+		out = append(out, c.step(st, rs, rule, rd, scan, scan[len(scan)-1].TS, asleep, live, at)...)
 	}
 	if inOrder && (rd.Kind == schemas.BPSystolic || rd.Kind == schemas.BPDiastolic) {
 		if m, ok := meanArterial(st, rd); ok {

@@ -385,3 +385,22 @@ func TestTimersFireInTheOrderOfTheirDeadlines(t *testing.T) {
 		t.Fatalf("noticed one by one: %v\nnoticed at once: %v", a, b)
 	}
 }
+
+// A reading that moves the newest on by more than the reorder window
+// closes the run whose points it pushes out of the window: respiration at
+// 28/min stamped 0 s, then in range stamped 36 s, in one delivery (the
+// readings between still in transit). The value held beyond the limit for 36 s:
+// resp_rate_high (over 25 for 30 s) is raised at 30 s. Before, the 0 s
+// point left the window before the rules saw the run closed, and nothing
+// was raised (found by the reference model, seed 662).
+func TestAJumpPastTheWindowClosesTheRun(t *testing.T) {
+	f := defaultFeed(t)
+	rr := newDevice(f, "P01", "mon")
+	got := rr.send(schemas.RespRate, 16, -6, -6)
+	// One delivery: the gateway's batch, shuffled.
+	got = append(got, rr.send(schemas.RespRate, 28, 0, 36.5)...)
+	got = append(got, rr.send(schemas.RespRate, 16, 36, 36.5)...)
+	if at := raisedAt(got, "resp_rate_high"); at != 30 {
+		t.Fatalf("resp_rate_high raised at %v s, want 30 s; events %v", at, conditions(got))
+	}
+}

@@ -27,8 +27,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -808,22 +812,41 @@ func compareWithModel(t testing.TB, sc scenario) []refEvent {
 	return nil
 }
 
-// The engine against the model on 200 generated wards (make test; make
-// fuzz runs FuzzEngineAgainstModel for many more).
+// The engine against the model on 200 generated wards in make test, and
+// on MONITORME_MODEL_SCENARIOS of them (10,000) in make fuzz, sharded over
+// the cores.
 func TestEngineAgreesWithTheModel(t *testing.T) {
 	n := 200
+	if v, err := strconv.Atoi(os.Getenv("MONITORME_MODEL_SCENARIOS")); err == nil && v > 0 {
+		n = v
+	}
 	if testing.Short() {
 		n = 20
 	}
+	var mu sync.Mutex
 	raised := 0
 	by := map[string]int{}
-	for seed := range uint64(n) {
-		for _, e := range compareWithModel(t, genScenario(seed)) {
-			if e.what == "raised" {
-				raised++
-				by[e.condition]++
-			}
+	shards := runtime.GOMAXPROCS(0)
+	t.Run("scenarios", func(t *testing.T) {
+		for i := range shards {
+			t.Run(fmt.Sprint("shard", i), func(t *testing.T) {
+				t.Parallel()
+				for seed := uint64(i); seed < uint64(n); seed += uint64(shards) {
+					evs := compareWithModel(t, genScenario(seed))
+					mu.Lock()
+					for _, e := range evs {
+						if e.what == "raised" {
+							raised++
+							by[e.condition]++
+						}
+					}
+					mu.Unlock()
+				}
+			})
 		}
+	})
+	if t.Failed() {
+		return
 	}
 	// Not a vacuous agreement: every rule the model covers raised alarms.
 	cfg := modelConfig()
