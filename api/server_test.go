@@ -225,15 +225,23 @@ func TestLiveEvictsLeastRecentlyUpdatedPatient(t *testing.T) {
 	}
 }
 
-func TestStream(t *testing.T) {
-	live, e := newTestServer(t, DefaultLiveConfig())
+// openStream serves e and opens its live stream at path; both end with
+// the test.
+func openStream(t *testing.T, e http.Handler, path string) *http.Response {
+	t.Helper()
 	srv := httptest.NewServer(e)
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/v1/stream?patient=P1")
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestStream(t *testing.T) {
+	live, e := newTestServer(t, DefaultLiveConfig())
+	resp := openStream(t, e, "/v1/stream?patient=P1")
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("content type %q", ct)
 	}
@@ -269,14 +277,7 @@ func TestStream(t *testing.T) {
 // truth. Each failed before.
 func TestStreamDeliversLateAlarmsSafely(t *testing.T) {
 	live, e := newTestServer(t, DefaultLiveConfig())
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/v1/stream?patient=P1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
+	br := bufio.NewReader(openStream(t, e, "/v1/stream?patient=P1").Body)
 	br.ReadString('\n')
 	old := time.Now().Add(-30 * time.Second) // raised for a reading buffered through an outage
 	r := reading("P1", schemas.SpO2, 65, old)
@@ -293,13 +294,7 @@ func TestStreamDeliversLateAlarmsSafely(t *testing.T) {
 
 	cold, e2 := newTestServer(t, DefaultLiveConfig())
 	cold.caughtUp.Store(false)
-	srv2 := httptest.NewServer(e2)
-	defer srv2.Close()
-	resp2, err := http.Get(srv2.URL + "/v1/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp2.Body.Close()
+	resp2 := openStream(t, e2, "/v1/stream")
 	if resp2.StatusCode != http.StatusServiceUnavailable || resp2.Header.Get("Retry-After") == "" {
 		t.Fatalf("a stream from a view still catching up: %d", resp2.StatusCode)
 	}

@@ -427,16 +427,18 @@ func placed(recent []point, p point, window time.Duration) (all, kept []point) {
 	if !in {
 		all = append(all, p)
 	}
-	from := all[len(all)-1].TS.Add(-window)
+	return all, slices.Clip(all[keptFrom(all, window):])
+}
+
+// keptFrom is the index of the first of points (in event-time order) the
+// state keeps: those within window of the newest, at most maxRecent.
+func keptFrom(points []point, window time.Duration) int {
+	from := points[len(points)-1].TS.Add(-window)
 	i := 0
-	for i < len(all) && all[i].TS.Before(from) {
+	for i < len(points) && points[i].TS.Before(from) {
 		i++
 	}
-	kept = all[i:]
-	if len(kept) > maxRecent {
-		kept = kept[len(kept)-maxRecent:]
-	}
-	return all, slices.Clip(kept)
+	return max(i, len(points)-maxRecent)
 }
 
 // apply is the pure part: state and reading in, state and alerts out. at is
@@ -492,13 +494,13 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 		if rule.Kind != rd.Kind {
 			continue
 		}
-		out = append(out, c.step(st, rs, rule, rd, scan, scan[len(scan)-1].TS, asleep, live, at)...)
+		out = append(out, c.step(st, rs, rule, rd, scan, scan[len(scan)-1].TS, c.cfg.ReorderWindow, asleep, live, at)...)
 	}
 	if inOrder && (rd.Kind == schemas.BPSystolic || rd.Kind == schemas.BPDiastolic) {
 		if m, ok := meanArterial(st, rd); ok {
 			for i := range rs.Conditions {
 				if rule := &rs.Conditions[i]; rule.Kind == MAP {
-					out = append(out, c.step(st, rs, rule, &m, []point{{m.TS, m.Value}}, m.TS, asleep, live, at)...)
+					out = append(out, c.step(st, rs, rule, &m, []point{{m.TS, m.Value}}, m.TS, 0, asleep, live, at)...)
 				}
 			}
 		}
@@ -516,14 +518,14 @@ func (c *Clinical) apply(st *PatientState, rs *RuleSet, rd *schemas.Reading, at 
 // to horizon (condition.go) and keeps its state, latching a resolution
 // nobody acknowledged. at is the processor clock, from which escalation
 // counts.
-func (c *Clinical) step(st *PatientState, rs *RuleSet, rule *ConditionRule, rd *schemas.Reading, recent []point, horizon time.Time, asleep, live bool, at time.Time) []schemas.Alert {
+func (c *Clinical) step(st *PatientState, rs *RuleSet, rule *ConditionRule, rd *schemas.Reading, recent []point, horizon time.Time, window time.Duration, asleep, live bool, at time.Time) []schemas.Alert {
 	prev, had := st.Conditions[rule.Condition]
 	if !had && !rule.beyond(rd.Value, asleep) {
 		// Most readings: in range, nothing pending. A rule without state
 		// has no run a reading in range could break, in order or not.
 		return nil
 	}
-	cs, evs := rule.step(prev, rd, recent, horizon, asleep, live)
+	cs, evs := rule.step(prev, rd, recent, horizon, window, asleep, live)
 	open := prev.Open
 	for i, e := range evs {
 		switch e.State {

@@ -2,6 +2,7 @@ package processors
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,10 +53,18 @@ type ConditionState struct {
 	// reading before it can still be placed: such a reading belongs to
 	// the episode that ended, and raises nothing again.
 	Closed time.Time `json:"closed,omitzero"`
+	// Head is where the run holding the first reading of the kept window
+	// (at HeadAt) began, when that was before it: a run whose first
+	// readings left the window is evaluated from its real start. Before,
+	// it was taken to start at the window's first reading, and a late
+	// reading re-evaluating it raised an alarm that its resolution had
+	// already ended (found by the reference model).
+	Head   time.Time `json:"head,omitzero"`
+	HeadAt time.Time `json:"head_at,omitzero"`
 }
 
 func (s *ConditionState) isZero() bool {
-	return s.Open == nil && s.BeyondSince.IsZero() && s.InRangeSince.IsZero() && s.Closed.IsZero()
+	return s.Open == nil && s.BeyondSince.IsZero() && s.InRangeSince.IsZero() && s.Closed.IsZero() && s.Head.IsZero()
 }
 
 // limit returns the limit in force.
@@ -90,7 +99,7 @@ func (r *ConditionRule) Step(st ConditionState, rd *schemas.Reading, asleep bool
 	if rd.Kind != r.Kind {
 		return st, nil
 	}
-	return r.step(st, rd, []point{{rd.TS, rd.Value}}, rd.TS, asleep, true)
+	return r.step(st, rd, []point{{rd.TS, rd.Value}}, rd.TS, 0, asleep, true)
 }
 
 // step evaluates the rule over recent, the kind's readings within the
@@ -114,7 +123,7 @@ func (r *ConditionRule) Step(st ConditionState, rd *schemas.Reading, asleep bool
 // inside a run that already alarmed) does not withdraw the alarm, which
 // then resolves as the later readings say; and a reading placed at or
 // before the last resolution (Closed) belongs to the episode that ended.
-func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []point, horizon time.Time, asleep, live bool) (ConditionState, []schemas.Alert) {
+func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []point, horizon time.Time, window time.Duration, asleep, live bool) (ConditionState, []schemas.Alert) {
 	var evs []schemas.Alert
 	open := st.Open
 	// The open alarm's raise, in event time: an alarm is resolved only by
@@ -124,7 +133,7 @@ func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []
 	if open != nil {
 		raisedTS = open.Reading.TS
 	}
-	var beyondSince, inRangeSince time.Time
+	var beyondSince, inRangeSince, head, headAt time.Time
 	for i := 0; i < len(recent); {
 		b := r.beyond(recent[i].V, asleep)
 		j := i
@@ -133,14 +142,24 @@ func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []
 		}
 		from := recent[i].TS
 		if i == 0 {
-			// The first run may have begun before the window: the run that
-			// ended at the newest reading did, if it began before it.
+			// The first run may have begun before the window: the run at
+			// the head of the window kept last time did, if it holds that
+			// head still (Head), and so did the run that ended at the
+			// newest reading (snapshots written before Head).
+			if !st.Head.IsZero() && st.Head.Before(from) && slices.ContainsFunc(recent[:j+1], func(p point) bool { return p.TS.Equal(st.HeadAt) }) {
+				from = st.Head
+			}
 			if old := st.BeyondSince; b && !old.IsZero() && old.Before(from) {
 				from = old
 			}
 			if old := st.InRangeSince; !b && !old.IsZero() && old.Before(from) {
 				from = old
 			}
+		}
+		if k := keptFrom(recent, window); i <= k && k <= j {
+			// This run holds the head of the window the state keeps:
+			// remember where it began, for when its first points are gone.
+			head, headAt = from, recent[k].TS
 		}
 		end, closed := horizon, j+1 < len(recent)
 		if closed {
@@ -201,6 +220,10 @@ func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []
 		i = j + 1
 	}
 	st.Open, st.BeyondSince, st.InRangeSince = open, beyondSince, inRangeSince
+	st.Head, st.HeadAt = time.Time{}, time.Time{}
+	if head.Before(headAt) {
+		st.Head, st.HeadAt = head, headAt
+	}
 	return st, evs
 }
 

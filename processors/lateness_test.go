@@ -404,3 +404,38 @@ func TestAJumpPastTheWindowClosesTheRun(t *testing.T) {
 		t.Fatalf("resp_rate_high raised at %v s, want 30 s; events %v", at, conditions(got))
 	}
 }
+
+// A closed run whose first readings left the window is evaluated from its
+// real start. Respiration 4/min from 0 s to 12 s raises resp_rate_low
+// (under 8 for 15 s) at 15 s; back in range at 18 s, it resolves at 48 s
+// with nothing after (the value holds). Then a held-back batch arrives:
+// 5/min from 24 s to 42 s, in range from 56 s. That run's delay ends at
+// 39 s, inside the episode that ended at 48 s, so it raises nothing. Before,
+// once 24 s and 30 s had left the window the run was taken to start at
+// 36 s, its delay to end at 51 s, after the resolution, and an alarm was
+// raised (found by the reference model, seed 1946).
+func TestARunIsEvaluatedFromItsRealStart(t *testing.T) {
+	f := defaultFeed(t)
+	rr := newDevice(f, "P01", "mon")
+	var got []schemas.Alert
+	for _, s := range []float64{0, 6, 12} {
+		got = append(got, rr.send(schemas.RespRate, 4, s, s)...)
+	}
+	got = append(got, rr.send(schemas.RespRate, 28, 18, 18.5)...)
+	got = append(got, f.tick(49)...)
+	for _, s := range []float64{24, 30, 36, 42} {
+		got = append(got, rr.send(schemas.RespRate, 5, s, 70)...)
+	}
+	for _, s := range []float64{56, 62, 68} {
+		got = append(got, rr.send(schemas.RespRate, 16, s, 70)...)
+	}
+	var evs []string
+	for _, a := range got {
+		if a.Condition == "resp_rate_low" {
+			evs = append(evs, fmt.Sprintf("%s %v", a.State, a.TS.Sub(t0)))
+		}
+	}
+	if want := []string{"raised 15s", "resolved-unacknowledged 48s"}; !slices.Equal(evs, want) {
+		t.Fatalf("resp_rate_low: %v, want %v", evs, want)
+	}
+}

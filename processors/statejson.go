@@ -231,5 +231,19 @@ func appendCondition(b []byte, c *ConditionState, comma bool) (_ []byte, ok bool
 			return b, false
 		}
 	}
+	if !c.Head.IsZero() {
+		sep()
+		b = append(b, `"head":`...)
+		if b, ok = schemas.AppendTime(b, c.Head); !ok {
+			return b, false
+		}
+	}
+	if !c.HeadAt.IsZero() {
+		sep()
+		b = append(b, `"head_at":`...)
+		if b, ok = schemas.AppendTime(b, c.HeadAt); !ok {
+			return b, false
+		}
+	}
 	return b, true
 }

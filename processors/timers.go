@@ -289,7 +289,7 @@ func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string
 		horizon := e.Add(by.Sub(due))
 		cite := schemas.Reading{PatientID: patient, DeviceID: s.Device, Kind: rule.Kind, Value: s.Value,
 			Unit: unitOf(rule.Kind), TS: s.TS, Seq: s.Seq}
-		out = append(out, c.step(st, rs, rule, &cite, s.Recent, horizon, c.asleep(st, horizon), true, due)...)
+		out = append(out, c.step(st, rs, rule, &cite, s.Recent, horizon, c.cfg.ReorderWindow, c.asleep(st, horizon), true, due)...)
 	}
 	return out
 }

@@ -53,16 +53,30 @@ func chromium(t *testing.T) string {
 // simulated and returns its base URL, admin token and stop function.
 func dev(t *testing.T, patients int) (base, token string, stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	addr := testkit.FreeAddr(t)
+	tokenRE := regexp.MustCompile(`API token\s+(mm_[A-Za-z0-9_-]+)`)
+	out, stop := runDev(t, addr, "--data-dir", t.TempDir(), "--patients", fmt.Sprint(patients))
+	m := tokenRE.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("dev printed no API token:\n%s", out.String())
+	}
+	return "http://" + addr, m[1], stop
+}
+
+// runDev runs `monitorme dev` on addr with args (a simulated ward, seed 7)
+// and returns what it printed and a stop function, once /readyz answers
+// 200.
+func runDev(t *testing.T, addr string, args ...string) (*testkit.SyncBuffer, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	out := &testkit.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- roles.Run(ctx, []string{"dev", "--data-dir", t.TempDir(), "--broker-addr", "127.0.0.1:0", "--http-addr", addr,
-			"--log-level", "warn", "--patients", fmt.Sprint(patients), "--seed", "7"}, out, out)
+		done <- roles.Run(ctx, append([]string{"dev", "--broker-addr", "127.0.0.1:0", "--http-addr", addr,
+			"--log-level", "warn", "--seed", "7"}, args...), out, out)
 	}()
 	stopped := false
-	stop = func() {
+	stop := func() {
 		if stopped {
 			return
 		}
@@ -75,13 +89,12 @@ func dev(t *testing.T, patients int) (base, token string, stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	tokenRE := regexp.MustCompile(`API token\s+(mm_[A-Za-z0-9_-]+)`)
-	testkit.Eventually(t, 60*time.Second, "dev printed its token and is ready", func() bool {
-		m := tokenRE.FindStringSubmatch(out.String())
-		if m == nil {
-			return false
+	testkit.Eventually(t, 90*time.Second, "dev is ready", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d:\n%s", code, out.String())
+		default:
 		}
-		token = m[1]
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
@@ -89,7 +102,7 @@ func dev(t *testing.T, patients int) (base, token string, stop func()) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return "http://" + addr, token, stop
+	return out, stop
 }
 
 func call(t *testing.T, method, url, token, body string, v any) int {

@@ -147,40 +147,7 @@ func (p *hangProxy) close() {
 // patients simulated. It returns when /readyz answers 200.
 func devAt(t *testing.T, dir, addr, tokens string, patients int) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &testkit.SyncBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- roles.Run(ctx, []string{"dev", "--data-dir", dir, "--broker-addr", "127.0.0.1:0", "--http-addr", addr,
-			"--auth-token-file", tokens, "--log-level", "warn", "--patients", fmt.Sprint(patients), "--seed", "7"}, out, out)
-	}()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("dev did not stop within 30 s")
-		}
-	}
-	t.Cleanup(stop)
-	testkit.Eventually(t, 90*time.Second, "dev is ready", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited %d:\n%s", code, out.String())
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	_, stop = runDev(t, addr, "--data-dir", dir, "--auth-token-file", tokens, "--patients", fmt.Sprint(patients))
 	return stop
 }
 
