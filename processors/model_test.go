@@ -832,6 +832,9 @@ func TestEngineAgreesWithTheModel(t *testing.T) {
 			t.Run(fmt.Sprint("shard", i), func(t *testing.T) {
 				t.Parallel()
 				for seed := uint64(i); seed < uint64(n); seed += uint64(shards) {
+					if seed > 0 && seed%1000 < uint64(shards) && n > 1000 {
+						t.Logf("seed %d: the engine agrees with the model so far", seed)
+					}
 					evs := compareWithModel(t, genScenario(seed))
 					mu.Lock()
 					for _, e := range evs {
