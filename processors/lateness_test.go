@@ -439,3 +439,25 @@ func TestARunIsEvaluatedFromItsRealStart(t *testing.T) {
 		t.Fatalf("resp_rate_low: %v, want %v", evs, want)
 	}
 }
+
+// Escalation counts for no one while monitoring was down: an alarm raised
+// at 0 s (high: escalates every minute, then two) on a partition whose
+// monitoring resumed at 300 s escalates first at 360 s, a tier after the
+// resume, not three times at once when the clock reaches 300 s. Before, a
+// replay reaching the live end fired every tier since the data's end ahead
+// of the held waits, and how many depended on the wall clock.
+func TestEscalationCountsFromTheResume(t *testing.T) {
+	cfg := timerConfig()
+	cfg.Default.Conditions = cfg.Default.Conditions[1:] // the critical rule alone
+	f := feed{t, NewClinical(cfg, topics)}
+	resumed := t0.Add(300 * time.Second)
+	f.h.Resume(func(int32) time.Time { return resumed })
+	one(t, "critical value", f.reading("P01", schemas.SpO2, 75, 0), "spo2_critical", schemas.Raised)
+	if got := f.tick(300); len(got) != 0 {
+		t.Fatalf("at the resume: %+v", got)
+	}
+	esc := one(t, "a tier after the resume", f.tick(360), "spo2_critical", schemas.Escalated)
+	if esc.EscalationLevel != 1 || !esc.TS.Equal(t0.Add(360*time.Second)) {
+		t.Fatalf("escalation: %+v", esc)
+	}
+}

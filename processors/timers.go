@@ -37,9 +37,9 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 		}
 	}
 	for _, cs := range st.Conditions {
-		at(escalationDue(&cs, rs))
+		at(escalationDue(&cs, rs, resumed, now))
 	}
-	at(escalationDue(&st.NEWS2.ConditionState, rs))
+	at(escalationDue(&st.NEWS2.ConditionState, rs, resumed, now))
 	for i := range rs.Conditions {
 		if cs, ok := st.Conditions[rs.Conditions[i].Condition]; ok {
 			d, _ := c.conditionDue(st, &rs.Conditions[i], &cs, resumed, now)
@@ -166,8 +166,16 @@ func (sl *SignalLostRule) armed(s Sample) bool {
 
 // escalationDue is when an open, unacknowledged alert escalates next: the
 // tier after the escalations so far (the last tier repeats), counted from
-// the raise or the previous escalation. Zero: never.
-func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
+// the raise or the previous escalation. Zero: never. As for a lost signal
+// and a held value (silenceDue, holdDue), platform downtime counts for
+// no one: once the clock has reached the moment monitoring resumed, a tier
+// counts from the later of its start and that moment, so nurses who could
+// not acknowledge during an outage get the tier's time after it; and a
+// replay reaching the live end escalates from there, in deadline order
+// with the other waits, instead of firing every tier since the data's end
+// at once before them (e2e case f: a held resolution carried escalation
+// level 10 in one run and 9 in another, by the wall clock).
+func escalationDue(cs *ConditionState, rs *RuleSet, resumed, now time.Time) time.Time {
 	if cs.Open == nil || (cs.Open.State != schemas.Raised && cs.Open.State != schemas.Escalated) || cs.RaisedAt.IsZero() {
 		return time.Time{}
 	}
@@ -179,7 +187,7 @@ func escalationDue(cs *ConditionState, rs *RuleSet) time.Time {
 	if cs.Level > 0 && cs.EscalatedAt.After(from) {
 		from = cs.EscalatedAt
 	}
-	return from.Add(tier.After)
+	return holdDue(from, tier.After, resumed, now)
 }
 
 func nextTier(rs *RuleSet, cs *ConditionState) (EscalationTier, bool) {
@@ -343,7 +351,7 @@ func (c *Clinical) timersBy(st *PatientState, rs *RuleSet, patient string, now, 
 		out = append(out, a)
 	}
 	escalate := func(cs *ConditionState) {
-		due := escalationDue(cs, rs)
+		due := escalationDue(cs, rs, resumed, now)
 		if due.IsZero() || by.Before(due) {
 			return
 		}
