@@ -60,7 +60,7 @@ bench-go:
 FUZZTIME ?= 30s
 ## fuzz: every fuzz target for FUZZTIME each (make test runs their seeds)
 ## and the engine against the reference model on MODEL_SCENARIOS generated
-## wards (20 minutes or more on 2 cores); FuzzEngineAgainstModel
+## wards (about 20 minutes on 2 cores); FuzzEngineAgainstModel
 ## explores further seeds for FUZZTIME
 MODEL_SCENARIOS ?= 10000
 fuzz:
