@@ -134,6 +134,7 @@ func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []
 		raisedTS = open.Reading.TS
 	}
 	var beyondSince, inRangeSince, head, headAt time.Time
+	kept := keptFrom(recent, window) // the first reading the state keeps
 	for i := 0; i < len(recent); {
 		b := r.beyond(recent[i].V, asleep)
 		j := i
@@ -156,10 +157,10 @@ func (r *ConditionRule) step(st ConditionState, cite *schemas.Reading, recent []
 				from = old
 			}
 		}
-		if k := keptFrom(recent, window); i <= k && k <= j {
+		if i <= kept && kept <= j {
 			// This run holds the head of the window the state keeps:
 			// remember where it began, for when its first points are gone.
-			head, headAt = from, recent[k].TS
+			head, headAt = from, recent[kept].TS
 		}
 		end, closed := horizon, j+1 < len(recent)
 		if closed {

@@ -284,3 +284,14 @@ func DefaultClinicalConfig() ClinicalConfig {
 		NEWS2SetWindow:      5 * time.Minute,
 	}
 }
+
+// condition is the rule of condition, nil if none is (a technical alarm's
+// state, or a rule the file removed since).
+func (rs *RuleSet) condition(condition string) *ConditionRule {
+	for i := range rs.Conditions {
+		if rs.Conditions[i].Condition == condition {
+			return &rs.Conditions[i]
+		}
+	}
+	return nil
+}

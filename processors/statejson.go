@@ -183,12 +183,20 @@ func appendCondition(b []byte, c *ConditionState, comma bool) (_ []byte, ok bool
 		}
 		comma = true
 	}
-	if !c.BeyondSince.IsZero() {
-		sep()
-		b = append(b, `"beyond_since":`...)
-		if b, ok = schemas.AppendTime(b, c.BeyondSince); !ok {
-			return b, false
+	// member appends `"key":time` for a time that is set (omitzero).
+	member := func(key string, t time.Time) bool {
+		if t.IsZero() {
+			return true
 		}
+		sep()
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, `":`...)
+		b, ok = schemas.AppendTime(b, t)
+		return ok
+	}
+	if !member("beyond_since", c.BeyondSince) {
+		return b, false
 	}
 	if c.Open != nil {
 		sep()
@@ -198,52 +206,14 @@ func appendCondition(b []byte, c *ConditionState, comma bool) (_ []byte, ok bool
 			return b, false
 		}
 	}
-	if !c.InRangeSince.IsZero() {
-		sep()
-		b = append(b, `"in_range_since":`...)
-		if b, ok = schemas.AppendTime(b, c.InRangeSince); !ok {
-			return b, false
-		}
-	}
-	if !c.RaisedAt.IsZero() {
-		sep()
-		b = append(b, `"raised_at":`...)
-		if b, ok = schemas.AppendTime(b, c.RaisedAt); !ok {
-			return b, false
-		}
+	if !member("in_range_since", c.InRangeSince) || !member("raised_at", c.RaisedAt) {
+		return b, false
 	}
 	if c.Level != 0 {
 		sep()
 		b = append(b, `"level":`...)
 		b = strconv.AppendInt(b, int64(c.Level), 10)
 	}
-	if !c.EscalatedAt.IsZero() {
-		sep()
-		b = append(b, `"escalated_at":`...)
-		if b, ok = schemas.AppendTime(b, c.EscalatedAt); !ok {
-			return b, false
-		}
-	}
-	if !c.Closed.IsZero() {
-		sep()
-		b = append(b, `"closed":`...)
-		if b, ok = schemas.AppendTime(b, c.Closed); !ok {
-			return b, false
-		}
-	}
-	if !c.Head.IsZero() {
-		sep()
-		b = append(b, `"head":`...)
-		if b, ok = schemas.AppendTime(b, c.Head); !ok {
-			return b, false
-		}
-	}
-	if !c.HeadAt.IsZero() {
-		sep()
-		b = append(b, `"head_at":`...)
-		if b, ok = schemas.AppendTime(b, c.HeadAt); !ok {
-			return b, false
-		}
-	}
-	return b, true
+	ok = member("escalated_at", c.EscalatedAt) && member("closed", c.Closed) && member("head", c.Head) && member("head_at", c.HeadAt)
+	return b, ok
 }

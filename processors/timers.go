@@ -8,7 +8,6 @@ package processors
 
 import (
 	"maps"
-	"math"
 	"slices"
 	"time"
 
@@ -36,16 +35,17 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 			at(silenceDue(s, sl.After, resumed, now))
 		}
 	}
-	for _, cs := range st.Conditions {
+	// One pass over the patient's condition states, usually none or a
+	// few; the rule of a state is looked up only then (this runs after
+	// every record).
+	for cond, cs := range st.Conditions {
 		at(escalationDue(&cs, rs, resumed, now))
-	}
-	at(escalationDue(&st.NEWS2.ConditionState, rs, resumed, now))
-	for i := range rs.Conditions {
-		if cs, ok := st.Conditions[rs.Conditions[i].Condition]; ok {
-			d, _ := c.conditionDue(st, &rs.Conditions[i], &cs, resumed, now)
+		if rule := rs.condition(cond); rule != nil {
+			d, _ := c.conditionDue(st, rule, &cs, resumed, now)
 			at(d)
 		}
 	}
+	at(escalationDue(&st.NEWS2.ConditionState, rs, resumed, now))
 	d, _, _ := c.news2DueWait(st, resumed, now)
 	at(d)
 	d, _ = c.satDue(st, rs, resumed, now)
@@ -128,26 +128,13 @@ func expire(st *PatientState, due time.Time, idle time.Duration) []schemas.Alert
 }
 
 // silenceDue is when silence of s's kind becomes a lost signal, as seen
-// at now on the processor clock. Platform downtime is not a device
-// failure: a ward whose monitoring stopped for ten seconds got a
-// signal-lost alarm for every patient at the restart, each blaming the
-// patient's device. So once the clock has reached the moment monitoring
-// resumed, silence counts from the later of the last arrival and that
-// moment: from the restart on, a device has the rule's whole After to be
-// heard again. Silence the stream itself shows before that moment (a
-// replay, or a backlog that ingest kept writing while the processor was
-// down) is the device's, and counts from the last arrival: the last batch
-// of a replay, applied after the moment was set, fires its timers by
-// stream time as every batch before it did.
+// at now on the processor clock: the rule's After from the last arrival,
+// or from the moment monitoring resumed (holdDue). A ward whose monitoring
+// stopped for ten seconds got a signal-lost alarm for every patient at the
+// restart, each blaming the patient's device: from the restart on, a
+// device has the rule's whole After to be heard again.
 func silenceDue(s Sample, after time.Duration, resumed, now time.Time) time.Time {
-	due := s.At.Add(after)
-	if resumed.IsZero() || (due.Before(resumed) && now.Before(resumed)) {
-		return due
-	}
-	if resumed.After(s.At) {
-		return resumed.Add(after)
-	}
-	return due
+	return holdDue(s.At, after, resumed, now)
 }
 
 // armed says whether silence of s's kind would be a lost signal: the
@@ -216,56 +203,27 @@ func (c *Clinical) conditionDue(st *PatientState, rule *ConditionRule, cs *Condi
 	return holdDue(s.At, e.Sub(s.TS), resumed, now), e
 }
 
-// holdDue is when a wait with left to go in event time after a reading
-// that arrived at ends on the processor clock, the value holding. As for
-// a lost signal (silenceDue), platform downtime is not the device's: once
-// the clock has reached the moment monitoring resumed, the wait counts
-// from the later of the arrival and that moment, so a gateway has the
-// wait's time after a restart to deliver what it buffered before a value
-// held across the outage alarms; and a replay, whose last readings are
-// hours older than the wall clock, does not end every wait at once.
+// holdDue is when a wait with left to go after a reading that arrived at
+// ends on the processor clock. Platform downtime is no one's: once the
+// clock has reached the moment monitoring resumed, the wait counts from
+// the later of the arrival and that moment, so a gateway has the wait's
+// time after a restart to deliver what it buffered before a value held
+// across the outage alarms, nurses who could not acknowledge get a tier's
+// time, and a replay whose last readings are hours older than the wall
+// clock does not end every wait at once. Silence the stream itself shows
+// before that moment (a replay, or a backlog ingest kept writing while the
+// processor was down) counts from the arrival: the last batch of a
+// replay, applied after the moment was set, fires its timers by stream
+// time as every batch before it did.
 func holdDue(at time.Time, left time.Duration, resumed, now time.Time) time.Time {
-	return silenceDue(Sample{At: at}, left, resumed, now)
-}
-
-// satDue is when the open spo2_satseconds alarm resolves with no further
-// reading: the integral, decaying with tau while SpO2 is back in range,
-// falls below half the threshold at Sat.TS + tau × ln(2 × Sum /
-// threshold), an event time known exactly. Zero while a dip goes on, or
-// nothing is open.
-func (c *Clinical) satDue(st *PatientState, rs *RuleSet, resumed, now time.Time) (due, e time.Time) {
-	r := rs.SatSeconds
-	if r == nil || st.Conditions["spo2_satseconds"].Open == nil || st.Sat.Run > 0 || st.Sat.TS.IsZero() {
-		return time.Time{}, time.Time{}
+	due := at.Add(left)
+	if resumed.IsZero() || (due.Before(resumed) && now.Before(resumed)) {
+		return due
 	}
-	s, ok := st.Latest.Get(schemas.SpO2)
-	if !ok || s.Value < r.Limit || !s.TS.Equal(st.Sat.TS) || !c.liveAt(s.TS, s.At) {
-		return time.Time{}, time.Time{}
+	if resumed.After(at) {
+		return resumed.Add(left)
 	}
-	e = st.Sat.TS
-	if st.Sat.Sum >= r.Threshold/2 {
-		e = e.Add(time.Duration(r.Tau.Seconds() * math.Log(2*st.Sat.Sum/r.Threshold) * float64(time.Second)))
-	}
-	return holdDue(s.At, e.Sub(s.TS), resumed, now), e
-}
-
-// satTimers resolves the SatSeconds alarm whose integral decayed below
-// half the threshold on a quiet partition. The integral itself is left
-// as the last reading made it: the next reading decays it from there, as
-// it would have without the timer.
-func (c *Clinical) satTimers(st *PatientState, rs *RuleSet, now, resumed, by time.Time) []schemas.Alert {
-	due, e := c.satDue(st, rs, resumed, now)
-	if due.IsZero() || by.Before(due) {
-		return nil
-	}
-	const cond = "spo2_satseconds"
-	cs := st.Conditions[cond]
-	a := *cs.Open
-	a.State, a.TS, a.Updated, a.Silenced = schemas.Resolved, e, false, false
-	a.Reading.TS = e
-	a.Message = cond + " resolved: the integral fell below half the threshold"
-	delete(st.Conditions, cond)
-	return []schemas.Alert{c.latch(st, rs, cs.Open, a)}
+	return due
 }
 
 // liveAt says whether a reading stamped ts that arrived at at may alarm
