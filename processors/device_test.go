@@ -473,19 +473,25 @@ func TestStaleSleepExpires(t *testing.T) {
 	}
 }
 
-// SatSeconds: saturation hovering at 88–91 % alarms although no run below
-// 90 % lasts the 15 s spo2_low needs.
-func TestSatSecondsCatchesHovering(t *testing.T) {
-	f := defaultFeed(t)
-	ox := newDevice(f, "P01", "ox1")
+// hover sends SpO2 hovering around the limit, 88 and 91 % alternating
+// every 5 s, from 0 s until second until, arriving when measured.
+func hover(ox *device, until int) []schemas.Alert {
 	var got []schemas.Alert
-	for s := 0; s < 300; s += 5 {
+	for s := 0; s < until; s += 5 {
 		v := 88.0
 		if s%10 == 5 {
 			v = 91
 		}
 		got = append(got, ox.send(schemas.SpO2, v, float64(s), float64(s))...)
 	}
+	return got
+}
+
+// SatSeconds: saturation hovering at 88–91 % alarms although no run below
+// 90 % lasts the 15 s spo2_low needs.
+func TestSatSecondsCatchesHovering(t *testing.T) {
+	f := defaultFeed(t)
+	got := hover(newDevice(f, "P01", "ox1"), 300)
 	c := conditions(got)
 	if len(c) != 1 || c[0] != "spo2_satseconds raised" {
 		t.Fatalf("hovering at 88–91 %%: %v", c)

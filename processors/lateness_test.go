@@ -321,14 +321,7 @@ func TestConditionWaitsFireOnAQuietPartition(t *testing.T) {
 func TestSatSecondsResolvesOnAQuietPartition(t *testing.T) {
 	f := defaultFeed(t)
 	ox := newDevice(f, "P01", "ox1")
-	var got []schemas.Alert
-	for s := 0; s < 120; s += 5 {
-		v := 88.0
-		if s%10 == 5 {
-			v = 91
-		}
-		got = append(got, ox.send(schemas.SpO2, v, float64(s), float64(s))...)
-	}
+	got := hover(ox, 120)
 	if raisedAt(got, "spo2_satseconds") < 0 {
 		t.Fatalf("hovering raised nothing: %v", conditions(got))
 	}

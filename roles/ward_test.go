@@ -123,13 +123,13 @@ func TestAWardsAlarmsAreNeverLost(t *testing.T) {
 			batch = append(batch, wardReading{p, p + "-mon", "spo2", 97, time.Now(), s + 1})
 		}
 		postReadings(t, base, batch...)
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // paces the monitors: a second of readings
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("dev exited %d", code)
 	}
 	down := time.Now()
-	time.Sleep(20 * time.Second)
+	time.Sleep(20 * time.Second) // the outage itself: the platform is down for 20 s
 	base, _ = startDev(t, "--data-dir", dir, "--no-simulator")
 	var fresh, buffered []wardReading
 	for _, p := range patients {

@@ -271,7 +271,7 @@ func TestStationAcrossAHungNetworkInChromium(t *testing.T) {
 	}
 	proxy.freeze() // the open stream dies without a word
 	id2 := postCritical(t, base, token, "P003", 1)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the tab sleeps on while the alarm is raised
 	proxy.thaw()
 	woken := time.Now()
 	if _, err := chromedp.Call(ctx, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateActive}); err != nil {
