@@ -35,24 +35,20 @@ type Option func(*Server)
 func WithAcks(w AckWriter) Option { return func(s *Server) { s.acks = w } }
 
 // RuleBook is the clinical configuration the API shows: the rules in
-// force for a patient, and the patient's ward, which the alarm summary
-// groups by. The processors' ClinicalConfig is one; the API takes it as
-// this interface so that it needs no processor to serve it.
+// force for a patient. The processors' ClinicalConfig is one; the API
+// takes it as this interface so that it needs no processor to serve it.
 type RuleBook interface {
 	// PatientRules returns the rules in force for patient, as JSON shows
 	// them, and whether the rules file names the patient.
 	PatientRules(patient string) (rules any, named bool)
-	// Ward returns the patient's ward, "" for none.
-	Ward(patient string) string
 	// CurrentNEWS2 scores the patient's latest readings as the engine
 	// does (same rules, same required parameters); nil when they are not
 	// a complete, current set.
 	CurrentNEWS2(patient string, latest map[schemas.Kind]schemas.Reading) any
 }
 
-// WithRules sets the clinical rules GET /v1/patients/{id}/rules shows and
-// the wards the alarm summary groups by. Without it that route answers
-// 501 and the summary groups every patient under the ward "".
+// WithRules sets the clinical rules GET /v1/patients/{id}/rules shows.
+// Without it that route answers 501.
 func WithRules(rb RuleBook) Option { return func(s *Server) { s.rules = rb } }
 
 // AckRequest is the body of POST /v1/alerts/{id}/ack. By may be left
@@ -288,8 +284,10 @@ func (s *Server) alarmSummary(c echo.Context) error {
 	since := until.Add(-window)
 	type alarm struct {
 		patient, condition string
-		priority           schemas.Priority
-		states             map[schemas.State]bool
+		// ward is where the patient was when the alarm was raised.
+		ward     string
+		priority schemas.Priority
+		states   map[schemas.State]bool
 	}
 	alarms := map[string]*alarm{}
 	s.live.AlertEvents(since, func(a *schemas.Alert) {
@@ -304,6 +302,9 @@ func (s *Server) alarmSummary(c echo.Context) error {
 		if a.Priority.Rank() > al.priority.Rank() {
 			al.priority = a.Priority
 		}
+		if a.State == schemas.Raised {
+			al.ward = a.Ward
+		}
 		al.states[a.State] = true
 	})
 	days := window.Hours() / 24
@@ -314,10 +315,7 @@ func (s *Server) alarmSummary(c echo.Context) error {
 		if !al.states[schemas.Raised] {
 			continue // raised before the window
 		}
-		ward := ""
-		if s.rules != nil {
-			ward = s.rules.Ward(al.patient)
-		}
+		ward := al.ward
 		sum.Alarms++
 		sum.ByPriority[string(al.priority)]++
 		sum.ByCondition[al.condition]++
@@ -330,7 +328,10 @@ func (s *Server) alarmSummary(c echo.Context) error {
 		}
 		pb := per[al.patient]
 		if pb == nil {
-			pb = &PatientBurden{PatientID: al.patient, Ward: ward, ByPriority: map[string]int{}, ByCondition: map[string]int{}}
+			// The patient's ward now: alarms raised in several wards
+			// would otherwise name one of them at random.
+			now, _ := s.live.where(al.patient, &schemas.Alert{Ward: ward})
+			pb = &PatientBurden{PatientID: al.patient, Ward: now, ByPriority: map[string]int{}, ByCondition: map[string]int{}}
 			per[al.patient] = pb
 		}
 		pb.Alarms++

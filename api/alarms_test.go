@@ -58,8 +58,6 @@ func (f fakeRules) PatientRules(patient string) (any, bool) {
 	return map[string]any{"ward": ward, "conditions": []map[string]any{{"condition": "heart_rate_high", "limit": 120}}}, named
 }
 
-func (f fakeRules) Ward(patient string) string { return f[patient] }
-
 // CurrentNEWS2 says how many vitals it was given: the API passes the live
 // view's latest readings.
 func (f fakeRules) CurrentNEWS2(_ string, latest map[schemas.Kind]schemas.Reading) any {
@@ -174,7 +172,17 @@ func TestPatientRules(t *testing.T) {
 }
 
 func TestAlarmSummary(t *testing.T) {
-	live, e, _ := newAlarmServer(t, fakeRules{"P1": "icu"})
+	live, e, _ := newAlarmServer(t, nil)
+	// P1's alarms were raised in the icu, as the processor says.
+	event := func(t *testing.T, l *Live, id, patient, condition string, prio schemas.Priority, state schemas.State, at time.Time) {
+		t.Helper()
+		a := schemas.Alert{AlertID: id, PatientID: patient, Condition: condition, Priority: prio, State: state, TS: at, Limit: 90, Message: "m",
+			Reading: reading(patient, schemas.SpO2, 85, at)}
+		if patient == "P1" {
+			a.Ward = "icu"
+		}
+		applyAlert(t, l, a)
+	}
 	now := time.Now().UTC()
 	feedReading(t, live, reading("P3", schemas.HeartRate, 70, now), now) // a patient without alarms
 	event(t, live, idA, "P1", "news2", schemas.Medium, schemas.Raised, now.Add(-time.Hour))
@@ -388,10 +396,31 @@ func TestActorIsTheTokensSubject(t *testing.T) {
 	}
 }
 
+// placeIn applies an admission (or, to where the patient is not, a
+// transfer) as the live view reads it from the placements topic.
+func placeIn(t *testing.T, l *Live, patient, ward, bed string) {
+	t.Helper()
+	p := schemas.Placement{PatientID: patient, Event: schemas.Admit, Ward: ward, Bed: bed, By: "adt", TS: time.Now().UTC()}
+	if _, ok := l.Placement(patient); ok {
+		p.Event = schemas.Transfer
+	}
+	if ward == "" {
+		p = schemas.Placement{PatientID: patient, Event: schemas.Discharge, By: "adt", TS: p.TS}
+	}
+	rec, err := schemas.PlacementRecord("alerting.placements.v1", &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.applyPlacement(rec)
+}
+
 // GET /v1/alarms lists each open alert once, in its current state, as a
 // central station orders them, filtered and paged by cursor.
 func TestOpenAlarms(t *testing.T) {
-	live, e, _ := newAlarmServer(t, fakeRules{"P1": "icu", "P2": "icu", "P3": "ward-3", "P4": "ward-3"})
+	live, e, _ := newAlarmServer(t, nil)
+	for _, p := range [][3]string{{"P1", "icu", "1"}, {"P2", "icu", "2"}, {"P3", "ward-3", "1"}, {"P4", "ward-3", "2"}} {
+		placeIn(t, live, p[0], p[1], p[2])
+	}
 	t0 := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Millisecond)
 	idD := "dddddddddddddddddddddddddddddddd"
 	event(t, live, idA, "P1", "spo2_low", schemas.Medium, schemas.Raised, t0)
@@ -417,8 +446,8 @@ func TestOpenAlarms(t *testing.T) {
 	if code != 200 || !slices.Equal(ids(all), []string{"b:raised", "d:raised", "a:acknowledged"}) {
 		t.Fatalf("open alarms: %d %v (want the high one, then the unacknowledged medium, then the acknowledged; the resolved one not at all)", code, ids(all))
 	}
-	if a := all.Alarms[2]; !a.RaisedAt.Equal(t0) || a.Ward != "icu" {
-		t.Errorf("acknowledged alarm: raised_at %v (want %v), ward %q", a.RaisedAt, t0, a.Ward)
+	if a := all.Alarms[2]; !a.RaisedAt.Equal(t0) || a.Ward != "icu" || a.Bed != "1" {
+		t.Errorf("acknowledged alarm: raised_at %v (want %v), ward %q bed %q", a.RaisedAt, t0, a.Ward, a.Bed)
 	}
 	for q, want := range map[string][]string{
 		"?priority=high":      {"b:raised"},

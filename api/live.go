@@ -93,6 +93,21 @@ type Event struct {
 	Patient string
 	At      time.Time // record timestamp
 	Data    []byte    // the record value: a reading or an alert
+	// Wards are the wards the event belongs to, for a stream of one
+	// ward: an alert event's own ward; a reading's, the patient's ward
+	// when it was applied; a transfer's, the ward left and the ward
+	// entered, so the screens of both see the bed change.
+	Wards []string
+}
+
+// Filter selects the events of a stream: one patient's, one ward's, or
+// (zero) all.
+type Filter struct {
+	Patient, Ward string
+}
+
+func (f Filter) match(ev *Event) bool {
+	return (f.Patient == "" || f.Patient == ev.Patient) && (f.Ward == "" || slices.Contains(ev.Wards, f.Ward))
 }
 
 type patientView struct {
@@ -104,6 +119,9 @@ type patientView struct {
 	records int
 	// silence is the patient's latest alarm silence, if any.
 	silence *schemas.Silence
+	// alertWard is the ward of the patient's latest alert event: the
+	// ward of a patient the placements do not name (the rules file's).
+	alertWard string
 }
 
 // establishedRecords is how many records make a patient established for
@@ -140,7 +158,7 @@ type Live struct {
 var ErrRunTwice = errors.New("live view: Run called twice")
 
 type subscriber struct {
-	patient string
+	filter Filter
 	// ch carries the alert and placement events: never dropped one by
 	// one, so a subscriber that lets it fill is disconnected (and resumes
 	// after its Last-Event-ID). vitals carries the readings: when it is
@@ -294,6 +312,7 @@ func (l *Live) apply(r *kgo.Record) {
 			return
 		}
 		ev.Type = "vital"
+		ev.Wards = []string{l.wardOf(reading.PatientID)}
 		pv := l.patient(reading.PatientID)
 		if cur, ok := pv.latest[reading.Kind]; !ok || !reading.TS.Before(cur.TS) {
 			pv.latest[reading.Kind] = reading
@@ -311,13 +330,14 @@ func (l *Live) apply(r *kgo.Record) {
 			return
 		}
 		ev.Type = "alert"
+		ev.Wards = []string{a.Ward}
 		if len(l.alerts) < l.cfg.MaxAlerts {
 			l.alerts = append(l.alerts, a)
 		} else {
 			l.alerts[l.head] = a
 			l.head = (l.head + 1) % len(l.alerts)
 		}
-		l.patient(a.PatientID)
+		l.patient(a.PatientID).alertWard = a.Ward
 	case l.kcfg.Topics.Acks:
 		if schemas.Header(r, schemas.HeaderSchema) != schemas.SilenceV1 {
 			return // acknowledgements show as the alert events they cause
@@ -332,6 +352,18 @@ func (l *Live) apply(r *kgo.Record) {
 		return
 	}
 	l.broadcast(ev)
+}
+
+// wardOf is the patient's ward now: the latest placement's, else the
+// ward of the patient's latest alert event. Called with mu held.
+func (l *Live) wardOf(patient string) string {
+	if pl, ok := l.placements[patient]; ok {
+		return pl.Ward
+	}
+	if pv := l.patients[patient]; pv != nil {
+		return pv.alertWard
+	}
+	return ""
 }
 
 // patient returns the view of id, evicting the least recently updated
@@ -391,7 +423,7 @@ func (l *Live) broadcast(ev *Event) {
 		// raised late (a reading buffered through an outage, a
 		// transaction retried) was dropped when it was stamped more than
 		// a second before the stream began.
-		if s.patient != "" && s.patient != ev.Patient {
+		if !s.filter.match(ev) {
 			continue
 		}
 		if ev.Type == "vital" {
@@ -451,17 +483,17 @@ func (sub *Subscription) Cancel() {
 // Subscribe subscribes to the live events of patient ("" for all): every
 // event the view applies after the call.
 func (l *Live) Subscribe(patient string) *Subscription {
-	sub, _, _ := l.SubscribeAfter(patient, "")
+	sub, _, _ := l.SubscribeAfter(Filter{Patient: patient}, "")
 	return sub
 }
 
 // SubscribeAfter is Subscribe for a stream that reconnects: backlog are
-// the events of patient after the one with id lastID, then the
+// the events f selects after the one with id lastID, then the
 // subscription carries what follows, with nothing lost or doubled between
 // them. found is false when lastID is not among the recent events (too
 // old, or unknown): the client must read the current state again.
-func (l *Live) SubscribeAfter(patient, lastID string) (sub *Subscription, backlog []*Event, found bool) {
-	s := &subscriber{patient: patient,
+func (l *Live) SubscribeAfter(f Filter, lastID string) (sub *Subscription, backlog []*Event, found bool) {
+	s := &subscriber{filter: f,
 		ch: make(chan *Event, l.cfg.SubscriberBuffer), vitals: make(chan *Event, l.cfg.SubscriberBuffer)}
 	l.mu.Lock()
 	if lastID != "" {
@@ -472,7 +504,7 @@ func (l *Live) SubscribeAfter(patient, lastID string) (sub *Subscription, backlo
 			}
 			found = true
 			for j := i + 1; j < n; j++ {
-				if ev := l.recent[(l.recentHead+j)%n]; patient == "" || ev.Patient == patient {
+				if ev := l.recent[(l.recentHead+j)%n]; f.match(ev) {
 					backlog = append(backlog, ev)
 				}
 			}
@@ -530,13 +562,14 @@ func (l *Live) Silence(patient string, now time.Time) (schemas.Silence, bool) {
 	return *pv.silence, true
 }
 
-// Alerts returns up to limit alerts, newest first by event time, of
-// patient ("" for all) with event time at or after since.
-func (l *Live) Alerts(patient string, since time.Time, limit int) []schemas.Alert {
+// Alerts returns up to limit alert events, newest first by event time,
+// that f selects (an event's ward is where the patient was when it was
+// made) with event time at or after since.
+func (l *Live) Alerts(f Filter, since time.Time, limit int) []schemas.Alert {
 	l.mu.RLock()
 	out := []schemas.Alert{}
 	for _, a := range l.alerts {
-		if (patient == "" || a.PatientID == patient) && !a.TS.Before(since) {
+		if (f.Patient == "" || a.PatientID == f.Patient) && (f.Ward == "" || a.Ward == f.Ward) && !a.TS.Before(since) {
 			out = append(out, a)
 		}
 	}

@@ -16,12 +16,15 @@ import (
 )
 
 // OpenAlarm is one alert in its current state: the latest of its events,
-// when it was raised, and the patient's ward. GET /v1/alerts lists events
-// (an alert up to four times); a station screen wants this.
+// when it was raised, and where the patient is now: the latest placement
+// the view read, else the ward and bed of the alert's latest event (a
+// patient never placed, or discharged). GET /v1/alerts lists events (an
+// alert up to four times); a station screen wants this.
 type OpenAlarm struct {
 	schemas.Alert
 	RaisedAt time.Time `json:"raised_at"`
 	Ward     string    `json:"ward"`
+	Bed      string    `json:"bed"`
 }
 
 // OpenAlarms is the body of GET /v1/alarms.
@@ -116,7 +119,11 @@ func (s *Server) openAlarms(c echo.Context) error {
 	if len(problems) > 0 {
 		return badQuery(problems)
 	}
-	// The latest event of each alert, and its first.
+	// The latest event of each alert, and its first. Latest is the last
+	// the view read, not the one with the latest time: an alert's events
+	// are in one partition, in the order the processor made them, and a
+	// resolution may carry an earlier event time than a transfer's move
+	// before it (taken by time, the alarm stayed open).
 	byID := map[string]*OpenAlarm{}
 	s.live.AlertEvents(time.Time{}, func(a *schemas.Alert) {
 		if o, ok := byID[a.AlertID]; ok {
@@ -124,9 +131,7 @@ func (s *Server) openAlarms(c echo.Context) error {
 			if a.TS.Before(raised) {
 				raised = a.TS
 			}
-			if !a.TS.Before(o.TS) {
-				o.Alert = *a
-			}
+			o.Alert = *a
 			o.RaisedAt = raised
 			return
 		}
@@ -138,9 +143,7 @@ func (s *Server) openAlarms(c echo.Context) error {
 			(state != "" && string(o.State) != state) {
 			continue
 		}
-		if s.rules != nil {
-			o.Ward = s.rules.Ward(o.PatientID)
-		}
+		o.Ward, o.Bed = s.live.where(o.PatientID, &o.Alert)
 		if ward != "" && o.Ward != ward {
 			continue
 		}

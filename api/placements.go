@@ -63,6 +63,10 @@ func (l *Live) applyPlacement(r *kgo.Record) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	wards := []string{pl.Ward}
+	if old := l.wardOf(pl.PatientID); old != pl.Ward {
+		wards = append(wards, old)
+	}
 	if pl.Event == schemas.Discharge {
 		delete(l.placements, pl.PatientID)
 	} else {
@@ -72,7 +76,7 @@ func (l *Live) applyPlacement(r *kgo.Record) {
 	if err != nil {
 		return
 	}
-	l.broadcast(&Event{Type: "placement", ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), Patient: pl.PatientID, At: r.Timestamp, Data: data})
+	l.broadcast(&Event{Type: "placement", ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), Patient: pl.PatientID, At: r.Timestamp, Data: data, Wards: wards})
 }
 
 // Bed is one occupied bed of a ward.
@@ -129,6 +133,16 @@ func compareBeds(a, b string) int {
 		return cmp.Compare(x, y)
 	}
 	return cmp.Compare(a, b)
+}
+
+// where is where the patient of alert a is now: the latest placement,
+// else the ward and bed a says (a patient never placed has the rules
+// file's ward there, if any).
+func (l *Live) where(patient string, a *schemas.Alert) (ward, bed string) {
+	if pl, ok := l.Placement(patient); ok {
+		return pl.Ward, pl.Bed
+	}
+	return a.Ward, a.Bed
 }
 
 // Placement returns the patient's latest placement, if admitted.

@@ -177,7 +177,7 @@ func (s *Server) alerts(c echo.Context) error {
 	if problems != nil {
 		return badQuery(problems)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"alerts": s.live.Alerts(patient, since, limit)})
+	return c.JSON(http.StatusOK, map[string]any{"alerts": s.live.Alerts(Filter{Patient: patient, Ward: c.QueryParam("ward")}, since, limit)})
 }
 
 func badQuery(problems []schemas.FieldError) error {
@@ -286,7 +286,7 @@ func (s *Server) stream(c echo.Context) error {
 	if lastID == "" {
 		lastID = c.QueryParam("last_event_id")
 	}
-	sub, backlog, found := s.live.SubscribeAfter(patient, lastID)
+	sub, backlog, found := s.live.SubscribeAfter(Filter{Patient: patient, Ward: c.QueryParam("ward")}, lastID)
 	defer sub.Cancel()
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")

@@ -586,7 +586,7 @@ func TestLiveReadyOnlyWhenCaughtUp(t *testing.T) {
 		if live.Ready(ctx) != nil {
 			return false
 		}
-		if got := len(live.Alerts("", time.Time{}, n)); got != n {
+		if got := len(live.Alerts(Filter{}, time.Time{}, n)); got != n {
 			t.Fatalf("ready with %d of %d alerts", got, n)
 		}
 		return true

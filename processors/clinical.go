@@ -263,7 +263,7 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 
 func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 	for i := range alerts {
-		alerts[i].Ward = c.rules(alerts[i].PatientID).Ward
+		alerts[i].Ward, alerts[i].Bed = c.where(alerts[i].PatientID)
 	}
 	if c.alarms != nil {
 		c.pending = append(c.pending, alerts...)
@@ -279,23 +279,8 @@ func (c *Clinical) records(alerts []schemas.Alert) ([]*kgo.Record, error) {
 	return out, nil
 }
 
-// handleAck applies a record of the acks topic: an acknowledgement marks
-// an open alert acknowledged, which stops its escalation, and resolves a
-// latched one; a silence pauses the patient's medium and low alarms. An
-// acknowledgement of an alert that is no longer open (resolved since, or
-// on another processor's patient before a rebalance moved it) changes
-// nothing: it is stale, not poison.
-// rules is the rule set of a patient as placed now.
-func (c *Clinical) rules(patient string) *RuleSet {
-	var ward string
-	if st := c.store.peek(patient); st != nil {
-		ward = st.Ward
-	}
-	return c.cfg.ForWard(patient, ward)
-}
-
-// rulesOf is rules for a patient whose state is at hand (or nil): no
-// store lookup, so it may run under the store's lock.
+// rulesOf is the rule set of a patient as placed now, from the state at
+// hand (or nil): no store lookup, so it may run under the store's lock.
 func (c *Clinical) rulesOf(patient string, st *PatientState) *RuleSet {
 	var ward string
 	if st != nil {
@@ -304,10 +289,27 @@ func (c *Clinical) rulesOf(patient string, st *PatientState) *RuleSet {
 	return c.cfg.ForWard(patient, ward)
 }
 
+// where is the patient's ward and bed for an alert event: the latest
+// placement, else the ward the rules file names (a deployment without
+// ADT may still group its patients by ward there). Before, an event
+// carried only the rules file's ward, so a ward known from its
+// placements alone (the simulator's, any ADT feed's) had alarms with no
+// ward, and every reader filtering by ward missed them all.
+func (c *Clinical) where(patient string) (ward, bed string) {
+	st := c.store.peek(patient)
+	if st != nil && st.Ward != "" {
+		return st.Ward, st.Bed
+	}
+	return c.rulesOf(patient, st).Ward, ""
+}
+
 // handlePlacement applies an admission, transfer or discharge: the
 // patient's rules are the new ward's from this record on. The alarms open
 // under the old ward's rules stay open; they resolve or escalate by the
-// new rules.
+// new rules. When the patient moves, each open alarm is moved with an
+// "updated" event carrying the new ward and bed (records stamps them):
+// the old ward's screen lets it go and the new ward's shows it, though
+// no reading has come since.
 func (c *Clinical) handlePlacement(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
 	pl, err := schemas.DecodePlacement(r)
 	if err != nil {
@@ -315,10 +317,54 @@ func (c *Clinical) handlePlacement(r *kgo.Record, now time.Time) ([]*kgo.Record,
 	}
 	alerts := c.fire(r.Partition, now)
 	st := c.store.get(pl.PatientID, r.Partition, true)
-	st.Ward = pl.Ward
+	before, _ := c.where(pl.PatientID)
+	moved := before != pl.Ward || st.Bed != pl.Bed
+	st.Ward, st.Bed = pl.Ward, pl.Bed
+	if moved {
+		alerts = append(alerts, movedAlerts(st, pl.TS)...)
+	}
 	return c.records(alerts)
 }
 
+// movedAlerts are the "updated" events that move a patient's open alarms
+// (and those latched, resolved but not yet acknowledged) to where the
+// patient now is, stamped with the placement's time, in a fixed order so
+// a retried transaction writes the same records. A placement stamped at or
+// before the alarm's last event (a device clock ahead of the ADT feed's)
+// stamps the move a millisecond after that event: the history table keys
+// an alert's events by time and state at millisecond precision, and an
+// update at the same time would replace the raise it moves.
+func movedAlerts(st *PatientState, at time.Time) []schemas.Alert {
+	var out []schemas.Alert
+	move := func(a *schemas.Alert) {
+		m := *a
+		m.Updated = true
+		m.TS = m.TS.Add(time.Millisecond)
+		if at.After(m.TS) {
+			m.TS = at
+		}
+		out = append(out, m)
+	}
+	for _, name := range slices.Sorted(maps.Keys(st.Conditions)) {
+		if cs := st.Conditions[name]; cs.Open != nil {
+			move(cs.Open)
+		}
+	}
+	if st.NEWS2.Open != nil {
+		move(st.NEWS2.Open)
+	}
+	for i := range st.Latched {
+		move(&st.Latched[i])
+	}
+	return out
+}
+
+// handleAck applies a record of the acks topic: an acknowledgement marks
+// an open alert acknowledged, which stops its escalation, and resolves a
+// latched one; a silence pauses the patient's medium and low alarms. An
+// acknowledgement of an alert that is no longer open (resolved since, or
+// on another processor's patient before a rebalance moved it) changes
+// nothing: it is stale, not poison.
 func (c *Clinical) handleAck(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
 	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
 		sil, err := schemas.DecodeSilence(r)

@@ -393,3 +393,74 @@ func TestClinicalFollowsATransfer(t *testing.T) {
 		t.Fatalf("38.5 °C after the discharge (defaults again) raised %v", got)
 	}
 }
+
+// Alert events say where the patient is from the placements, not only
+// from the rules file: a ward the rules file does not name (the
+// simulator's, an ADT feed's) is on every event, with the bed; a transfer
+// moves each open alarm to the new ward and bed with an "updated" event,
+// at once and with no further reading; a discharge moves it to no ward.
+// Before, the alarms of a ward the rules file did not name had ward "",
+// and a transfer left them where the patient had been.
+func TestAlertsSayWhereThePatientIs(t *testing.T) {
+	h := NewClinical(DefaultClinicalConfig(), topics)
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	handle := func(rec *kgo.Record) []schemas.Alert {
+		t.Helper()
+		rec.Timestamp = at
+		h.Begin()
+		recs, err := h.Handle(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Committed()
+		return decodeAlerts(t, recs)
+	}
+	place := func(event, ward, bed string) []schemas.Alert {
+		t.Helper()
+		rec, err := schemas.PlacementRecord(topics.Placements, &schemas.Placement{PatientID: "P1", Event: event, Ward: ward, Bed: bed, By: "adt", TS: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return handle(rec)
+	}
+	seq := uint64(0)
+	temp := func(v float64) []schemas.Alert {
+		t.Helper()
+		seq++
+		at = at.Add(time.Minute)
+		rd := schemas.Reading{PatientID: "P1", DeviceID: "P1-thermo", Kind: schemas.Temperature, Value: v, Unit: "Cel", TS: at, Seq: seq}
+		rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
+		return handle(rec)
+	}
+	if got := place(schemas.Admit, "demo", "1"); len(got) != 0 {
+		t.Fatalf("an admission with no alarm open made events: %+v", got)
+	}
+	raised := temp(39.5)
+	if len(raised) != 1 || raised[0].State != schemas.Raised || raised[0].Ward != "demo" || raised[0].Bed != "1" {
+		t.Fatalf("39.5 °C in ward demo bed 1: %+v", raised)
+	}
+	at = at.Add(10 * time.Second)
+	moved := place(schemas.Transfer, "icu", "4")
+	if len(moved) != 1 || moved[0].AlertID != raised[0].AlertID || !moved[0].Updated || moved[0].State != schemas.Raised ||
+		moved[0].Ward != "icu" || moved[0].Bed != "4" || !moved[0].TS.Equal(at) {
+		t.Fatalf("the transfer to icu bed 4 did not move the open alarm: %+v", moved)
+	}
+	if got := place(schemas.Transfer, "icu", "4"); len(got) != 0 {
+		t.Fatalf("a placement to where the patient already is moved alarms again: %+v", got)
+	}
+	if got := temp(40.5); len(got) != 0 {
+		t.Fatalf("a reading still beyond the limit made events: %+v", got)
+	}
+	resolved := temp(37)
+	if len(resolved) != 1 || resolved[0].State != schemas.Resolved || resolved[0].Ward != "icu" || resolved[0].Bed != "4" {
+		t.Fatalf("the resolution after the transfer: %+v", resolved)
+	}
+	again := temp(39.5)
+	if len(again) != 1 || again[0].Ward != "icu" {
+		t.Fatalf("a new alarm in the icu: %+v", again)
+	}
+	gone := place(schemas.Discharge, "", "")
+	if len(gone) != 1 || !gone[0].Updated || gone[0].Ward != "" || gone[0].Bed != "" {
+		t.Fatalf("the discharge did not move the open alarm to no ward: %+v", gone)
+	}
+}

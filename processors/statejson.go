@@ -171,6 +171,10 @@ func appendStateFast(b []byte, s *PatientState) (_ []byte, ok bool) {
 		b = append(b, `,"ward":`...)
 		b = schemas.AppendString(b, s.Ward)
 	}
+	if s.Bed != "" {
+		b = append(b, `,"bed":`...)
+		b = schemas.AppendString(b, s.Bed)
+	}
 	return append(b, '}'), true
 }
 

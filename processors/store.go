@@ -252,8 +252,10 @@ type PatientState struct {
 	Sat SatState `json:"sat,omitzero"`
 	// Ward is the patient's ward from the latest placement (admit or
 	// transfer; a discharge clears it): its rules apply from then on,
-	// unless the rules file names the patient.
+	// unless the rules file names the patient. Ward and Bed are also
+	// where every alert event of the patient says it is.
 	Ward string `json:"ward,omitempty"`
+	Bed  string `json:"bed,omitempty"`
 }
 
 // NEWS2State is the news2 alert's state: the open alert and its timers,
@@ -292,7 +294,7 @@ func (s *PatientState) empty() bool {
 			return false
 		}
 	}
-	return len(s.Conditions) == 0 && s.NEWS2.isZero() && len(s.Latched) == 0 && s.Ward == ""
+	return len(s.Conditions) == 0 && s.NEWS2.isZero() && len(s.Latched) == 0 && s.Ward == "" && s.Bed == ""
 }
 
 func (s *PatientState) clone() *PatientState {

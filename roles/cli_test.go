@@ -402,3 +402,63 @@ func TestDevInsecureSaysSo(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// The simulated ward as a newcomer tries it: `monitorme dev` places its
+// patients in ward "demo"; every alert event of a placed patient says the
+// ward and bed, and GET /v1/alarms?ward=demo lists the ward's open alarms,
+// each at the bed GET /v1/wards gives. Before, the alarms said ward "" and
+// ?ward=demo listed none.
+func TestDevAlarmsCarryTheSimulatedWard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole platform")
+	}
+	base, _ := startDev(t, "--data-dir", t.TempDir(), "--speed", "5")
+	var wards struct {
+		Wards []struct {
+			Ward string
+			Beds []struct {
+				Bed       string
+				PatientID string `json:"patient_id"`
+			}
+		}
+	}
+	bed := map[string]string{}
+	testkit.Eventually(t, 30*time.Second, "ward demo with 20 beds", func() bool {
+		if getJSON(t, base+"/v1/wards", &wards) != 200 || len(wards.Wards) != 1 || wards.Wards[0].Ward != "demo" || len(wards.Wards[0].Beds) != 20 {
+			return false
+		}
+		for _, b := range wards.Wards[0].Beds {
+			bed[b.PatientID] = b.Bed
+		}
+		return true
+	})
+	var open struct {
+		Alarms []struct {
+			AlertID   string `json:"alert_id"`
+			PatientID string `json:"patient_id"`
+			Ward, Bed string
+		}
+	}
+	testkit.Eventually(t, 60*time.Second, "an open alarm in ward demo", func() bool {
+		return getJSON(t, base+"/v1/alarms?ward=demo", &open) == 200 && len(open.Alarms) > 0
+	})
+	for _, a := range open.Alarms {
+		if a.Ward != "demo" || a.Bed != bed[a.PatientID] {
+			t.Errorf("open alarm %s of %s: ward %q bed %q, want demo, %q", a.AlertID, a.PatientID, a.Ward, a.Bed, bed[a.PatientID])
+		}
+	}
+	var events alertsBody
+	if code := getJSON(t, base+"/v1/alerts?limit=1000", &events); code != 200 {
+		t.Fatalf("alerts: %d", code)
+	}
+	var inWard alertsBody
+	getJSON(t, base+"/v1/alerts?limit=1000&ward=demo", &inWard)
+	if len(inWard.Alerts) != len(events.Alerts) {
+		t.Errorf("?ward=demo gave %d of the ward's %d alert events", len(inWard.Alerts), len(events.Alerts))
+	}
+	for _, a := range events.Alerts {
+		if a.Ward != "demo" || a.Bed != bed[a.PatientID] {
+			t.Errorf("alert event %s %s of %s: ward %q bed %q, want demo, %q", a.AlertID, a.State, a.PatientID, a.Ward, a.Bed, bed[a.PatientID])
+		}
+	}
+}

@@ -73,9 +73,14 @@ type Alert struct {
 	// AckedBy is set from the acknowledgement on "acknowledged" events
 	// (and on the resolved event of an acknowledged alert).
 	AckedBy string `json:"acked_by,omitempty"`
-	// Ward is the patient's ward in the rules file in force, if any: the
-	// alarm burden is reported per ward.
+	// Ward and Bed are where the patient was placed when the event was
+	// made (the latest admission or transfer the processor applied); a
+	// patient never placed has the ward the rules file names, if any,
+	// and no bed. A transfer moves each open alert to the new ward with
+	// an "updated" event, so that a ward's screen, its notification
+	// route and its alarm burden follow the patient.
 	Ward string `json:"ward,omitempty"`
+	Bed  string `json:"bed,omitempty"`
 	// Updated marks an event that only brings an open alert's content up
 	// to date (a NEWS2 score changing within its band): not a new alarm,
 	// not a new state.

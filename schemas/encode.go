@@ -198,6 +198,10 @@ func appendAlertFast(b []byte, a *Alert) (_ []byte, ok bool) {
 		b = append(b, `,"ward":`...)
 		b = AppendString(b, a.Ward)
 	}
+	if a.Bed != "" {
+		b = append(b, `,"bed":`...)
+		b = AppendString(b, a.Bed)
+	}
 	if a.Updated {
 		b = append(b, `,"updated":true`...)
 	}

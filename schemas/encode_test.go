@@ -30,7 +30,7 @@ func FuzzAppendAlert(f *testing.F) {
 		ts := time.Unix(0, ns).In(time.FixedZone("z", offset))
 		a := Alert{AlertID: id, PatientID: patient, Condition: cond, Priority: Priority(prio), State: State(state), TS: ts, Limit: limit, Message: msg,
 			Reading: Reading{PatientID: patient, DeviceID: ackedBy, Kind: SpO2, Value: limit, Unit: "%", TS: ts.UTC(), Seq: uint64(level)},
-			AckedBy: ackedBy, Ward: ward, Updated: updated, EscalationLevel: level, Notify: notify, Silenced: silenced}
+			AckedBy: ackedBy, Ward: ward, Bed: notify, Updated: updated, EscalationLevel: level, Notify: notify, Silenced: silenced}
 		if score >= 0 {
 			a.Score = &score
 		}

@@ -68,7 +68,7 @@ func AlertFromRow(r *chschema.AlertRow) schemas.Alert {
 	a := schemas.Alert{
 		AlertID: r.AlertID, PatientID: r.PatientID, Condition: r.Condition,
 		Priority: schemas.Priority(r.Priority), State: schemas.State(r.State), TS: r.TS.UTC(),
-		Limit: r.Limit, Message: r.Message, AckedBy: r.AckedBy, Ward: r.Ward,
+		Limit: r.Limit, Message: r.Message, AckedBy: r.AckedBy, Ward: r.Ward, Bed: r.Bed,
 		Updated: r.Updated, EscalationLevel: int(r.EscalationLevel), Notify: r.Notify, Silenced: r.Silenced,
 		Reading: schemas.Reading{
 			PatientID: r.PatientID, DeviceID: r.DeviceID, Kind: schemas.Kind(r.Kind), Value: r.Value,

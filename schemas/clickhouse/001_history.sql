@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS alerts
     score        Nullable(UInt8),
     components   Map(LowCardinality(String), UInt8),
     acked_by     String,
-    -- The patient's ward in the processor's rules file ('' for none).
+    -- The patient's ward ('' for none): from version 4 the placement's
+    -- when the event was made (see 004_alert_bed.sql), before it the
+    -- processor's rules file's.
     ward         LowCardinality(String),
     -- The reading that raised, changed or resolved the alert.
     kind         LowCardinality(String),

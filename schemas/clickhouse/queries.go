@@ -37,7 +37,7 @@ LIMIT {limit:UInt32}`
 
 // AlertsSQL returns a patient's alert events, oldest first.
 const AlertsSQL = `SELECT alert_id, patient_id, condition, priority, state, ts, alert_limit, message, score, components,
-  acked_by, ward, kind, value, unit, reading_ts, device_id, seq, updated, escalation_level, notify, silenced
+  acked_by, ward, kind, value, unit, reading_ts, device_id, seq, updated, escalation_level, notify, silenced, bed
 FROM alerts FINAL
 WHERE patient_id = {patient:String}
   AND ts >= {from:DateTime64(3, 'UTC')} AND ts < {to:DateTime64(3, 'UTC')}
@@ -143,4 +143,6 @@ type AlertRow struct {
 	EscalationLevel uint8  `ch:"escalation_level"`
 	Notify          string `ch:"notify"`
 	Silenced        bool   `ch:"silenced"`
+	// Schema version 4.
+	Bed string `ch:"bed"`
 }

@@ -65,7 +65,7 @@ var (
 		{"priority", lowCard}, {"alert_limit", float}, {"message", str}, {"score", "Nullable(UInt8)"},
 		{"components", "Map(LowCardinality(String), UInt8)"}, {"acked_by", str}, {"ward", lowCard}, {"kind", lowCard}, {"value", float},
 		{"unit", lowCard}, {"reading_ts", dt64}, {"device_id", lowCard}, {"seq", unsigned}, {"received_at", dt64},
-		{"updated", "Bool"}, {"escalation_level", "UInt8"}, {"notify", lowCard}, {"silenced", "Bool"}}
+		{"updated", "Bool"}, {"escalation_level", "UInt8"}, {"notify", lowCard}, {"silenced", "Bool"}, {"bed", lowCard}}
 	auditColumns = []Column{{"ts", dt64}, {"action", lowCard}, {"subject", str}, {"auth", lowCard}, {"patient_id", str}, {"alert_id", str},
 		{"seconds", "UInt16"}, {"detail", str}, {"received_at", dt64}}
 )
@@ -136,6 +136,7 @@ type AlertRows struct {
 	EscalationLevel      []uint8
 	Notify               []string
 	Silenced             []bool
+	Bed                  []string // schema version 4
 }
 
 func (a *AlertRows) Add(r *kgo.Record) error {
@@ -184,6 +185,7 @@ func (a *AlertRows) Add(r *kgo.Record) error {
 	a.EscalationLevel = append(a.EscalationLevel, uint8(min(max(al.EscalationLevel, 0), 255)))
 	a.Notify = append(a.Notify, al.Notify)
 	a.Silenced = append(a.Silenced, al.Silenced)
+	a.Bed = append(a.Bed, al.Bed)
 	return nil
 }
 
@@ -192,7 +194,7 @@ func (a *AlertRows) Len() int { return len(a.PatientID) }
 func (a *AlertRows) Columns() []any {
 	return []any{a.PatientID, a.Condition, a.TS, a.AlertID, a.State, a.Priority, a.Limit, a.Message, a.Score, a.Components,
 		a.AckedBy, a.Ward, a.Kind, a.Value, a.Unit, a.ReadingTS, a.DeviceID, a.Seq, a.ReceivedAt,
-		a.Updated, a.EscalationLevel, a.Notify, a.Silenced}
+		a.Updated, a.EscalationLevel, a.Notify, a.Silenced, a.Bed}
 }
 
 func (a *AlertRows) Reset() { *a = AlertRows{} }
