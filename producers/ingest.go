@@ -176,6 +176,12 @@ func (in *Ingest) invalid(c echo.Context, err error) error {
 			p.Detail += fmt.Sprintf(" (the first %d are listed, %d more are not)", len(be.Items), be.More)
 		}
 		p.Errors = be.Items
+		if be.ClockOnly() {
+			// Valid by the document (no schema can say "now"), so not
+			// a 400: the batch conflicts with this server's clock.
+			p.Status, p.Title = http.StatusConflict, "Readings outside the server's clock"
+			p.Detail += fmt.Sprintf(": every problem is a reading stamped before 2000 or more than %v after this server's clock; set the device's clock (NTP)", schemas.MaxFutureSkew)
+		}
 	}
 	in.count(c, "invalid", 1)
 	return p

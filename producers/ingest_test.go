@@ -132,12 +132,15 @@ func TestInvalidRequestsProduceNothing(t *testing.T) {
 	env := newIngestEnv(t, DefaultProducerConfig(), ic)
 	good, _ := json.Marshal(batch(1, time.Now().UTC()))
 	mixed := `[` + string(good[1:len(good)-1]) + `,{"patient_id":"P1","device_id":"D1","kind":"heart_rate","value":72,"unit":"bpm","ts":"2026-01-01T09:00:00Z","seq":1}]`
+	ahead, _ := json.Marshal(batch(1, time.Now().UTC().Add(time.Hour)))
 	tests := []struct {
 		name, contentType, body string
 		status                  int
 		detail                  string
 	}{
 		{"one bad item rejects the batch", "application/json", mixed, 400, "nothing of it was accepted"},
+		// Valid by the document (issue 26): no schema can say "now".
+		{"a reading ahead of the clock conflicts", "application/json", string(ahead), 409, "set the device's clock"},
 		{"not an array", "application/json", `{"a":1}`, 400, "JSON array"},
 		{"empty", "application/json", `[]`, 400, "empty"},
 		{"too large", "application/json", "[" + strings.Repeat(string(good[1:len(good)-1])+",", 20) + string(good[1:]), 413, "larger than the limit"},

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -26,7 +28,58 @@ type wireReading struct {
 	Value     *float64 `json:"value"`
 	Unit      string   `json:"unit"`
 	TS        string   `json:"ts"`
-	Seq       *uint64  `json:"seq"`
+	Seq       *wireSeq `json:"seq"`
+}
+
+// wireSeq is a sequence number as JSON Schema reads "integer": any JSON
+// number with no fraction, so 1983261.0 and 1e3 are integers. As a
+// *uint64, encoding/json refused them: a reading its own schema allowed
+// (found by schemathesis; the alarm silence's seconds had the same
+// cause). A string is still refused: it is not a number. A bad value is
+// kept, not returned as an error: encoding/json stops at an Unmarshaler's
+// error, and the fields after it would be called missing.
+type wireSeq struct {
+	n uint64
+	// bad is the JSON value when it is not such an integer.
+	bad string
+}
+
+func (s *wireSeq) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] == '"' || b[0] == 'n' || b[0] == 't' || b[0] == 'f' || b[0] == '[' || b[0] == '{' {
+		s.bad = jsonValueKind(b)
+		return nil
+	}
+	if n, err := strconv.ParseUint(string(b), 10, 64); err == nil {
+		s.n = n
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || f != math.Trunc(f) || f < 0 || f >= 1<<64 {
+		s.bad = "number " + string(b)
+		return nil
+	}
+	s.n = uint64(f)
+	return nil
+}
+
+// jsonValueKind names the kind of a JSON value as encoding/json does in
+// its type errors.
+func jsonValueKind(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return "nothing"
+	case b[0] == '"':
+		return "string"
+	case b[0] == 't' || b[0] == 'f':
+		return "bool"
+	case b[0] == 'n':
+		return "null"
+	case b[0] == '[':
+		return "array"
+	case b[0] == '{':
+		return "object"
+	}
+	return "number"
 }
 
 // DecodeBatch parses and validates a batch of readings: a JSON array, or
@@ -191,7 +244,10 @@ func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 			errs = append(errs, FieldError{Field: "seq", Reason: "is required (per-device sequence number)"})
 		}
 	} else {
-		r.Seq = *w.Seq
+		r.Seq = w.Seq.n
+		if w.Seq.bad != "" {
+			errs = append(errs, FieldError{Field: "seq", Reason: "must be " + jsonType("uint64") + ", got " + truncate(w.Seq.bad)})
+		}
 	}
 	tsOK := true
 	if w.TS != "" {
@@ -202,7 +258,7 @@ func decodeSlow(raw json.RawMessage, r *Reading, now time.Time) []FieldError {
 			tsOK = false
 		case ts.Before(MinEventTime):
 			// Year 1 is Go's zero time, which Check would call missing.
-			errs = append(errs, FieldError{Field: "ts", Reason: "is before 2000-01-01T00:00:00Z (device clock not set?): " + Quote(w.TS)})
+			errs = append(errs, FieldError{Field: "ts", Reason: reasonUnset + ": " + Quote(w.TS)})
 			tsOK = false
 		}
 		r.TS = ts.UTC()

@@ -256,3 +256,33 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// A sequence number is a JSON Schema integer: any number with no
+// fraction. 1983261.0 was refused before (found by schemathesis); a
+// fraction, a string, a negative number or one beyond uint64 still is,
+// named by field, and alone.
+func TestSeqIsAJSONSchemaInteger(t *testing.T) {
+	now := time.Now().UTC()
+	ts := now.Format(time.RFC3339Nano)
+	for body, want := range map[string]string{
+		`[{"patient_id":"P1","device_id":"d","kind":"spo2","value":97,"unit":"%","ts":"` + ts + `","seq":1983261.0}]`: "",
+		`[{"patient_id":"P1","device_id":"d","kind":"spo2","value":97,"unit":"%","ts":"` + ts + `","seq":1e3}]`:       "",
+		`[{"patient_id":"P1","device_id":"d","kind":"spo2","value":97,"unit":"%","ts":"` + ts + `","seq":1.5}]`:       "seq",
+		`[{"patient_id":"P1","device_id":"d","kind":"spo2","value":97,"unit":"%","ts":"` + ts + `","seq":"7"}]`:       "seq",
+		`[{"patient_id":"P1","device_id":"d","kind":"spo2","value":97,"unit":"%","ts":"` + ts + `","seq":-1.0}]`:      "seq",
+		// Beyond uint64, and the fields after it are still read (a
+		// decoder stopping at seq called them missing).
+		`[{"patient_id":"P1","device_id":"d","seq":766832796906417946624,"kind":"spo2","value":97,"unit":"%","ts":"` + ts + `"}]`: "seq",
+	} {
+		rs, err := DecodeBatch([]byte(body), false, now)
+		var be *BatchError
+		switch {
+		case want == "" && (err != nil || len(rs) != 1):
+			t.Errorf("%s: %v", body, err)
+		case want == "" && rs[0].Seq != 1983261 && rs[0].Seq != 1000:
+			t.Errorf("%s: seq %d", body, rs[0].Seq)
+		case want != "" && (!errors.As(err, &be) || len(be.Items) != 1 || be.Items[0].Field != want):
+			t.Errorf("%s: %v, want a problem of %s", body, err, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package schemas
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -128,12 +129,43 @@ const MaxFutureSkew = 5 * time.Minute
 // ClickHouse primary-key columns, so they must stay short.
 const MaxIDLen = 64
 
+// MaxSeq bounds a sequence number: 2^53 - 1, the largest integer every
+// JSON parser reads exactly (RFC 7493, I-JSON); a device counting in
+// microseconds since 1970 stays below it for two centuries. Beyond it a
+// client's own JSON library may round the number it sends.
+const MaxSeq = 1<<53 - 1
+
+// reasonAhead is the problem of a reading stamped beyond MaxFutureSkew.
+const reasonAhead = "is more than 5m0s in the future (device clock wrong?)"
+
+// reasonUnset is the problem of a reading stamped before MinEventTime.
+const reasonUnset = "is before 2000-01-01T00:00:00Z (device clock not set?)"
+
+// ClockOnly says every problem of the batch is a reading stamped outside
+// what the receiver's clock allows (before 2000, or beyond MaxFutureSkew
+// ahead): a batch its schema allows (no JSON Schema can say "now"), which
+// the ingest answers 409, not 400.
+func (e *BatchError) ClockOnly() bool {
+	if e.More > 0 || len(e.Items) == 0 {
+		return false
+	}
+	for _, fe := range e.Items {
+		if fe.Field != "ts" || fe.Reason != reasonAhead && !strings.HasPrefix(fe.Reason, reasonUnset) {
+			return false
+		}
+	}
+	return true
+}
+
 // Check validates r against its kind's spec at receive time now, and
 // returns one FieldError per problem found (nil if r is valid). Index is
 // left zero; batch callers set it.
 func (r *Reading) Check(now time.Time) []FieldError {
 	var errs []FieldError
 	add := func(field, reason string) { errs = append(errs, FieldError{Field: field, Reason: reason}) }
+	if r.Seq > MaxSeq {
+		add("seq", "is more than 9007199254740991 (2^53 - 1, the largest integer JSON carries exactly)")
+	}
 	if reason := CheckID(r.PatientID); reason != "" {
 		add("patient_id", reason)
 	}
@@ -162,9 +194,9 @@ func (r *Reading) Check(now time.Time) []FieldError {
 	case r.TS.IsZero():
 		add("ts", "is required (RFC 3339 event time)")
 	case r.TS.Before(MinEventTime):
-		add("ts", "is before 2000-01-01T00:00:00Z (device clock not set?)")
+		add("ts", reasonUnset)
 	case r.TS.After(now.Add(MaxFutureSkew)):
-		add("ts", "is more than 5m0s in the future (device clock wrong?)")
+		add("ts", reasonAhead)
 	}
 	return errs
 }
