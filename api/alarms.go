@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -171,8 +173,9 @@ func (b smallBody) read(c echo.Context, v any) error {
 type SilenceRequest struct {
 	By string `json:"by"`
 	// Seconds is how long: 1 to schemas.MaxSilenceSeconds, default 120;
-	// 0 ends a silence.
-	Seconds *int `json:"seconds"`
+	// 0 ends a silence. A JSON number: 90.0 is the integer 90 in JSON
+	// Schema, and so in the document; as an int field it was refused.
+	Seconds *float64 `json:"seconds"`
 }
 
 // silence writes an alarm silence (audio pause) of the patient's medium
@@ -192,7 +195,11 @@ func (s *Server) silence(c echo.Context) error {
 	}
 	sil := schemas.Silence{PatientID: id, By: by, Auth: how, Seconds: 120, TS: time.Now().UTC()}
 	if req.Seconds != nil {
-		sil.Seconds = *req.Seconds
+		n := *req.Seconds
+		if n != math.Trunc(n) || n < 0 || n > schemas.MaxSilenceSeconds {
+			return fieldProblem("Invalid alarm silence", []schemas.FieldError{{Field: "seconds", Reason: fmt.Sprintf("want whole seconds from 0 to %d, got %v", schemas.MaxSilenceSeconds, n)}})
+		}
+		sil.Seconds = int(n)
 	}
 	if err := sil.Validate(); err != nil {
 		return fieldProblem("Invalid alarm silence", []schemas.FieldError{{Field: "body", Reason: err.Error()}})
@@ -275,11 +282,15 @@ func (s *Server) alarmSummary(c echo.Context) error {
 	window := 24 * time.Hour
 	if v := c.QueryParam("window"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Minute || d > s.live.cfg.AlertsLookback {
-			return badQuery([]schemas.FieldError{{Field: "window", Reason: "must be a duration from 1m to " + s.live.cfg.AlertsLookback.String() + " (the live view's alert lookback), got " + strconv.Quote(v)}})
+		if err != nil || d < time.Minute {
+			return badQuery([]schemas.FieldError{{Field: "window", Reason: "must be whole minutes or hours, at least 1m, got " + strconv.Quote(v)}})
 		}
 		window = d
 	}
+	// The view holds the alerts of its lookback: a longer window is cut
+	// to it, and since says so (before, a 400 that a client could not
+	// foresee: the lookback is the server's setting).
+	window = min(window, s.live.cfg.AlertsLookback)
 	until := time.Now().UTC()
 	since := until.Add(-window)
 	type alarm struct {

@@ -48,6 +48,19 @@ const (
 // ErrExportTooLarge is a range with more readings than MaxExportReadings.
 var ErrExportTooLarge = errors.New("more readings than one export holds")
 
+// RetentionError says the topics no longer hold the start of the range:
+// their retention deleted it (a RecordSource returns it). HeldFrom is
+// the time of the oldest record still held, zero when unknown.
+type RetentionError struct {
+	HeldFrom time.Time
+	Err      error
+}
+
+func (e *RetentionError) Error() string {
+	return "the topics no longer hold the start of the range: " + e.Err.Error()
+}
+func (e *RetentionError) Unwrap() error { return e.Err }
+
 func (s *Server) export(c echo.Context) error {
 	id, err := patientPath(c)
 	if err != nil {
@@ -67,19 +80,36 @@ func (s *Server) export(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	var rec PatientRecord
+	next := h.next(c, to)
+	var retention *RetentionError
 	switch {
+	case empty(from, to):
 	case s.history != nil:
 		rec, err = s.historyRecord(ctx, id, from, to)
+		if err != nil && !errors.Is(err, ErrExportTooLarge) {
+			return historyUnavailable(err)
+		}
 	case s.records != nil:
 		rec, err = s.records.PatientRecord(ctx, id, from, to)
+		switch {
+		case errors.As(err, &retention):
+			return beforeRetention(retention, from)
+		case err != nil && !errors.Is(err, ErrExportTooLarge):
+			// Not "ClickHouse did not answer": there is none here.
+			p := web.NewProblem(http.StatusServiceUnavailable, "the brokers did not answer while the export read the topics (this server has no ClickHouse); retry shortly")
+			p.RetryAfter, p.Cause = 5*time.Second, err
+			return p
+		}
 	default:
-		return web.NewProblem(http.StatusNotImplemented, "this server has neither ClickHouse nor a reader of the topics to export from")
+		return web.NewProblem(http.StatusNotImplemented, "this server has neither ClickHouse (--clickhouse-addr) nor a reader of the topics to export from")
 	}
 	if errors.Is(err, ErrExportTooLarge) {
-		return badQuery([]schemas.FieldError{{Field: "from", Reason: fmt.Sprintf("the range holds more than %d readings: export it in parts", MaxExportReadings)}})
-	}
-	if err != nil {
-		return historyUnavailable(err)
+		// The document cannot say how many readings a range holds; a
+		// schema-valid request so answers 409: this range, now, is
+		// more than one export holds.
+		p := web.NewProblem(http.StatusConflict, fmt.Sprintf("the range holds more than %d readings, more than one export holds: export it in parts (a shorter range from %s)", MaxExportReadings, from.Format(time.RFC3339)))
+		p.Title = "Range too large to export"
+		return p
 	}
 	slices.SortStableFunc(rec.Readings, func(a, b schemas.Reading) int { return a.TS.Compare(b.TS) })
 	slices.SortStableFunc(rec.Alerts, func(a, b schemas.Alert) int { return a.TS.Compare(b.TS) })
@@ -90,12 +120,31 @@ func (s *Server) export(c echo.Context) error {
 		c.Response().WriteHeader(http.StatusOK)
 		return writeCSV(c.Response(), rec)
 	}
-	b, err := json.Marshal(FHIRBundle(id, from, to, rec, time.Now()))
+	bundle := FHIRBundle(id, from, to, rec, time.Now())
+	if next != "" {
+		// FHIR's paging: a Bundle's link with relation "next".
+		bundle["link"] = []any{map[string]any{"relation": "next", "url": c.Request().URL.Path + "?" + next}}
+	}
+	b, err := json.Marshal(bundle)
 	if err != nil {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`.json"`)
 	return c.Blob(http.StatusOK, "application/fhir+json", b)
+}
+
+// beforeRetention is a 410: the topics no longer hold the range (or its
+// start), and this server has no ClickHouse to hold it longer.
+func beforeRetention(e *RetentionError, from time.Time) error {
+	held := "the topics' retention deleted their older records"
+	if !e.HeldFrom.IsZero() {
+		held = "the topics hold this patient's records from " + e.HeldFrom.UTC().Format(time.RFC3339) + " on (their retention deleted the older ones)"
+	}
+	p := web.NewProblem(http.StatusGone, "the range starts at "+from.UTC().Format(time.RFC3339)+", before what this server can export: "+held+
+		"; export a range from then on, or keep history longer in ClickHouse (--clickhouse-addr, docs/analysts.md)")
+	p.Title = "Range beyond the topics' retention"
+	p.Cause = e
+	return p
 }
 
 // historyRecord reads the record from ClickHouse.

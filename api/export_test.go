@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"github.com/labstack/echo/v4"
 	"net/http"
 	"os"
 	"strings"
@@ -189,12 +190,36 @@ func TestExportSourcesAndErrors(t *testing.T) {
 		t.Errorf("no source: %d", code)
 	}
 	_, e = newTestServer(t, DefaultLiveConfig(), WithRecords(fakeRecords{err: errors.New("brokers down")}))
-	if code, _, _ := get(t, e, "/v1/patients/P1/export"); code != http.StatusServiceUnavailable {
-		t.Errorf("failing source: %d", code)
+	// Issue 26: the error names the real cause. Before, a failing read of
+	// the topics said "the history store (ClickHouse) did not answer" on
+	// a server with no ClickHouse, and so did a range the topics' retention
+	// had deleted.
+	if code, body, _ := get(t, e, "/v1/patients/P1/export"); code != http.StatusServiceUnavailable ||
+		!strings.Contains(string(body), "brokers did not answer") || strings.Contains(string(body), "history store") {
+		t.Errorf("failing source: %d %s", code, body)
 	}
-	for _, q := range []string{"format=xml", "from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", "from=yesterday"} {
+	held := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	_, gone := newTestServer(t, DefaultLiveConfig(), WithRecords(fakeRecords{err: &RetentionError{HeldFrom: held, Err: errors.New("expired")}}))
+	if code, body, _ := get(t, gone, "/v1/patients/P1/export?from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z"); code != http.StatusGone ||
+		!strings.Contains(string(body), "from 2026-12-01T00:00:00Z on") || !strings.Contains(string(body), "--clickhouse-addr") {
+		t.Errorf("a range the topics no longer hold: %d %s", code, body)
+	}
+	if code, body, _ := get(t, newServerWithout(t), "/v1/patients/P1/export"); code != http.StatusNotImplemented || !strings.Contains(string(body), "--clickhouse-addr") {
+		t.Errorf("no source names what to configure: %d %s", code, body)
+	}
+	_, paged := newTestServer(t, DefaultLiveConfig(), WithRecords(fakeRecords{rec: exportRecord()}))
+	code, body, hdr := get(t, paged, "/v1/patients/P1/export?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z")
+	if code != http.StatusOK || !strings.Contains(string(body), `"relation":"next"`) || !strings.Contains(hdr.Get("Link"), "from=2026-02-01T00%3A00%3A00Z") {
+		t.Errorf("two months: %d %q %.300s", code, hdr.Get("Link"), body)
+	}
+	for _, q := range []string{"format=xml", "from=yesterday", "format=", "to=1322-13-01T00:00:00Z"} {
 		if code, body, _ := get(t, e, "/v1/patients/P1/export?"+q); code != http.StatusBadRequest {
 			t.Errorf("%s: %d %s", q, code, body)
 		}
 	}
+}
+
+func newServerWithout(t *testing.T) *echo.Echo {
+	_, e := newTestServer(t, DefaultLiveConfig())
+	return e
 }

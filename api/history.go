@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -46,9 +47,14 @@ type VitalsHistory struct {
 	To        time.Time `json:"to"`
 	// Step is empty for raw readings.
 	Step string `json:"step,omitempty"`
-	// Truncated says the limit cut the answer: ask for a shorter range.
-	Truncated bool     `json:"truncated"`
-	Series    []Series `json:"series"`
+	// Truncated says the answer is not the whole range asked for: the
+	// limit cut it, or the range was longer than one answer covers (then
+	// To is where it stops and Next asks for the rest).
+	Truncated bool `json:"truncated"`
+	// Next is the query string of the rest of the range, when To is
+	// before the to asked for; also a Link header with rel="next".
+	Next   string   `json:"next,omitempty"`
+	Series []Series `json:"series"`
 }
 
 // Series is one vital's points, oldest first.
@@ -82,6 +88,7 @@ type AlertsHistory struct {
 	From      time.Time       `json:"from"`
 	To        time.Time       `json:"to"`
 	Truncated bool            `json:"truncated"`
+	Next      string          `json:"next,omitempty"`
 	Alerts    []schemas.Alert `json:"alerts"`
 }
 
@@ -89,6 +96,9 @@ type AlertsHistory struct {
 // is collected, so one answer names all of them.
 type historyParams struct {
 	problems []schemas.FieldError
+	// rest is the to asked for when the range was longer than one answer
+	// covers and window cut it; zero otherwise.
+	rest time.Time
 }
 
 func (h *historyParams) bad(field, format string, args ...any) {
@@ -108,25 +118,42 @@ func (h *historyParams) instant(c echo.Context, name string, def time.Time) time
 	return t.UTC()
 }
 
-// window reads from and to: by default the 24 hours before now.
+// window reads from and to: by default the 24 hours before now. A range
+// longer than maxRange is answered from its start for maxRange, and the
+// answer says where the rest begins (next), as a page: before, it was a
+// 400, which no client could foresee from the document (a range is two
+// parameters; no schema relates them). A from at or after to is the
+// empty range: the answer holds nothing.
 func (h *historyParams) window(c echo.Context, maxRange time.Duration) (from, to time.Time) {
 	to = h.instant(c, "to", time.Now().UTC())
 	from = h.instant(c, "from", to.Add(-defaultRange))
-	switch {
-	case !from.Before(to):
-		h.bad("from", "must be before to (from %s, to %s)", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-	case to.Sub(from) > maxRange:
-		h.bad("to", "the range is %v, longer than %v: ask for a shorter range%s", to.Sub(from), maxRange, rangeHint(maxRange))
+	if from.Before(to) && to.Sub(from) > maxRange {
+		h.rest, to = to, from.Add(maxRange)
 	}
 	return from, to
 }
 
-func rangeHint(maxRange time.Duration) string {
-	if maxRange == MaxRawRange {
-		return ", or for buckets with step="
+// next is the query of the rest of a range window cut, or "": the same
+// query with from where this answer stopped and the to asked for. It is
+// also sent as a Link header (RFC 8288), as a FHIR client expects.
+func (h *historyParams) next(c echo.Context, to time.Time) string {
+	if h.rest.IsZero() {
+		return ""
 	}
-	return ""
+	q := c.QueryParams()
+	n := url.Values{}
+	for k, v := range q {
+		n[k] = v
+	}
+	n.Set("from", to.UTC().Format(time.RFC3339Nano))
+	n.Set("to", h.rest.UTC().Format(time.RFC3339Nano))
+	qs := n.Encode()
+	c.Response().Header().Add("Link", "<"+c.Request().URL.Path+"?"+qs+`>; rel="next"`)
+	return qs
 }
+
+// empty says the range holds nothing to ask the store for.
+func empty(from, to time.Time) bool { return !from.Before(to) }
 
 func (h *historyParams) limit(c echo.Context, def int) int {
 	v := c.QueryParam("limit")
@@ -163,15 +190,14 @@ func (s *Server) vitalsHistory(c echo.Context) error {
 		case d < MinStep || d > MaxStep || d%MinStep != 0:
 			h.bad("step", "must be whole minutes from %v to %v, got %v", MinStep, MaxStep, d)
 		default:
-			step, maxRange = d, MaxStepRange
+			// A range of more buckets than one answer holds is cut,
+			// as a longer range is (window).
+			step, maxRange = d, min(MaxStepRange, d*MaxBuckets)
 		}
 	}
 	from, to := h.window(c, maxRange)
 	limit := h.limit(c, DefaultRawLimit)
 	if step > 0 {
-		if n := to.Sub(from) / step; n > MaxBuckets {
-			h.bad("step", "%v over %v is %d buckets, more than %d: ask for a longer step", step, to.Sub(from), n, MaxBuckets)
-		}
 		// Every bucket of every kind fits: limit applies to readings.
 		limit = (MaxBuckets + 1) * schemas.NumKinds
 	}
@@ -183,6 +209,15 @@ func (s *Server) vitalsHistory(c echo.Context) error {
 	}
 	q := chschema.VitalsQuery{Patient: id, Kind: kind, From: from, To: to, Step: step, Limit: limit + 1}
 	out := VitalsHistory{PatientID: id, From: from, To: to, Series: []Series{}}
+	if out.Next = h.next(c, to); out.Next != "" {
+		out.Truncated = true
+	}
+	if step > 0 {
+		out.Step = step.String()
+	}
+	if empty(from, to) {
+		return c.JSON(http.StatusOK, out)
+	}
 	ctx := c.Request().Context()
 	if step == 0 {
 		rows, err := s.history.RawVitals(ctx, q)
@@ -190,7 +225,8 @@ func (s *Server) vitalsHistory(c echo.Context) error {
 			return historyUnavailable(err)
 		}
 		if len(rows) > limit {
-			rows, out.Truncated = rows[:limit], true
+			rows, out.Truncated, out.Next = rows[:limit], true, "" // a shorter range first
+			c.Response().Header().Del("Link")
 		}
 		for _, r := range rows {
 			se := series(&out, r.Kind)
@@ -201,7 +237,6 @@ func (s *Server) vitalsHistory(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, out)
 	}
-	out.Step = step.String()
 	rows, err := s.history.VitalBuckets(ctx, q)
 	if err != nil {
 		return historyUnavailable(err)
@@ -241,13 +276,20 @@ func (s *Server) alertsHistory(c echo.Context) error {
 	if s.history == nil {
 		return noHistory()
 	}
-	alerts, err := s.history.Alerts(c.Request().Context(), chschema.AlertsQuery{Patient: id, From: from, To: to, Limit: limit + 1})
-	if err != nil {
-		return historyUnavailable(err)
+	out := AlertsHistory{PatientID: id, From: from, To: to}
+	if out.Next = h.next(c, to); out.Next != "" {
+		out.Truncated = true
 	}
-	out := AlertsHistory{PatientID: id, From: from, To: to, Alerts: alerts}
-	if len(alerts) > limit {
-		out.Alerts, out.Truncated = alerts[:limit], true
+	if !empty(from, to) {
+		alerts, err := s.history.Alerts(c.Request().Context(), chschema.AlertsQuery{Patient: id, From: from, To: to, Limit: limit + 1})
+		if err != nil {
+			return historyUnavailable(err)
+		}
+		out.Alerts = alerts
+		if len(alerts) > limit {
+			out.Alerts, out.Truncated, out.Next = alerts[:limit], true, ""
+			c.Response().Header().Del("Link")
+		}
 	}
 	if out.Alerts == nil {
 		out.Alerts = []schemas.Alert{}

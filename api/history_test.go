@@ -127,3 +127,37 @@ func TestHistoryStoreDownIs503(t *testing.T) {
 		}
 	}
 }
+
+// A range longer than one answer covers is a page, not a 400: the answer
+// covers the range's start, says truncated, and names the rest (next, and
+// a Link header); a range of more buckets than one answer holds likewise;
+// from at or after to is the empty range. Before, each was a 400 that a
+// client generated from the document could not foresee (issue 26: eight
+// schema-valid requests refused, all of them ranges).
+func TestLongRangesArePagedNotRefused(t *testing.T) {
+	h := &fakeHistory{}
+	_, e := newTestServer(t, DefaultLiveConfig(), WithHistory(h))
+	var v VitalsHistory
+	code, body, hdr := get(t, e, "/v1/patients/P1/vitals?from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z")
+	if code != 200 || json.Unmarshal(body, &v) != nil || !v.Truncated || !v.To.Equal(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)) ||
+		v.Next != "from=2026-01-02T00%3A00%3A00Z&to=2026-01-03T00%3A00%3A00Z" || !strings.Contains(hdr.Get("Link"), `rel="next"`) {
+		t.Fatalf("two days of raw readings: %d %s %q", code, body, hdr.Get("Link"))
+	}
+	if q := h.vq[len(h.vq)-1]; !q.To.Equal(v.To) {
+		t.Fatalf("ClickHouse asked to %v, want the page's end %v", q.To, v.To)
+	}
+	code, body, _ = get(t, e, "/v1/patients/P1/vitals?step=1m&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z")
+	if code != 200 || json.Unmarshal(body, &v) != nil || !v.Truncated || v.To.Sub(v.From) != MaxBuckets*time.Minute || v.Step != "1m0s" {
+		t.Fatalf("a month of 1-minute buckets: %d %s", code, body)
+	}
+	var a AlertsHistory
+	code, body, _ = get(t, e, "/v1/patients/P1/alerts?from=2000-01-01T00:00:00Z&limit=1000")
+	if code != 200 || json.Unmarshal(body, &a) != nil || !a.Truncated || a.To.Sub(a.From) != MaxStepRange || a.Next == "" {
+		t.Fatalf("26 years of alerts: %d %s", code, body)
+	}
+	asked := len(h.vq)
+	code, body, _ = get(t, e, "/v1/patients/P1/vitals?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z")
+	if code != 200 || json.Unmarshal(body, &v) != nil || v.Truncated || len(v.Series) != 0 || len(h.vq) != asked {
+		t.Fatalf("from after to: %d %s (ClickHouse asked %d times more)", code, body, len(h.vq)-asked)
+	}
+}

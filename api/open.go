@@ -2,7 +2,6 @@ package api
 
 import (
 	"cmp"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"slices"
@@ -49,6 +48,9 @@ func priorityRank(p schemas.Priority) int {
 
 // alarmKey orders the open alarms as a central station lists them: by
 // priority, the unacknowledged first, then the longest waiting first.
+// raised is in Unix milliseconds, so that a cursor is a short text the
+// document's pattern describes whole: every cursor the pattern allows
+// parses (before, a base64 text, refused unless this server made it).
 type alarmKey struct {
 	rank, acked int
 	raised      int64
@@ -60,24 +62,22 @@ func keyOf(a *OpenAlarm) alarmKey {
 	if a.State == schemas.Acknowledged {
 		acked = 1
 	}
-	return alarmKey{priorityRank(a.Priority), acked, a.RaisedAt.UnixNano(), a.AlertID}
+	return alarmKey{priorityRank(a.Priority), acked, a.RaisedAt.UnixMilli(), a.AlertID}
 }
 
 func (k alarmKey) compare(o alarmKey) int {
 	return cmp.Or(cmp.Compare(k.rank, o.rank), cmp.Compare(k.acked, o.acked), cmp.Compare(k.raised, o.raised), cmp.Compare(k.id, o.id))
 }
 
+// cursor is rank.acked.raised.id, as the document's pattern says:
+// ^[0-2]\.[01]\.-?[0-9]{1,15}\.[0-9a-f]{32}$.
 func (k alarmKey) cursor() string {
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d|%d|%d|%s", k.rank, k.acked, k.raised, k.id))
+	return fmt.Sprintf("%d.%d.%d.%s", k.rank, k.acked, k.raised, k.id)
 }
 
 func parseCursor(s string) (alarmKey, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return alarmKey{}, false
-	}
-	parts := strings.SplitN(string(b), "|", 4)
-	if len(parts) != 4 {
+	parts := strings.SplitN(s, ".", 4)
+	if len(parts) != 4 || len(parts[2]) > 16 {
 		return alarmKey{}, false
 	}
 	var k alarmKey

@@ -2,6 +2,7 @@ package api
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,12 +21,6 @@ import (
 
 //go:embed openapi.json
 var openAPI embed.FS
-
-// OpenAPI returns the OpenAPI document of the whole MonitorMe HTTP API.
-func OpenAPI() []byte {
-	b, _ := openAPI.ReadFile("openapi.json")
-	return b
-}
 
 // Server holds the query routes.
 type Server struct {
@@ -79,22 +74,25 @@ func NewServer(live *Live, opts ...Option) *Server {
 
 // Register adds the query routes to e.
 func (s *Server) Register(e *echo.Echo) {
-	e.GET("/v1/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI()) })
-	e.GET("/v1/schemas/:name", s.schema)
-	e.GET("/v1/patients", s.patients)
-	e.GET("/v1/patients/:id/vitals/latest", s.latest)
-	e.GET("/v1/patients/:id/vitals", s.vitalsHistory)
-	e.GET("/v1/patients/:id/alerts", s.alertsHistory)
-	e.GET("/v1/patients/:id/rules", s.patientRules)
-	e.GET("/v1/alerts", s.alerts)
-	e.POST("/v1/alerts/:id/ack", s.ack)
-	e.POST("/v1/patients/:id/silence", s.silence)
-	e.GET("/v1/alarms/summary", s.alarmSummary)
-	e.GET("/v1/alarms", s.openAlarms)
-	e.GET("/v1/stream", s.stream)
-	e.GET("/v1/wards", s.wards)
-	e.POST("/v1/patients/:id/placement", s.placement)
-	e.GET("/v1/patients/:id/export", s.export)
+	// Every route is held to what the OpenAPI document says of its
+	// requests (contract.go).
+	ck := Contract()
+	e.GET("/v1/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI()) }, ck)
+	e.GET("/v1/schemas/:name", s.schema, ck)
+	e.GET("/v1/patients", s.patients, ck)
+	e.GET("/v1/patients/:id/vitals/latest", s.latest, ck)
+	e.GET("/v1/patients/:id/vitals", s.vitalsHistory, ck)
+	e.GET("/v1/patients/:id/alerts", s.alertsHistory, ck)
+	e.GET("/v1/patients/:id/rules", s.patientRules, ck)
+	e.GET("/v1/alerts", s.alerts, ck)
+	e.POST("/v1/alerts/:id/ack", s.ack, ck)
+	e.POST("/v1/patients/:id/silence", s.silence, ck)
+	e.GET("/v1/alarms/summary", s.alarmSummary, ck)
+	e.GET("/v1/alarms", s.openAlarms, ck)
+	e.GET("/v1/stream", s.stream, ck)
+	e.GET("/v1/wards", s.wards, ck)
+	e.POST("/v1/patients/:id/placement", s.placement, ck)
+	e.GET("/v1/patients/:id/export", s.export, ck)
 	// The nurse-station page: a client of the routes above, served here
 	// so that every API server has one.
 	station.Register(e)
@@ -193,12 +191,28 @@ func fieldProblem(title string, problems []schemas.FieldError) error {
 }
 
 // pathID returns the path parameter name percent-decoded: a browser's
-// encodeURIComponent sends "ward3:bed7" as "ward3%3Abed7", and echo hands
-// path parameters over as they came.
+// encodeURIComponent sends "ward3:bed7" as "ward3%3Abed7".
 func pathID(c echo.Context, name string) (string, error) {
-	v, err := url.PathUnescape(c.Param(name))
+	v, err := pathValue(c, name)
 	if err != nil {
-		return "", badQuery([]schemas.FieldError{{Field: name, Reason: "is not percent-encoded correctly: " + schemas.Quote(c.Param(name))}})
+		return "", badQuery([]schemas.FieldError{{Field: name, Reason: err.Error()}})
+	}
+	return v, nil
+}
+
+// pathValue is the path parameter name decoded once. echo routes on the
+// request's raw path when it has one (an escape Go would not have made,
+// as %3A for ":"), and hands those parameters over undecoded; otherwise
+// on the decoded path, and a second decoding read "%25" as a lone "%"
+// and refused a value the document allows (found by schemathesis).
+func pathValue(c echo.Context, name string) (string, error) {
+	raw := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return raw, nil
+	}
+	v, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", errors.New("is not percent-encoded correctly: " + schemas.Quote(raw))
 	}
 	return v, nil
 }

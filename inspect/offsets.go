@@ -159,7 +159,12 @@ func Resolve(ctx context.Context, adm *kadm.Client, topic string, parts []int32,
 		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
 	at := func(b Bound) (kadm.ListedOffsets, error) {
-		l, err := adm.ListOffsetsAfterMilli(ctx, b.Time.UnixMilli(), topic)
+		// A record's timestamp is never before the Unix epoch, and a
+		// negative one asks the broker another question (-1 the end,
+		// -2 the start; others are an error): a time before 1970 is
+		// the epoch. Before, an export to the year 1322 failed as
+		// "the history store did not answer".
+		l, err := adm.ListOffsetsAfterMilli(ctx, max(b.Time.UnixMilli(), 0), topic)
 		if err == nil {
 			err = l.Error()
 		}

@@ -35,6 +35,9 @@ func (t topicRecords) PatientRecord(ctx context.Context, patient string, from, t
 	if errors.Is(err, errStop) {
 		return rec, api.ErrExportTooLarge
 	}
+	if expired := (*inspect.ExpiredError)(nil); errors.As(err, &expired) {
+		return rec, &api.RetentionError{Err: err}
+	}
 	if err != nil {
 		return rec, err
 	}
@@ -45,5 +48,8 @@ func (t topicRecords) PatientRecord(ctx context.Context, patient string, from, t
 		}
 		return nil
 	})
+	if expired := (*inspect.ExpiredError)(nil); errors.As(err, &expired) {
+		return rec, &api.RetentionError{Err: err}
+	}
 	return rec, err
 }
