@@ -9,7 +9,7 @@ BIN := bin/monitorme
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: dev test lint unit build bench bench-kafka bench-go fuzz test-browser screenshots test-sql e2e e2e-secure chart-check image kafka-up kafka-down clean
+.PHONY: dev test lint unit build bench bench-kafka bench-go fuzz test-browser screenshots test-sql test-contract e2e e2e-secure chart-check image kafka-up kafka-down clean docs
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
 ## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
@@ -86,6 +86,17 @@ screenshots:
 ## ClickHouse engine (chDB from PyPI, in .cache/sqltest-venv)
 test-sql:
 	GO=$(GO) schemas/clickhouse/sqltest/run.sh
+
+## docs: write docs/cli.md and docs/api.md again from the commands and the
+## OpenAPI document (make test fails while they differ)
+docs:
+	MONITORME_WRITE_DOCS=1 $(GO) test -count=1 -run '^Test(CLI|API)ReferenceIsCurrent$$' ./roles ./api
+
+## test-contract: the API against its OpenAPI document: schemathesis (PyPI,
+## in .cache/contract-venv) over every operation, all checks and phases,
+## on `monitorme dev` with an admin token (CONTRACT_SEED to replay a run)
+test-contract:
+	GO=$(GO) api/contract/run.sh
 
 ## e2e: real-broker suite: 3 Apache Kafka brokers (jars from Maven Central), kcat, the real binary
 e2e:
