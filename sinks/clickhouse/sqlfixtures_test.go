@@ -257,7 +257,7 @@ func (sc *scenario) data() {
 	past := event("P1", "spo2_low", schemas.High, schemas.Raised, sc.readings[0], sc.old)
 	gone := event("P1", "spo2_low", schemas.High, schemas.Raised, sc.readings[1], sc.ancient)
 	for _, a := range []*schemas.Alert{&raised, &acked, &resolved, &news} {
-		a.Ward = "icu"
+		a.Ward, a.Bed = "icu", "3"
 	}
 	sc.alerts = []schemas.Alert{gone, past, raised, hr, acked, resolved, news}
 	for i := range sc.alerts {
@@ -561,7 +561,7 @@ func (sc *scenario) alertChecks(stage string) {
 		r := a.Reading
 		rows = append(rows, []any{a.AlertID, a.PatientID, a.Condition, string(a.Priority), string(a.State), chschema.DateTime64(a.TS), a.Limit, a.Message,
 			score, comps, a.AckedBy, a.Ward, string(r.Kind), r.Value, r.Unit, chschema.DateTime64(r.TS), r.DeviceID, r.Seq,
-			a.Updated, a.EscalationLevel, a.Notify, a.Silenced})
+			a.Updated, a.EscalationLevel, a.Notify, a.Silenced, a.Bed})
 	}
 	if len(rows) != 4 {
 		sc.t.Fatalf("the scenario has %d alert events of P1 in the day, want 4", len(rows))
