@@ -461,6 +461,62 @@ func TestDevAlarmsCarryTheSimulatedWard(t *testing.T) {
 			t.Errorf("alert event %s %s of %s: ward %q bed %q, want demo, %q", a.AlertID, a.State, a.PatientID, a.Ward, a.Bed, bed[a.PatientID])
 		}
 	}
+
+	// An ADT transfer through the API moves the open alarm: the processor
+	// writes an updated event in the new ward and bed, with no further
+	// reading needed, and the ward lists follow. The patient is one of the
+	// test's own, admitted to bed 21 with a critical SpO2 (a high alarm,
+	// latched until acknowledged: open whatever the simulator does).
+	post := func(path, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := authed(req)
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	post("/v1/patients/T001/placement", `{"event":"admit","ward":"demo","bed":"21"}`)
+	testkit.Eventually(t, 20*time.Second, "T001 in bed 21", func() bool {
+		return getJSON(t, base+"/v1/wards", &wards) == 200 && len(wards.Wards[0].Beds) == 21
+	})
+	post("/v1/vitals", `[{"patient_id":"T001","device_id":"T001-ox","kind":"spo2","value":65,"unit":"%","ts":"`+time.Now().UTC().Format(time.RFC3339Nano)+`","seq":1}]`)
+	var moved struct {
+		AlertID   string `json:"alert_id"`
+		PatientID string `json:"patient_id"`
+		Ward, Bed string
+	}
+	testkit.Eventually(t, 20*time.Second, "T001's critical alarm in demo bed 21", func() bool {
+		var o struct{ Alarms []json.RawMessage }
+		getJSON(t, base+"/v1/alarms?ward=demo&patient=T001", &o)
+		return len(o.Alarms) == 1 && json.Unmarshal(o.Alarms[0], &moved) == nil && moved.Bed == "21"
+	})
+	post("/v1/patients/T001/placement", `{"event":"transfer","ward":"icu","bed":"7"}`)
+	testkit.Eventually(t, 20*time.Second, "the processor moved the alarm to icu bed 7", func() bool {
+		var icu alertsBody
+		if getJSON(t, base+"/v1/alerts?limit=1000&ward=icu", &icu) != 200 {
+			return false
+		}
+		for _, a := range icu.Alerts {
+			if a.AlertID == moved.AlertID && a.Updated && a.Bed == "7" {
+				return true
+			}
+		}
+		return false
+	})
+	var after struct {
+		Alarms []struct {
+			AlertID   string `json:"alert_id"`
+			Ward, Bed string
+		}
+	}
+	getJSON(t, base+"/v1/alarms?ward=demo", &after)
+	for _, a := range after.Alarms {
+		if a.AlertID == moved.AlertID {
+			t.Errorf("ward demo still lists the alarm of a patient moved to icu: %+v", a)
+		}
+	}
 }
 
 // An export of a range before the Unix epoch, on a server without
