@@ -2,8 +2,9 @@ package api
 
 import (
 	"bytes"
-	"os"
 	"testing"
+
+	"github.com/monitorme/monitorme/internal/testkit"
 )
 
 // docs/api.md is what the OpenAPI document says. Run `make docs` after
@@ -13,14 +14,5 @@ func TestAPIReferenceIsCurrent(t *testing.T) {
 	if err := APIReference(&b); err != nil {
 		t.Fatal(err)
 	}
-	const path = "../docs/api.md"
-	if os.Getenv("MONITORME_WRITE_DOCS") != "" {
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	have, err := os.ReadFile(path)
-	if err != nil || !bytes.Equal(have, b.Bytes()) {
-		t.Fatalf("docs/api.md is not what the OpenAPI document says (%v): run make docs", err)
-	}
+	testkit.Golden(t, "../docs/api.md", b.Bytes())
 }

@@ -336,37 +336,8 @@ func TestClinicalFollowsATransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewClinical(cfg, topics)
-	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	seq := uint64(0)
-	temp := func(v float64) []schemas.Alert {
-		t.Helper()
-		seq++
-		at = at.Add(time.Minute)
-		rd := schemas.Reading{PatientID: "P1", DeviceID: "P1-thermo", Kind: schemas.Temperature, Value: v, Unit: "Cel", TS: at, Seq: seq}
-		rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
-		rec.Timestamp = at
-		h.Begin()
-		recs, err := h.Handle(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Committed()
-		return decodeAlerts(t, recs)
-	}
-	place := func(event, ward, bed string) {
-		t.Helper()
-		rec, err := schemas.PlacementRecord(topics.Placements, &schemas.Placement{PatientID: "P1", Event: event, Ward: ward, Bed: bed, By: "adt", TS: at})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.Timestamp = at
-		h.Begin()
-		if _, err := h.Handle(rec); err != nil {
-			t.Fatal(err)
-		}
-		h.Committed()
-	}
+	p := newOnePatient(t, NewClinical(cfg, topics))
+	h, temp, place := p.h, p.temp, p.place
 	if got := temp(38.5); len(got) != 0 {
 		t.Fatalf("38.5 °C under the defaults (limit 39) raised %v", got)
 	}
@@ -402,36 +373,8 @@ func TestClinicalFollowsATransfer(t *testing.T) {
 // Before, the alarms of a ward the rules file did not name had ward "",
 // and a transfer left them where the patient had been.
 func TestAlertsSayWhereThePatientIs(t *testing.T) {
-	h := NewClinical(DefaultClinicalConfig(), topics)
-	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	handle := func(rec *kgo.Record) []schemas.Alert {
-		t.Helper()
-		rec.Timestamp = at
-		h.Begin()
-		recs, err := h.Handle(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Committed()
-		return decodeAlerts(t, recs)
-	}
-	place := func(event, ward, bed string) []schemas.Alert {
-		t.Helper()
-		rec, err := schemas.PlacementRecord(topics.Placements, &schemas.Placement{PatientID: "P1", Event: event, Ward: ward, Bed: bed, By: "adt", TS: at})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return handle(rec)
-	}
-	seq := uint64(0)
-	temp := func(v float64) []schemas.Alert {
-		t.Helper()
-		seq++
-		at = at.Add(time.Minute)
-		rd := schemas.Reading{PatientID: "P1", DeviceID: "P1-thermo", Kind: schemas.Temperature, Value: v, Unit: "Cel", TS: at, Seq: seq}
-		rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
-		return handle(rec)
-	}
+	p := newOnePatient(t, NewClinical(DefaultClinicalConfig(), topics))
+	temp, place := p.temp, p.place
 	if got := place(schemas.Admit, "demo", "1"); len(got) != 0 {
 		t.Fatalf("an admission with no alarm open made events: %+v", got)
 	}
@@ -439,10 +382,10 @@ func TestAlertsSayWhereThePatientIs(t *testing.T) {
 	if len(raised) != 1 || raised[0].State != schemas.Raised || raised[0].Ward != "demo" || raised[0].Bed != "1" {
 		t.Fatalf("39.5 °C in ward demo bed 1: %+v", raised)
 	}
-	at = at.Add(10 * time.Second)
+	p.at = p.at.Add(10 * time.Second)
 	moved := place(schemas.Transfer, "icu", "4")
 	if len(moved) != 1 || moved[0].AlertID != raised[0].AlertID || !moved[0].Updated || moved[0].State != schemas.Raised ||
-		moved[0].Ward != "icu" || moved[0].Bed != "4" || !moved[0].TS.Equal(at) {
+		moved[0].Ward != "icu" || moved[0].Bed != "4" || !moved[0].TS.Equal(p.at) {
 		t.Fatalf("the transfer to icu bed 4 did not move the open alarm: %+v", moved)
 	}
 	if got := place(schemas.Transfer, "icu", "4"); len(got) != 0 {
@@ -463,4 +406,48 @@ func TestAlertsSayWhereThePatientIs(t *testing.T) {
 	if len(gone) != 1 || !gone[0].Updated || gone[0].Ward != "" || gone[0].Bed != "" {
 		t.Fatalf("the discharge did not move the open alarm to no ward: %+v", gone)
 	}
+}
+
+// onePatient drives patient P1 through a Clinical, one committed
+// transaction a record: temperature readings a minute apart, and
+// placements at the time of the last reading.
+type onePatient struct {
+	t   *testing.T
+	h   *Clinical
+	at  time.Time
+	seq uint64
+}
+
+func newOnePatient(t *testing.T, h *Clinical) *onePatient {
+	return &onePatient{t: t, h: h, at: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+}
+
+func (p *onePatient) handle(rec *kgo.Record) []schemas.Alert {
+	p.t.Helper()
+	rec.Timestamp = p.at
+	p.h.Begin()
+	recs, err := p.h.Handle(rec)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.h.Committed()
+	return decodeAlerts(p.t, recs)
+}
+
+func (p *onePatient) temp(v float64) []schemas.Alert {
+	p.t.Helper()
+	p.seq++
+	p.at = p.at.Add(time.Minute)
+	rd := schemas.Reading{PatientID: "P1", DeviceID: "P1-thermo", Kind: schemas.Temperature, Value: v, Unit: "Cel", TS: p.at, Seq: p.seq}
+	rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
+	return p.handle(rec)
+}
+
+func (p *onePatient) place(event, ward, bed string) []schemas.Alert {
+	p.t.Helper()
+	rec, err := schemas.PlacementRecord(topics.Placements, &schemas.Placement{PatientID: "P1", Event: event, Ward: ward, Bed: bed, By: "adt", TS: p.at})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return p.handle(rec)
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -171,4 +172,20 @@ func partitions(ctx context.Context, tb testing.TB, cl *kgo.Client, topic string
 		tb.Fatalf("metadata of %s: %v %+v", topic, err, resp)
 	}
 	return int32(len(resp.Topics[0].Partitions))
+}
+
+// Golden holds the checked-in file at path to got, what the code says now
+// (a generated reference such as docs/cli.md); with MONITORME_WRITE_DOCS
+// set (make docs) it writes got there first.
+func Golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if os.Getenv("MONITORME_WRITE_DOCS") != "" {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(have, got) {
+		t.Fatalf("%s is not what the code says (%v): run make docs", path, err)
+	}
 }

@@ -247,7 +247,9 @@ function applyAlert(a) {
   if (a.state === "resolved") { st.alarms.delete(a.alert_id); return; }
   const raised = prev ? prev.raised_at : a.ts;
   const isNew = !prev && a.priority === "high" && a.state !== "acknowledged";
-  st.alarms.set(a.alert_id, Object.assign({}, a, { raised_at: raised, ward: a.ward || (prev && prev.ward) || "" }));
+  // Every event says where the patient is (a transfer's "updated" event
+  // moves an open alarm, a discharge's to no ward): take it as it is.
+  st.alarms.set(a.alert_id, Object.assign({}, a, { raised_at: raised, ward: a.ward || "" }));
   if (isNew && st.sound) beep();
 }
 
