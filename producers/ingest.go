@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
-	"github.com/labstack/gommon/bytes"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -49,7 +49,7 @@ func (c *IngestConfig) RegisterFlags(fs *pflag.FlagSet) {
 
 // Validate refuses settings ingest cannot honor.
 func (c *IngestConfig) Validate() error {
-	if n, err := bytes.Parse(c.BodyLimit); err != nil || n < 1024 {
+	if n, err := ParseSize(c.BodyLimit); err != nil || n < 1024 {
 		return fmt.Errorf("ingest-body-limit: %q, want a size of at least 1KiB such as 512KiB or 4MiB", c.BodyLimit)
 	}
 	if c.AckTimeout < time.Second {
@@ -87,7 +87,7 @@ func NewIngest(cfg IngestConfig, w Writer, log *slog.Logger, mp metric.MeterProv
 
 // Register adds the ingest route to e.
 func (in *Ingest) Register(e *echo.Echo) {
-	e.POST("/v1/vitals", in.post, middleware.BodyLimit(in.cfg.BodyLimit))
+	e.POST("/v1/vitals", in.post)
 }
 
 // Accepted is the 202 body.
@@ -113,11 +113,12 @@ func (in *Ingest) post(c echo.Context) error {
 	case mt != echo.MIMEApplicationJSON:
 		return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type "+schemas.Quote(mt)+" is not accepted; send application/json (an array of readings) or application/x-ndjson (one reading a line)")
 	}
-	body, err := io.ReadAll(req.Body)
+	limit, _ := ParseSize(in.cfg.BodyLimit) // checked by Validate
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
 	if err != nil {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			return he // the body limit
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return web.NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of this endpoint (%s, --ingest-body-limit): send fewer readings a batch", in.cfg.BodyLimit))
 		}
 		return web.NewProblem(http.StatusBadRequest, "read body: "+err.Error())
 	}
@@ -204,4 +205,23 @@ func (in *Ingest) unavailable(err error) error {
 		p.Detail = "the brokers did not acknowledge every reading; retry the whole batch (readings already written are recognized by device_id, kind and seq)"
 	}
 	return p
+}
+
+// ParseSize reads a size as --ingest-body-limit takes it: a whole number
+// of bytes, or with a unit: K, M, G (powers of 1000, also KB, MB, GB) or
+// KiB, MiB, GiB (powers of 1024), as echo's notation; B is bytes. Before,
+// gommon parsed it, a module imported for this alone.
+func ParseSize(s string) (int64, error) {
+	num := strings.TrimRight(s, "KMGTPEiBkmgb")
+	unit := strings.ToUpper(s[len(num):])
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, or one with K, M, G, KiB, MiB or GiB", s)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9,
+		"KI": 1 << 10, "KIB": 1 << 10, "MI": 1 << 20, "MIB": 1 << 20, "GI": 1 << 30, "GIB": 1 << 30}[unit]
+	if mult == 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, or one with K, M, G, KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
 }

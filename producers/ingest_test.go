@@ -373,3 +373,18 @@ func TestDeviceTokenPostsForItsDevicesOnly(t *testing.T) {
 		t.Fatalf("%d readings on the topic, want the 2 of the accepted batch", len(recs))
 	}
 }
+
+// --ingest-body-limit's notation, as echo's was (gommon parsed it before).
+func TestParseSize(t *testing.T) {
+	for s, want := range map[string]int64{"1024": 1024, "512KiB": 512 << 10, "4MiB": 4 << 20, "4Mi": 4 << 20, "4M": 4_000_000, "4MB": 4_000_000,
+		"2K": 2000, "1GiB": 1 << 30, "1g": 1e9, "100B": 100} {
+		if n, err := ParseSize(s); err != nil || n != want {
+			t.Errorf("%s: %d %v, want %d", s, n, err, want)
+		}
+	}
+	for _, s := range []string{"", "MiB", "4 lots", "-1K", "4TiB", "1.5MB", "99999999999GiB"} {
+		if n, err := ParseSize(s); err == nil {
+			t.Errorf("%s: %d, want an error", s, n)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package roles
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,34 @@ func TestNoImportRunsBackUpTheTree(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("checked %d packages: the listing is not the tree", checked)
+	}
+}
+
+// echo stays at the HTTP edge: only these packages import it, so that a
+// move to another framework (echo v5) touches them alone (README,
+// "Layout"). The roles wire it through internal/web.
+var echoEdge = []string{"internal/web", "internal/auth", "api", "producers", "station"}
+
+func TestEchoStaysAtTheHTTPEdge(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "github.com/monitorme/monitorme/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/monitorme/monitorme/"
+	users := 0
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, "github.com/labstack/echo") {
+				continue
+			}
+			users++
+			if !slices.Contains(echoEdge, strings.TrimPrefix(fields[0], mod)) {
+				t.Errorf("%s imports %s; only %v may", fields[0], imp, echoEdge)
+			}
+		}
+	}
+	if users == 0 {
+		t.Fatal("no package imports echo: the listing is not the tree")
 	}
 }
