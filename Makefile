@@ -9,7 +9,7 @@ BIN := bin/monitorme
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .cache/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 
-.PHONY: dev test lint unit build bench bench-kafka bench-go fuzz test-browser screenshots test-sql test-contract e2e e2e-secure chart-check image kafka-up kafka-down clean docs
+.PHONY: dev test lint unit build bench bench-kafka bench-go fuzz fuzz-targets fuzz-short fuzz-corpus test-browser screenshots test-sql test-contract e2e e2e-secure chart-check image kafka-up kafka-down clean docs
 
 ## dev: run the whole platform on an embedded broker (127.0.0.1:8080);
 ## flags pass through ARGS, e.g. make dev ARGS='--speed 10 --patients 50'.
@@ -58,20 +58,40 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./processors ./sinks/clickhouse
 
 FUZZTIME ?= 30s
-## fuzz: every fuzz target for FUZZTIME each (make test runs their seeds)
-## and the engine against the reference model on MODEL_SCENARIOS generated
-## wards (about 20 minutes on 2 cores); FuzzEngineAgainstModel
-## explores further seeds for FUZZTIME
+FUZZ_PKGS := ./schemas ./producers ./api ./processors
+## fuzz: every fuzz target of every package for FUZZTIME each, then the
+## engine against the reference model on MODEL_SCENARIOS generated wards
+## (about 20 minutes on 2 cores). make test runs every target's seeds and
+## its committed corpus (testdata/fuzz); make fuzz-short is CI's pass
 MODEL_SCENARIOS ?= 10000
-fuzz:
-	@set -e; for pkg in ./schemas ./producers ./api; do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-		done; \
-	done
+fuzz: fuzz-targets
 	@echo "== ./processors TestEngineAgreesWithTheModel, $(MODEL_SCENARIOS) scenarios"
 	MONITORME_MODEL_SCENARIOS=$(MODEL_SCENARIOS) $(GO) test -count=1 -timeout 60m -run '^TestEngineAgreesWithTheModel$$' -v ./processors
-	@echo "== ./processors FuzzEngineAgainstModel"; $(GO) test -run '^$$' -fuzz '^FuzzEngineAgainstModel$$' -fuzztime $(FUZZTIME) ./processors
+
+## fuzz-targets: every fuzz target of FUZZ_PKGS for FUZZTIME each
+fuzz-targets:
+	@set -e; n=0; for pkg in $(FUZZ_PKGS); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; n=$$((n+1)); \
+		done; \
+	done; echo "fuzzed $$n targets for $(FUZZTIME) each"; [ $$n -ge 16 ] || { echo "fewer fuzz targets than the 16 there are: the listing is wrong"; exit 1; }
+
+## fuzz-short: every fuzz target for 5 s (CI, after make test)
+fuzz-short:
+	$(MAKE) fuzz-targets FUZZTIME=5s
+
+## fuzz-corpus: fuzz every target for FUZZTIME and commit what it found
+## interesting (up to 40 inputs a target) to testdata/fuzz, where make test
+## replays it
+fuzz-corpus:
+	@set -e; cache=$$($(GO) env GOCACHE)/fuzz; for pkg in $(FUZZ_PKGS); do \
+		path=$$($(GO) list $$pkg); \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+			mkdir -p $$pkg/testdata/fuzz/$$f; \
+			ls -t $$cache/$$path/$$f 2>/dev/null | head -40 | while read c; do cp "$$cache/$$path/$$f/$$c" $$pkg/testdata/fuzz/$$f/; done; \
+		done; \
+	done
 
 ## test-browser: the nurse-station page driven in Chromium (Debian's,
 ## installed by station/chromium.sh when missing)

@@ -253,21 +253,39 @@ func TestLaxInputIsRefused(t *testing.T) {
 	}
 }
 
-// Whatever the body, POST /v1/alerts/{id}/ack answers 202 or a 4xx; a 202
-// writes one acknowledgement of that alert by a valid id, a 4xx none.
+// Whatever the body and the Authorization header, POST
+// /v1/alerts/{id}/ack answers 202 or a 4xx, through the authentication
+// middleware as a server runs it; a 202 comes only with the nurse's token
+// and writes one acknowledgement of that alert by the nurse, a 4xx none.
+// authz "nurse" stands for the nurse's token (made anew each run). Before
+// (issue 27), the handler was fuzzed without the middleware.
 func FuzzAckHandler(f *testing.F) {
-	f.Add("application/json", `{"by":"nurse-7"}`)
-	f.Add("application/json", `{"by":"nurse-7"} {}`)
-	f.Add("application/json", `{"by":"nurse 7"}`)
-	f.Add("text/plain", `{"by":"nurse-7"}`)
-	f.Fuzz(func(t *testing.T, contentType, body string) {
+	f.Add("nurse", "application/json", `{"by":"nurse-7"}`)
+	f.Add("nurse", "application/json", ``)
+	f.Add("nurse", "application/json", `{"by":"nurse-7@icu"} {}`)
+	f.Add("Bearer mm_wrong", "application/json", `{}`)
+	f.Add("", "application/json", `{"by":"nurse-7@icu"}`)
+	f.Add("nurse", "text/plain", `{"by":"nurse 7"}`)
+	f.Fuzz(func(t *testing.T, authz, contentType, body string) {
 		live, e, acks := newAlarmServer(t, fakeRules{})
+		_, a, tokens := authtest.Tokens(t, auth.TokenEntry{Subject: "nurse-7@icu", Roles: []string{"clinician"}})
+		e.Use(a.Middleware())
+		if authz == "nurse" {
+			authz = "Bearer " + tokens[0]
+		}
 		event(t, live, idA, "P1", "spo2_low", schemas.High, schemas.Raised, time.Now().UTC())
-		code, out := post(t, e, "/v1/alerts/"+idA+"/ack", contentType, body)
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/v1/alerts/"+idA+"/ack", strings.NewReader(body))
+		req.Header.Set(echo.HeaderContentType, contentType)
+		if authz != "" {
+			req.Header.Set(echo.HeaderAuthorization, authz)
+		}
+		e.ServeHTTP(rec, req)
+		code, out := rec.Code, rec.Body.String()
 		switch {
 		case code == 202:
-			if len(acks.got) != 1 || acks.got[0].AlertID != idA || acks.got[0].Validate() != nil {
-				t.Fatalf("202 wrote %+v", acks.got)
+			if !strings.Contains(authz, tokens[0]) || len(acks.got) != 1 || acks.got[0].AlertID != idA || acks.got[0].By != "nurse-7@icu" || acks.got[0].Validate() != nil {
+				t.Fatalf("202 with %q wrote %+v", authz, acks.got)
 			}
 		case code >= 400 && code < 500:
 			if len(acks.got) != 0 {

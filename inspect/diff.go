@@ -15,9 +15,12 @@ import (
 
 // Change is one alarm episode that differs between two runs, matched by
 // patient and condition: present in both at the same moment (same),
-// moved in time (shifted), only in the second run (added), or only in the
-// first (removed). An episode is a raised event: escalations and
-// resolutions follow from it.
+// moved in time (shifted), raised at the same moment but going on
+// otherwise (changed: its escalations, resolution, updates or messages
+// differ, and Detail says the first difference), only in the second run
+// (added), or only in the first (removed). An episode starts with a
+// raised event. Before (issue 27), only raised events were compared: a
+// replay that resolved or escalated differently was "the same".
 type Change struct {
 	Kind      string        `json:"kind"`
 	Patient   string        `json:"patient_id"`
@@ -27,6 +30,7 @@ type Change struct {
 	Before    time.Time     `json:"before,omitzero"`
 	After     time.Time     `json:"after,omitzero"`
 	Shift     time.Duration `json:"shift_ns,omitempty"`
+	Detail    string        `json:"detail,omitempty"`
 }
 
 // Diff compares two runs' alarms.
@@ -71,6 +75,24 @@ func Compare(before, after []schemas.Alert, ward func(string) string, tolerance 
 	}
 	b := group(before, d.BurdenBefore, d.HourBefore)
 	a := group(after, d.BurdenAfter, d.HourAfter)
+	// An episode's events after its raise, compared up to the last event
+	// time both runs reach (a run that stops earlier has not yet made the
+	// other's later events).
+	cutoff := lastTS(before)
+	if t := lastTS(after); t.Before(cutoff) {
+		cutoff = t
+	}
+	story := func(as []schemas.Alert) map[string][]string {
+		m := map[string][]string{}
+		for _, x := range as {
+			if x.State == schemas.Raised && !x.Updated || x.TS.After(cutoff) {
+				continue
+			}
+			m[x.AlertID] = append(m[x.AlertID], fmt.Sprintf("%s at %s (priority %s, escalation %d%s): %s", x.State, stamp(x.TS), x.Priority, x.EscalationLevel, updatedNote(x), x.Message))
+		}
+		return m
+	}
+	storyB, storyA := story(before), story(after)
 	var shifts []time.Duration
 	keys := map[key]bool{}
 	for k := range b {
@@ -103,6 +125,11 @@ func Compare(before, after []schemas.Alert, ward func(string) string, tolerance 
 			y := a[k][best]
 			shifts = append(shifts, y.TS.Sub(x.TS))
 			if y.TS.Equal(x.TS) && y.Priority == x.Priority {
+				if diff := firstDifference(storyB[x.AlertID], storyA[y.AlertID]); diff != "" {
+					c.Kind, c.After, c.Detail = "changed", y.TS, diff
+					d.Changes = append(d.Changes, c)
+					continue
+				}
 				d.Same++
 				continue
 			}
@@ -117,6 +144,39 @@ func Compare(before, after []schemas.Alert, ward func(string) string, tolerance 
 	}
 	d.TimeToAlarmChange, d.matched = median(shifts), len(shifts)
 	return d
+}
+
+func lastTS(as []schemas.Alert) time.Time {
+	var t time.Time
+	for _, a := range as {
+		if a.TS.After(t) {
+			t = a.TS
+		}
+	}
+	return t
+}
+
+func updatedNote(a schemas.Alert) string {
+	if a.Updated {
+		return ", updated"
+	}
+	return ""
+}
+
+// firstDifference words the first event where two episodes' stories part,
+// or "" when they are the same.
+func firstDifference(before, after []string) string {
+	for i := range max(len(before), len(after)) {
+		switch {
+		case i >= len(before):
+			return "only the second run: " + after[i]
+		case i >= len(after):
+			return "only the first run: " + before[i]
+		case before[i] != after[i]:
+			return "first run: " + before[i] + "; second run: " + after[i]
+		}
+	}
+	return ""
 }
 
 func absDur(d time.Duration) time.Duration {
@@ -156,7 +216,7 @@ func (d Diff) Write(w io.Writer, format string) error {
 			}
 		}
 		return enc.Encode(map[string]any{"summary": true, "before": d.Before, "after": d.After, "same": d.Same, "added": d.count("added"),
-			"removed": d.count("removed"), "shifted": d.count("shifted"), "burden_before": d.BurdenBefore, "burden_after": d.BurdenAfter,
+			"removed": d.count("removed"), "shifted": d.count("shifted"), "changed": d.count("changed"), "burden_before": d.BurdenBefore, "burden_after": d.BurdenAfter,
 			"by_hour_before": d.HourBefore, "by_hour_after": d.HourAfter,
 			"time_to_alarm_change_ms": d.TimeToAlarmChange.Milliseconds(), "episodes_in_both": d.matched})
 	case "markdown", "text":
@@ -183,8 +243,8 @@ func (d Diff) Write(w io.Writer, format string) error {
 	} else {
 		fmt.Fprintf(w, "Alarm diff: %s -> %s\n", d.Before, d.After)
 	}
-	fmt.Fprintf(w, "\n%d the same, %d added, %d removed, %d shifted; median change in time to alarm %v over the %d episodes in both\n",
-		d.Same, d.count("added"), d.count("removed"), d.count("shifted"), d.TimeToAlarmChange.Round(time.Millisecond), d.matched)
+	fmt.Fprintf(w, "\n%d the same, %d added, %d removed, %d shifted, %d changed after the raise; median change in time to alarm %v over the %d episodes in both\n",
+		d.Same, d.count("added"), d.count("removed"), d.count("shifted"), d.count("changed"), d.TimeToAlarmChange.Round(time.Millisecond), d.matched)
 	if len(d.Changes) > 0 {
 		h("Changes")
 		row("change", "patient", "condition", "priority", "before", "after", "shift")
@@ -234,10 +294,13 @@ func stamp(t time.Time) string {
 }
 
 func shift(c Change) string {
-	if c.Kind != "shifted" {
-		return ""
+	switch c.Kind {
+	case "shifted":
+		return fmt.Sprintf("%+v", c.Shift)
+	case "changed":
+		return c.Detail
 	}
-	return fmt.Sprintf("%+v", c.Shift)
+	return ""
 }
 
 func toAny(s []string) []any {

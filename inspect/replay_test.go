@@ -102,7 +102,10 @@ func TestReplayAcrossAProcessorRestart(t *testing.T) {
 		t.Skip("runs the processor over a ward, twice")
 	}
 	kc, start := wardRestarted(t, 15*time.Minute)
-	sameAlarms(t, kc, start, "across a restart at 15 min")
+	_, _, recorded, replayed := sameAlarms(t, kc, start, "across a restart at 15 min")
+	if len(recorded) != len(replayed) {
+		t.Errorf("across a restart: %d recorded events, %d replayed", len(recorded), len(replayed))
+	}
 }
 
 // Replayed with the rules the processor ran, the engine raises exactly
@@ -194,6 +197,42 @@ func TestCompareMatchesEpisodes(t *testing.T) {
 	// Matched: P1 spo2_low 0 -> 1 min (+1m), P2 hr_high 10 -> 10 (0): median +1m of [0, 1m].
 	if d.BurdenBefore["icu"] != 3 || d.BurdenAfter["icu"] != 3 || d.TimeToAlarmChange != time.Minute {
 		t.Errorf("burden %v -> %v, time to alarm change %v", d.BurdenBefore, d.BurdenAfter, d.TimeToAlarmChange)
+	}
+
+	// The same raise, resolved at another time, escalated otherwise or
+	// with another message, is changed, not the same (before, only the
+	// raise was compared); resolved alike it is the same.
+	raised := raise("P4", "temperature_high", 0)
+	raised.AlertID = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	then := func(s schemas.State, m int, msg string) schemas.Alert {
+		x := raised
+		x.State, x.TS, x.Message = s, at(m), msg
+		return x
+	}
+	for name, c := range map[string]struct {
+		after  []schemas.Alert
+		change string
+	}{
+		"resolved alike":      {[]schemas.Alert{raised, then(schemas.Resolved, 20, "ok"), then(schemas.Raised, 40, "end")}, ""},
+		"resolved later":      {[]schemas.Alert{raised, then(schemas.Resolved, 25, "ok"), then(schemas.Raised, 40, "end")}, "changed"},
+		"never resolved":      {[]schemas.Alert{raised, then(schemas.Escalated, 15, "ok"), then(schemas.Raised, 40, "end")}, "changed"},
+		"another message":     {[]schemas.Alert{raised, then(schemas.Resolved, 20, "other"), then(schemas.Raised, 40, "end")}, "changed"},
+		"an extra escalation": {[]schemas.Alert{raised, then(schemas.Escalated, 5, "esc"), then(schemas.Resolved, 20, "ok"), then(schemas.Raised, 40, "end")}, "changed"},
+	} {
+		before := []schemas.Alert{raised, then(schemas.Resolved, 20, "ok"), then(schemas.Raised, 40, "end")}
+		d := Compare(before, c.after, func(string) string { return "icu" }, 2*time.Minute)
+		got := ""
+		for _, ch := range d.Changes {
+			if ch.Condition == "temperature_high" && ch.Kind == "changed" {
+				got = ch.Kind
+				if ch.Detail == "" {
+					t.Errorf("%s: a changed episode without detail", name)
+				}
+			}
+		}
+		if got != c.change {
+			t.Errorf("%s: change %q, want %q (%+v)", name, got, c.change, d.Changes)
+		}
 	}
 }
 

@@ -83,24 +83,29 @@ func TestTimersDoNotDependOnBatchBoundaries(t *testing.T) {
 
 // With a commit interval, a trickle of readings goes into one transaction
 // instead of one per poll (what made a real cluster's brokers busy at a
-// low rate); without one, each poll commits.
+// low rate); without one, each poll commits. Neither count depends on the
+// machine's pace: without an interval each reading is produced once the
+// one before was committed (so each poll holds one: 12 transactions); with
+// one, the transactions are bounded by how long the trickle took (one
+// per interval begun, and the last). Before (issue 27), readings 15 ms
+// apart were held to "one or two" transactions of a 1 s interval and to
+// "three or more" polls, which a loaded machine breaks either way.
 func TestCommitIntervalGathersATrickle(t *testing.T) {
-	for _, tc := range []struct {
-		interval time.Duration
-		check    func(txns []int64) bool
-		want     string
-	}{
-		{time.Second, func(txns []int64) bool { return len(txns) >= 1 && len(txns) <= 2 }, "one or two"},
-		{0, func(txns []int64) bool { return len(txns) >= 3 }, "three or more"},
-	} {
-		t.Run(tc.interval.String(), func(t *testing.T) {
-			txns := trickle(t, tc.interval, slices.Repeat([]float64{70}, 12))
-			if !tc.check(txns) {
-				t.Errorf("12 readings over about 200 ms took transactions of %v records with commit-interval %v, want %s", txns, tc.interval, tc.want)
-			}
-			t.Logf("commit-interval %v: transactions of %v records", tc.interval, txns)
-		})
-	}
+	t.Run("5s", func(t *testing.T) {
+		start := time.Now()
+		txns := trickle(t, 5*time.Second, slices.Repeat([]float64{70}, 12), false)
+		took := time.Since(start)
+		if bound := int(took/(5*time.Second)) + 2; len(txns) > bound {
+			t.Errorf("12 readings over %v took transactions of %v records with commit-interval 5s, want at most %d", took, txns, bound)
+		}
+		t.Logf("commit-interval 5s: transactions of %v records over %v", txns, took.Round(time.Millisecond))
+	})
+	t.Run("0s", func(t *testing.T) {
+		txns := trickle(t, 0, slices.Repeat([]float64{70}, 12), true)
+		if !slices.Equal(txns, slices.Repeat([]int64{1}, 12)) {
+			t.Errorf("12 readings each produced once the one before was committed took transactions of %v records without a commit interval, want 12 of 1", txns)
+		}
+	})
 }
 
 // An alert is not held back by the commit interval: the transaction that
@@ -110,7 +115,7 @@ func TestCommitIntervalGathersATrickle(t *testing.T) {
 // brokers' time).
 func TestAnAlertEndsTheGathering(t *testing.T) {
 	hr := []float64{70, 70, 70, 130, 70, 70, 70} // threshold rules: 130 alerts
-	txns := trickle(t, time.Second, hr)
+	txns := trickle(t, 5*time.Second, hr, false)
 	if len(txns) < 2 || txns[0] > 4 {
 		t.Fatalf("transactions of %v records: the alert (4th reading) did not end the first one", txns)
 	}
@@ -118,10 +123,11 @@ func TestAnAlertEndsTheGathering(t *testing.T) {
 }
 
 // trickle runs a threshold processor with commit interval interval,
-// produces a heart rate of each value 15 ms apart, and returns how many
-// records each of its transactions consumed, once it consumed them all
-// and committed every alert.
-func trickle(t *testing.T, interval time.Duration, hr []float64) []int64 {
+// produces a heart rate of each value 15 ms apart (paced: each once the
+// one before was committed), and returns how many records each of its
+// transactions consumed, once it consumed them all and committed every
+// alert.
+func trickle(t *testing.T, interval time.Duration, hr []float64, paced bool) []int64 {
 	t.Helper()
 	c, kc := testCluster(t)
 	p := newTestProcessor(c.ListenAddrs())
@@ -151,6 +157,14 @@ func trickle(t *testing.T, interval time.Duration, hr []float64) []int64 {
 		rec, _ := schemas.ReadingRecord(kc.Topics.Vitals, &rd)
 		if err := cl.ProduceSync(testkit.Context(t), rec).FirstErr(); err != nil {
 			t.Fatal(err)
+		}
+		if paced {
+			testkit.Eventually(t, 30*time.Second, "the reading committed", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return consumed == int64(i+1)
+			})
+			continue
 		}
 		time.Sleep(15 * time.Millisecond) // the trickle itself: readings 15 ms apart, not a wait for a condition
 	}

@@ -3,6 +3,8 @@ package roles
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,20 @@ func TestReplayExitCodesAndSandbox(t *testing.T) {
 	}
 	if code, out, _ := run("--diff", "--format", "jsonl"); code != 0 || !strings.Contains(out, `"kind":"added"`) || !strings.Contains(out, `"summary":true`) {
 		t.Fatalf("--diff without --fail-on-diff: exit %d\n%s", code, out)
+	}
+	// --against-rules-file compares two replays: the same rules are the
+	// same alarms (exit 0 with --fail-on-diff); an SpO2 limit of 80 %
+	// removes spo2_low alarms (exit 3). Before (issue 27), untested.
+	dir := t.TempDir()
+	same, lower := filepath.Join(dir, "same.yaml"), filepath.Join(dir, "lower.yaml")
+	if os.WriteFile(same, []byte("defaults: {}\n"), 0o600) != nil || os.WriteFile(lower, []byte("defaults:\n  conditions:\n    spo2_low: {limit: 80}\n"), 0o600) != nil {
+		t.Fatal("write rules files")
+	}
+	if code, out, errOut := run("--rules-file", same, "--against-rules-file", same, "--diff", "--fail-on-diff"); code != 0 || !strings.Contains(out, " 0 added, 0 removed, 0 shifted, 0 changed") {
+		t.Fatalf("the same rules against themselves: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ := run("--rules-file", lower, "--against-rules-file", same, "--diff", "--fail-on-diff", "--format", "jsonl"); code != 3 || !strings.Contains(out, `"condition":"spo2_low"`) {
+		t.Fatalf("a lower SpO2 limit against the defaults: exit %d\n%s", code, out)
 	}
 	code, out, errOut = run("--to-topic", "sandbox.alerts", "--format", "jsonl")
 	if code != 0 || !strings.Contains(errOut, "written to sandbox.alerts") {

@@ -143,26 +143,37 @@ func Unruly(recs []*kgo.Record) []*kgo.Record {
 // encoded values, for comparing two runs over the same input. An alarm
 // left open at the end of the input (inputEnd) keeps escalating, tier
 // after tier, by each run's wall clock: the events past inputEnd are
-// compared as a set of id, condition and state, after the others.
-// Transaction fences (IsFence) are skipped.
+// compared as a set of id, condition and state, after the others. A
+// record written twice there is not hidden by the set: each value is
+// counted, and one seen more than once is listed as such, which no
+// correct run has. Before (issue 27), duplicates of the last signal-lost
+// and escalation events vanished into the set. Transaction fences
+// (IsFence) are skipped.
 func AlertsByPatient(recs []*kgo.Record, inputEnd time.Time) map[string][]string {
 	out := map[string][]string{}
 	after := map[string]map[string]bool{}
+	written := map[string]map[string]int{}
 	for _, r := range recs {
 		if IsFence(r) {
 			continue
 		}
 		if a, err := schemas.DecodeAlert(r); err == nil && a.TS.After(inputEnd) {
 			if after[a.PatientID] == nil {
-				after[a.PatientID] = map[string]bool{}
+				after[a.PatientID], written[a.PatientID] = map[string]bool{}, map[string]int{}
 			}
 			after[a.PatientID][a.AlertID+" "+a.Condition+" "+string(a.State)+" after catching up"] = true
+			written[a.PatientID][string(r.Value)]++
 			continue
 		}
 		out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
 	}
 	for p, set := range after {
 		out[p] = append(out[p], slices.Sorted(maps.Keys(set))...)
+		for _, v := range slices.Sorted(maps.Keys(written[p])) {
+			if n := written[p][v]; n > 1 {
+				out[p] = append(out[p], fmt.Sprintf("written %d times: %s", n, v))
+			}
+		}
 	}
 	return out
 }
