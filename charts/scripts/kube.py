@@ -4,6 +4,9 @@
   kube.py apply FILE...     create the objects in the files (CRDs here)
   kube.py namespace NAME    create a namespace
   kube.py get NAMESPACE     list the workloads, services and monitors in it
+  kube.py has NAMESPACE RESOURCE...
+                            fail unless each resource (plural, as
+                            servicemonitors) has an object in the namespace
 """
 import json
 import os
@@ -36,6 +39,8 @@ def main():
     if verb == "apply":
         for f in sys.argv[2:]:
             for obj in yaml.safe_load_all(open(f)):
+                if not obj:
+                    continue
                 code, out = call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", obj)
                 if code not in (201, 409):
                     sys.exit(f"create {obj['metadata']['name']}: {code} {out.get('message')}")
@@ -45,6 +50,16 @@ def main():
         code, out = call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": sys.argv[2]}})
         if code not in (201, 409):
             sys.exit(f"namespace: {code} {out.get('message')}")
+    elif verb == "has":
+        ns = sys.argv[2]
+        groups = {"servicemonitors": "/apis/monitoring.coreos.com/v1", "prometheusrules": "/apis/monitoring.coreos.com/v1",
+                  "deployments": "/apis/apps/v1", "statefulsets": "/apis/apps/v1", "services": "/api/v1", "configmaps": "/api/v1"}
+        for res in sys.argv[3:]:
+            code, out = call("GET", f"{groups[res]}/namespaces/{ns}/{res}")
+            names = [i["metadata"]["name"] for i in out.get("items", [])] if code == 200 else []
+            if not names:
+                sys.exit(f"no {res} in namespace {ns} ({code})")
+            print(f"{res}: {', '.join(names)}")
     elif verb == "get":
         ns = sys.argv[2]
         for path in ["/apis/apps/v1/namespaces/%s/deployments", "/apis/apps/v1/namespaces/%s/statefulsets", "/api/v1/namespaces/%s/services",
