@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -147,15 +148,11 @@ type Live struct {
 	recent     []*Event
 	recentHead int
 
-	ran atomic.Bool
+	ran once.Guard
 	// caughtUp is set once the view read up to the end offsets of its
 	// start; /readyz waits for it.
 	caughtUp atomic.Bool
 }
-
-// ErrRunTwice is returned by a second call of Live.Run: the view is
-// filled by one consumer.
-var ErrRunTwice = errors.New("live view: Run called twice")
 
 type subscriber struct {
 	filter Filter
@@ -181,10 +178,10 @@ func NewLive(cfg LiveConfig, kcfg kafka.Config, log *slog.Logger, tel *telemetry
 }
 
 // Run consumes the topics until ctx ends. It runs once: a second call
-// returns ErrRunTwice.
+// returns once.ErrRunTwice.
 func (l *Live) Run(ctx context.Context) error {
-	if !l.ran.CompareAndSwap(false, true) {
-		return ErrRunTwice
+	if err := l.ran.Start("live view"); err != nil {
+		return err
 	}
 	now := time.Now()
 	opts := append(l.kcfg.ClientOpts("live"),
@@ -339,14 +336,13 @@ func (l *Live) apply(r *kgo.Record) {
 		}
 		l.patient(a.PatientID).alertWard = a.Ward
 	case l.kcfg.Topics.Acks:
-		if schemas.Header(r, schemas.HeaderSchema) != schemas.SilenceV1 {
-			return // acknowledgements show as the alert events they cause
+		rec, err := schemas.DecodeAcksRecord(r)
+		if err != nil || rec.Silence == nil {
+			// Acknowledgements show as the alert events they cause; a
+			// bad record the processor dead-letters.
+			return
 		}
-		sil, err := schemas.DecodeSilence(r)
-		if err != nil {
-			return // the processor dead-letters it
-		}
-		l.patient(sil.PatientID).silence = &sil
+		l.patient(rec.Silence.PatientID).silence = rec.Silence
 		return
 	default:
 		return

@@ -23,6 +23,7 @@ import (
 	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/auth/authtest"
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/internal/web"
@@ -528,7 +529,7 @@ func TestLiveRunsOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = live.Run(ctx)
-	if err := live.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+	if err := live.Run(context.Background()); !errors.Is(err, once.ErrRunTwice) {
 		t.Fatalf("second Run: %v", err)
 	}
 }

@@ -301,22 +301,16 @@ func decode(t kafka.Topics, r *kgo.Record) Event {
 			return ev
 		}
 	case t.Acks:
-		switch schemas.Header(r, schemas.HeaderSchema) {
-		case schemas.SilenceV1:
-			if s, err := schemas.DecodeSilence(r); err == nil {
-				ev.Type, ev.Silence = "silence", &s
-				return ev
+		if rec, err := schemas.DecodeAcksRecord(r); err == nil {
+			switch {
+			case rec.Silence != nil:
+				ev.Type, ev.Silence = "silence", rec.Silence
+			case rec.Rules != nil:
+				ev.Type, ev.Rules = "rules-loaded", rec.Rules
+			default:
+				ev.Type, ev.Ack = "ack", rec.Ack
 			}
-		case schemas.RulesV1:
-			if rl, err := schemas.DecodeRulesLoaded(r); err == nil {
-				ev.Type, ev.Rules = "rules-loaded", &rl
-				return ev
-			}
-		default:
-			if a, err := schemas.DecodeAck(r); err == nil {
-				ev.Type, ev.Ack = "ack", &a
-				return ev
-			}
+			return ev
 		}
 	case t.State:
 		ev.Type = "state"

@@ -366,11 +366,14 @@ func movedAlerts(st *PatientState, at time.Time) []schemas.Alert {
 // on another processor's patient before a rebalance moved it) changes
 // nothing: it is stale, not poison.
 func (c *Clinical) handleAck(r *kgo.Record, now time.Time) ([]*kgo.Record, error) {
-	if schemas.Header(r, schemas.HeaderSchema) == schemas.SilenceV1 {
-		sil, err := schemas.DecodeSilence(r)
-		if err != nil {
-			return nil, fmt.Errorf("decode alarm silence: %w", err)
-		}
+	rec, err := schemas.DecodeAcksRecord(r)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("decode a record of the acks topic: %w", err)
+	case rec.Rules != nil:
+		return nil, nil // an audit record (Handle reads past it before)
+	case rec.Silence != nil:
+		sil := rec.Silence
 		alerts := c.fire(r.Partition, now)
 		if st := c.store.get(sil.PatientID, r.Partition, false); st != nil {
 			st.SilencedUntil = sil.TS.Add(time.Duration(sil.Seconds) * time.Second)
@@ -378,10 +381,7 @@ func (c *Clinical) handleAck(r *kgo.Record, now time.Time) ([]*kgo.Record, error
 		}
 		return c.records(alerts)
 	}
-	ack, err := schemas.DecodeAck(r)
-	if err != nil {
-		return nil, fmt.Errorf("decode acknowledgement: %w", err)
-	}
+	ack := rec.Ack
 	alerts := c.fire(r.Partition, now)
 	st := c.store.get(ack.PatientID, r.Partition, false)
 	if st == nil {

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -269,7 +270,7 @@ type Processor struct {
 	// restarted before any record of the partition is processed.
 	restoreErr atomic.Pointer[error]
 	clock      procClock
-	ran        atomic.Bool
+	ran        once.Guard
 	commits    atomic.Int64
 	// ready is set once the session joined the group and restored the
 	// state of the partitions it was given.
@@ -281,10 +282,6 @@ type Processor struct {
 	assignedMu sync.Mutex
 	assigned   map[int32]*assignment
 }
-
-// ErrRunTwice is returned by a second call of Run: a processor's session,
-// clock and handler state belong to one run.
-var ErrRunTwice = errors.New("processor: Run called twice")
 
 // New validates cfg and returns a processor with the handler cfg.Rules
 // names: the clinical engine on cfg.Clinical, or the thresholds. It does
@@ -417,10 +414,10 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 
 // Run processes until ctx ends, then aborts nothing it has not begun,
 // leaves the group and returns nil. It runs once: a second call returns
-// ErrRunTwice.
+// once.ErrRunTwice.
 func (p *Processor) Run(ctx context.Context) error {
-	if !p.ran.CompareAndSwap(false, true) {
-		return ErrRunTwice
+	if err := p.ran.Start("processor"); err != nil {
+		return err
 	}
 	sess, err := p.newSession()
 	if err != nil {

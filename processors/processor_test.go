@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
@@ -75,7 +76,7 @@ func TestProcessorRunsOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = p.Run(ctx)
-	if err := p.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+	if err := p.Run(context.Background()); !errors.Is(err, once.ErrRunTwice) {
 		t.Fatalf("second Run: %v", err)
 	}
 }

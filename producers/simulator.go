@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -83,12 +83,8 @@ type Simulator struct {
 	rng      *rand.Rand
 	patients []*patient
 	seq      map[string]uint64
-	ran      atomic.Bool
+	ran      once.Guard
 }
-
-// ErrRunTwice is returned by a second call of Simulator.Run: its patients'
-// sequence numbers belong to one run.
-var ErrRunTwice = errors.New("simulator: Run called twice")
 
 // NewSimulator returns a simulator delivering to send.
 func NewSimulator(cfg SimConfig, send Sender, log *slog.Logger) (*Simulator, error) {
@@ -114,10 +110,10 @@ func NewSimulator(cfg SimConfig, send Sender, log *slog.Logger) (*Simulator, err
 
 // Run emits readings until ctx ends. Every vital is sent once at start, so
 // the latest vitals of every patient are known at once.
-// It runs once: a second call returns ErrRunTwice.
+// It runs once: a second call returns once.ErrRunTwice.
 func (s *Simulator) Run(ctx context.Context) error {
-	if !s.ran.CompareAndSwap(false, true) {
-		return ErrRunTwice
+	if err := s.ran.Start("simulator"); err != nil {
+		return err
 	}
 	tick := time.Duration(float64(500*time.Millisecond) / s.cfg.Speed)
 	t := time.NewTicker(max(tick, time.Millisecond))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -90,7 +91,7 @@ func TestSimulatorRunsOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = sim.Run(ctx)
-	if err := sim.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+	if err := sim.Run(context.Background()); !errors.Is(err, once.ErrRunTwice) {
 		t.Fatalf("second Run: %v", err)
 	}
 }

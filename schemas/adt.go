@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -88,18 +87,5 @@ func PlacementRecord(topic string, p *Placement) (*kgo.Record, error) {
 
 // DecodePlacement decodes and validates a patient-placement.v1 record.
 func DecodePlacement(r *kgo.Record) (Placement, error) {
-	var p Placement
-	if schema := Header(r, HeaderSchema); schema != ADTV1 {
-		return p, fmt.Errorf("%w: %q, want %s", ErrUnsupportedVersion, schema, ADTV1)
-	}
-	if err := json.Unmarshal(r.Value, &p); err != nil {
-		return p, fmt.Errorf("decode %s: %w", ADTV1, err)
-	}
-	if err := p.Validate(); err != nil {
-		return p, err
-	}
-	if string(r.Key) != p.PatientID {
-		return p, fmt.Errorf("record key %q is not the placement's patient_id %q", r.Key, p.PatientID)
-	}
-	return p, nil
+	return decodeValid[Placement](r, ADTV1, "placement", func(p *Placement) string { return p.PatientID })
 }

@@ -225,25 +225,20 @@ func (k *AuditRows) Add(r *kgo.Record) error {
 		action, subject, auth, patient, alert, detail string
 		seconds                                       uint16
 	)
-	switch schemas.Header(r, schemas.HeaderSchema) {
-	case schemas.SilenceV1:
-		sil, err := schemas.DecodeSilence(r)
-		if err != nil {
-			return err
-		}
+	rec, err := schemas.DecodeAcksRecord(r)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rec.Silence != nil:
+		sil := rec.Silence
 		ts, action, subject, auth, patient, seconds = sil.TS, ActionSilence, sil.By, sil.Auth, sil.PatientID, uint16(sil.Seconds)
-	case schemas.RulesV1:
-		rl, err := schemas.DecodeRulesLoaded(r)
-		if err != nil {
-			return err
-		}
+	case rec.Rules != nil:
+		rl := rec.Rules
 		b, _ := json.Marshal(map[string]string{"source": rl.Source, "sha256": rl.SHA256, "rules": rl.Rules, "host": rl.Host})
 		ts, action, subject, auth, detail = rl.TS, ActionRules, rl.By, rl.Auth, string(b)
 	default:
-		ack, err := schemas.DecodeAck(r)
-		if err != nil {
-			return err
-		}
+		ack := rec.Ack
 		ts, action, subject, auth, patient, alert = ack.TS, ActionAcknowledge, ack.By, ack.Auth, ack.PatientID, ack.AlertID
 	}
 	if auth == "" {

@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -34,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -111,7 +111,7 @@ type Sink struct {
 	ins    Inserter
 	log    *slog.Logger
 	opts   []kgo.Opt
-	ran    atomic.Bool
+	ran    once.Guard
 
 	rowsWritten metric.Int64Counter
 	failures    metric.Int64Counter
@@ -153,9 +153,6 @@ type batch struct {
 
 func (b *batch) size() int { return b.rows.Len() + len(b.dead) }
 
-// ErrRunTwice is returned by a second call of Run.
-var ErrRunTwice = errors.New("sink: Run called twice")
-
 // New validates cfg and returns a sink writing the topics of kcfg through
 // ins; it does no I/O (Run makes the client). tel may be nil
 // (telemetry.Nop()).
@@ -185,10 +182,10 @@ var errCrashed = errors.New("sink stopped as if killed (test)")
 const pendingMeta = "monitorme-sink/v1 pending "
 
 // Run consumes until ctx ends, then inserts and commits what it holds. It
-// runs once: a second call returns ErrRunTwice.
+// runs once: a second call returns once.ErrRunTwice.
 func (s *Sink) Run(ctx context.Context) error {
-	if !s.ran.CompareAndSwap(false, true) {
-		return ErrRunTwice
+	if err := s.ran.Start("sink"); err != nil {
+		return err
 	}
 	topics := make([]string, 0, len(s.tables))
 	for t := range s.tables {

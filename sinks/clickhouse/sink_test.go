@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
+	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -260,7 +261,7 @@ func TestSinkRunsOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = s.Run(ctx)
-	if err := s.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+	if err := s.Run(context.Background()); !errors.Is(err, once.ErrRunTwice) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
