@@ -138,6 +138,10 @@ type Config struct {
 	// Clinical is the clinical engine's configuration: the built-in
 	// defaults, or RulesFile once LoadRules read it. It is no flag.
 	Clinical ClinicalConfig
+	// rulesSum is the SHA-256 of the bytes LoadRules parsed: the audit
+	// trail's hash is of the rules in force, read once (before, the file
+	// was read again to hash it, and could have changed in between).
+	rulesSum [32]byte
 	// PatientExpiry and PatientExpiryUnestablished set
 	// Clinical.ExpireIdle and Clinical.ExpireUnestablished: the state of
 	// every patient is bounded by time, however many ids arrive.
@@ -174,11 +178,11 @@ func (c *Config) LoadRules() error {
 		c.Clinical = DefaultClinicalConfig()
 		return nil
 	}
-	cfg, err := LoadRulesFile(c.RulesFile)
+	cfg, raw, err := ReadRulesFile(c.RulesFile)
 	if err != nil {
 		return err
 	}
-	c.Clinical = cfg
+	c.Clinical, c.rulesSum = cfg, sha256.Sum256(raw)
 	return nil
 }
 
@@ -187,17 +191,21 @@ func (c *Config) LoadRules() error {
 // bytes, or "built-in" and the hash of the defaults as JSON.
 func (c *Config) RulesLoaded() (schemas.RulesLoaded, error) {
 	ev := schemas.RulesLoaded{Source: "built-in", Rules: c.Rules}
-	var b []byte
-	var err error
+	sum := c.rulesSum
 	if c.RulesFile != "" {
 		ev.Source = c.RulesFile
-		b, err = os.ReadFile(c.RulesFile)
+		if sum == ([32]byte{}) {
+			return ev, errors.New("rules-loaded event before LoadRules read " + c.RulesFile)
+		}
 	} else {
-		b, err = json.Marshal(c.Clinical)
+		b, err := json.Marshal(c.Clinical)
+		if err != nil {
+			return ev, err
+		}
+		sum = sha256.Sum256(b)
 	}
-	sum := sha256.Sum256(b)
 	ev.SHA256 = hex.EncodeToString(sum[:])
-	return ev, err
+	return ev, nil
 }
 
 // RegisterFlags binds c to flags.
@@ -213,7 +221,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.TickInterval, "tick", c.TickInterval, "how often timers (signal lost, escalation) are checked while no record arrives")
 	fs.DurationVar(&c.PatientExpiry, "patient-expiry", c.PatientExpiry, "forget a patient who sent nothing this long: open alerts are resolved, the state is deleted (tombstone in the changelog)")
 	fs.DurationVar(&c.PatientExpiryUnestablished, "patient-expiry-unestablished", c.PatientExpiryUnestablished, "forget sooner a patient whose devices never kept a cadence for a minute and who has no open alert (invented or mistyped ids)")
-	fs.StringVar(&c.RulesFile, "rules-file", c.RulesFile, "YAML file of per-ward and per-patient clinical rules (docs/rules.md); empty: built-in defaults")
+	RulesFileFlag(fs, &c.RulesFile, "the rules the engine applies")
 }
 
 // Validate refuses settings the processor cannot honor.

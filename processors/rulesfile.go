@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/monitorme/monitorme/schemas"
@@ -223,12 +224,28 @@ func decodeStrict(n *yaml.Node, v any) error {
 
 // LoadRulesFile reads a rules file over DefaultClinicalConfig.
 func LoadRulesFile(path string) (ClinicalConfig, error) {
-	f, err := os.Open(path)
+	cfg, _, err := ReadRulesFile(path)
+	return cfg, err
+}
+
+// ReadRulesFile reads a rules file once: the rules over
+// DefaultClinicalConfig, and the bytes they were parsed from (what the
+// audit trail hashes).
+func ReadRulesFile(path string) (ClinicalConfig, []byte, error) {
+	raw, err := os.ReadFile(path)
 	if err != nil {
-		return ClinicalConfig{}, fmt.Errorf("rules file: %w", err)
+		return ClinicalConfig{}, nil, fmt.Errorf("rules file: %w", err)
 	}
-	defer f.Close()
-	return LoadRules(path, f)
+	cfg, err := LoadRules(path, bytes.NewReader(raw))
+	return cfg, raw, err
+}
+
+// RulesFileFlag registers --rules-file, the one flag every role that
+// reads a rules file takes (process, api, replay), its help saying what
+// the rules are for there. Before (issue 27), each role registered its
+// own, with its own words.
+func RulesFileFlag(fs *pflag.FlagSet, p *string, purpose string) {
+	fs.StringVar(p, "rules-file", *p, "YAML file of per-ward and per-patient clinical rules (docs/rules.md): "+purpose+"; empty: the built-in defaults")
 }
 
 // LoadRules reads rules from r (named name in errors) over

@@ -1,7 +1,10 @@
 package processors
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +157,28 @@ func firstTier(rs *RuleSet, p schemas.Priority) time.Duration {
 		return 0
 	}
 	return rs.Escalation[p][0].After
+}
+
+// The audit trail's hash is of the rules in force: the bytes LoadRules
+// parsed, read once. Before (issue 27), RulesLoaded read the file again,
+// so a file changed after start was hashed, not the rules applied.
+func TestRulesLoadedHashesTheRulesParsed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	first := []byte("defaults:\n  conditions:\n    spo2_low: {limit: 88}\n")
+	if err := os.WriteFile(file, first, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.RulesFile = file
+	if err := cfg.LoadRules(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("defaults: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := cfg.RulesLoaded()
+	sum := sha256.Sum256(first)
+	if err != nil || ev.SHA256 != hex.EncodeToString(sum[:]) || ev.Source != file {
+		t.Fatalf("rules-loaded %+v, %v; want the hash of the file as parsed", ev, err)
+	}
 }

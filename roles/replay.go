@@ -187,7 +187,7 @@ rollup of each day touched is rebuilt from the deduplicated readings.
 	cmd.Flags().DurationVar(&o.Warmup, "warmup", o.Warmup, "replayed before --from, its alarms not reported, so that the engine starts from the right state")
 	cmd.Flags().StringSliceVar(&o.Patients, "patient", nil, "only these patients (repeat); only their partitions are read")
 	cmd.Flags().StringVar(&o.Ward, "ward", "", "only the patients of this ward (by the rules file)")
-	cmd.Flags().StringVar(&rulesFile, "rules-file", "", "rules to replay with (docs/rules.md); empty: the built-in defaults")
+	processors.RulesFileFlag(cmd.Flags(), &rulesFile, "the rules to replay with")
 	cmd.Flags().StringVar(&against, "against-rules-file", "", "compare with a replay under these rules instead of the recorded alerts")
 	cmd.Flags().BoolVar(&diff, "diff", false, "compare the replayed alarms with the recorded ones (or --against-rules-file's)")
 	cmd.Flags().BoolVar(&failOnDiff, "fail-on-diff", false, "exit 3 when the alarms differ (gate a rules change in CI)")

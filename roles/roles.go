@@ -652,7 +652,7 @@ func apiCmd(g *globals) *cobra.Command {
 	f.lc.RegisterFlags(cmd.Flags())
 	f.pc.RegisterFlags(cmd.Flags())
 	f.wc.RegisterFlags(cmd.Flags())
-	cmd.Flags().StringVar(&f.prc.RulesFile, "rules-file", f.prc.RulesFile, "YAML file of per-ward and per-patient clinical rules, for GET /v1/patients/{id}/rules and the wards of the alarm summary")
+	processors.RulesFileFlag(cmd.Flags(), &f.prc.RulesFile, "what GET /v1/patients/{id}/rules shows")
 	return cmd
 }
 
