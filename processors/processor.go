@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
@@ -432,7 +433,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { sess.Close() }()
-	backoff := 100 * time.Millisecond
+	// Waits between sessions after a failed transaction: from 100 ms,
+	// doubling to 5 s, jittered (cenkalti/backoff), so that processors
+	// failing together do not retry in step.
+	retry := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second}
+	retry.Reset()
 	timed, _ := p.h.(Timed)
 	p.clock.init(p.kcfg.Topics.Vitals)
 	if r, ok := p.h.(resumer); ok {
@@ -472,21 +477,21 @@ func (p *Processor) Run(ctx context.Context) error {
 			// new one is known to be clean. It starts from the last
 			// commit, and so does the clock.
 			p.clock.aborted()
-			p.log.Warn("transaction failed; restarting the session", "err", err, "retry_in", backoff)
+			wait := retry.NextBackOff()
+			p.log.Warn("transaction failed; restarting the session", "err", err, "retry_in", wait)
 			sess.Close()
 			select {
 			case <-ctx.Done():
 				sess, _ = p.newSession() // for the deferred Close
 				return nil
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			if sess, err = p.newSession(); err != nil {
 				return err
 			}
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		retry.Reset()
 	}
 }
 

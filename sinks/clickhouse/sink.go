@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -389,21 +390,33 @@ func (s *Sink) commitFailed(k partition, err error) error {
 // retry runs fn until it succeeds, backing off; meanwhile nothing is
 // polled, so an unreachable ClickHouse pauses consumption and loses
 // nothing.
+// The waits grow from 100 ms to MaxBackoff with jitter
+// (cenkalti/backoff), so that sinks retrying one ClickHouse do not retry
+// in step.
 func (s *Sink) retry(ctx context.Context, what string, k partition, fn func() error) error {
-	backoff := 100 * time.Millisecond
+	b := retryBackOff(s.cfg.MaxBackoff)
 	for {
 		err := fn()
 		if err == nil {
 			return nil
 		}
-		s.log.Warn("history sink: "+what+" failed; retrying", "topic", k.topic, "partition", k.n, "err", err, "retry_in", backoff)
+		wait := b.NextBackOff()
+		s.log.Warn("history sink: "+what+" failed; retrying", "topic", k.topic, "partition", k.n, "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w", what, err)
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, s.cfg.MaxBackoff)
 	}
+}
+
+// retryBackOff is the waits between retries: from 100 ms, doubling, up
+// to limit, each jittered by ±50 %; it never gives up (the caller's
+// context does).
+func retryBackOff(limit time.Duration) *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: limit}
+	b.Reset()
+	return b
 }
 
 // commit commits offset for k with meta, as this group member.
