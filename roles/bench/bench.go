@@ -137,7 +137,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	e.kc = kafka.DefaultConfig()
 	e.kc.Brokers = b.Addrs()
 	e.kc.Partitions = cfg.Partitions
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	admCl, err := kgo.NewClient(e.kc.ClientOpts("bench-admin")...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (e *env) restart(ctx context.Context, compacted bool) (string, error) {
 		}
 		return json.Marshal(&st)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	cl, err := kgo.NewClient(append(e.kc.ClientOpts("bench-state"), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchCompression(kgo.ZstdCompression()))...)
 	if err != nil {
 		return "", err
 	}
@@ -238,8 +238,8 @@ func (e *env) restart(ctx context.Context, compacted bool) (string, error) {
 		e.b.Clean()
 		clean = time.Since(start)
 	}
-	cons, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.ConsumeTopics(e.kc.Topics.Alerts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
+	cons, err := kgo.NewClient(append(e.kc.ClientOpts("bench-alerts"), kgo.ConsumeTopics(e.kc.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))...)
 	if err != nil {
 		return "", err
 	}
@@ -539,14 +539,14 @@ func (e *env) startCopy(ctx context.Context, group, dst string) (stop func(), er
 	if _, err := e.adm.CreateTopic(ctx, e.cfg.Partitions, rf, nil, dst); err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kc.Brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.kc.Topics.Vitals),
+	cl, err := kgo.NewClient(append(e.kc.ClientOpts("bench-plain"), kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.kc.Topics.Vitals),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(500*time.Millisecond), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		// One join round, like the clinical processor's range balancer:
 		// the cooperative default's second round held the first commit
 		// back for seconds on kfake.
-		kgo.Balancers(kgo.RangeBalancer()))
+		kgo.Balancers(kgo.RangeBalancer()))...)
 	if err != nil {
 		return nil, err
 	}
@@ -652,8 +652,8 @@ func (e *env) latency(ctx context.Context) (p50, p99 time.Duration, n int, err e
 		return 0, 0, 0, err
 	}
 	defer stopProc()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(e.b.Addrs()...), kgo.ConsumeTopics(e.kc.Topics.Alerts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
+	cons, err := kgo.NewClient(append(e.kc.ClientOpts("bench-alerts"), kgo.ConsumeTopics(e.kc.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))...)
 	if err != nil {
 		return 0, 0, 0, err
 	}
