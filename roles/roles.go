@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -196,16 +197,15 @@ func (f *roleFlags) start(ctx context.Context, g *globals, service string, valid
 		// log a little later: a missing one is believed after 3 s.
 		cctx, cancel := context.WithTimeout(ctx, startPing)
 		defer cancel()
-		deadline := time.Now().Add(3 * time.Second)
-		for {
+		_, err := backoff.Retry(cctx, func() (struct{}, error) {
 			err := kafka.CheckACLs(cctx, p.adm, &f.kc, role, o)
-			if err == nil {
-				break
+			if err != nil && !errors.Is(err, kafka.ErrMissingACL) {
+				return struct{}{}, backoff.Permanent(err)
 			}
-			if !errors.Is(err, kafka.ErrMissingACL) || time.Now().After(deadline) {
-				return nil, err
-			}
-			time.Sleep(250 * time.Millisecond)
+			return struct{}{}, err
+		}, backoff.WithBackOff(backoff.NewConstantBackOff(250*time.Millisecond)), backoff.WithMaxElapsedTime(3*time.Second))
+		if err != nil {
+			return nil, err
 		}
 	}
 	ok = true
