@@ -154,7 +154,9 @@ type operation struct {
 	body *jsonschema.Schema
 }
 
-// contract holds the compiled operations by method and echo path.
+// contract holds the compiled operations by method and echo path
+// ("GET /v1/patients/:id"), so a request finds its own without rewriting
+// its route's path.
 type contract struct {
 	ops map[string]*operation
 }
@@ -239,19 +241,19 @@ func compileContract(b []byte) (*contract, error) {
 					return nil, fmt.Errorf("%s body: %w", key, err)
 				}
 			}
-			ct.ops[key] = o
+			ct.ops[strings.ToUpper(method)+" "+echoPath(path)] = o
 		}
 	}
 	return ct, nil
 }
 
-// echoPath turns an echo route path (/v1/patients/:id) into the
-// document's (/v1/patients/{id}).
-func docPath(p string) string {
+// echoPath turns the document's path (/v1/patients/{id}) into echo's
+// route path (/v1/patients/:id).
+func echoPath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
-		if strings.HasPrefix(s, ":") {
-			parts[i] = "{" + s[1:] + "}"
+		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+			parts[i] = ":" + s[1:len(s)-1]
 		}
 	}
 	return strings.Join(parts, "/")
@@ -266,7 +268,7 @@ func Contract() echo.MiddlewareFunc {
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			op := ct.ops[c.Request().Method+" "+docPath(c.Path())]
+			op := ct.ops[c.Request().Method+" "+c.Path()]
 			if op == nil {
 				return next(c)
 			}

@@ -70,6 +70,8 @@ type Ingest struct {
 	log      *slog.Logger
 	now      func() time.Time
 	readings metric.Int64Counter
+	// limit is BodyLimit in bytes, parsed once here, not per request.
+	limit int64
 }
 
 // NewIngest returns the ingest handler writing to w.
@@ -82,7 +84,8 @@ func NewIngest(cfg IngestConfig, w Writer, log *slog.Logger, mp metric.MeterProv
 	if err != nil {
 		return nil, err
 	}
-	return &Ingest{cfg: cfg, w: w, log: log, now: time.Now, readings: readings}, nil
+	limit, _ := ParseSize(cfg.BodyLimit) // checked by Validate
+	return &Ingest{cfg: cfg, w: w, log: log, now: time.Now, readings: readings, limit: limit}, nil
 }
 
 // Register adds the ingest route to e.
@@ -113,8 +116,7 @@ func (in *Ingest) post(c echo.Context) error {
 	case mt != echo.MIMEApplicationJSON:
 		return web.NewProblem(http.StatusUnsupportedMediaType, "Content-Type "+schemas.Quote(mt)+" is not accepted; send application/json (an array of readings) or application/x-ndjson (one reading a line)")
 	}
-	limit, _ := ParseSize(in.cfg.BodyLimit) // checked by Validate
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, in.limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
