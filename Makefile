@@ -32,11 +32,11 @@ $(STATICCHECK):
 
 ## unit: the browser tests (named …InChromium) are left out here and run
 ## in make test-browser, where CI never lets them skip
-## The engine-against-model property test (processors) is single-threaded:
+## The engine-against-model property test (clinical) is single-threaded:
 ## it runs apart, without the race detector that would make it 5x slower.
 unit:
 	$(GO) test -race -count=1 -skip 'InChromium$$|^TestEngineAgreesWithTheModel$$' ./...
-	$(GO) test -count=1 -run '^TestEngineAgreesWithTheModel$$' -v ./processors
+	$(GO) test -count=1 -run '^TestEngineAgreesWithTheModel$$' -v ./clinical
 	cd third_party/kfake && $(GO) test -race -count=1 ./
 
 build:
@@ -55,18 +55,18 @@ bench-kafka: build
 
 ## bench-go: micro-benchmarks of the hot paths
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./processors ./sinks/clickhouse
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./clinical ./processors ./sinks/clickhouse
 
 FUZZTIME ?= 30s
-FUZZ_PKGS := ./schemas ./producers ./api ./processors
+FUZZ_PKGS := ./schemas ./producers ./api ./clinical ./processors
 ## fuzz: every fuzz target of every package for FUZZTIME each, then the
 ## engine against the reference model on MODEL_SCENARIOS generated wards
 ## (about 20 minutes on 2 cores). make test runs every target's seeds and
 ## its committed corpus (testdata/fuzz); make fuzz-short is CI's pass
 MODEL_SCENARIOS ?= 10000
 fuzz: fuzz-targets
-	@echo "== ./processors TestEngineAgreesWithTheModel, $(MODEL_SCENARIOS) scenarios"
-	MONITORME_MODEL_SCENARIOS=$(MODEL_SCENARIOS) $(GO) test -count=1 -timeout 60m -run '^TestEngineAgreesWithTheModel$$' -v ./processors
+	@echo "== ./clinical TestEngineAgreesWithTheModel, $(MODEL_SCENARIOS) scenarios"
+	MONITORME_MODEL_SCENARIOS=$(MODEL_SCENARIOS) $(GO) test -count=1 -timeout 60m -run '^TestEngineAgreesWithTheModel$$' -v ./clinical
 
 ## fuzz-targets: every fuzz target of FUZZ_PKGS for FUZZTIME each
 fuzz-targets:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/schemas"
@@ -36,22 +37,10 @@ type Option func(*Server)
 // WithAcks enables POST /v1/alerts/{id}/ack.
 func WithAcks(w AckWriter) Option { return func(s *Server) { s.acks = w } }
 
-// RuleBook is the clinical configuration the API shows: the rules in
-// force for a patient. The processors' ClinicalConfig is one; the API
-// takes it as this interface so that it needs no processor to serve it.
-type RuleBook interface {
-	// PatientRules returns the rules in force for patient, as JSON shows
-	// them, and whether the rules file names the patient.
-	PatientRules(patient string) (rules any, named bool)
-	// CurrentNEWS2 scores the patient's latest readings as the engine
-	// does (same rules, same required parameters); nil when they are not
-	// a complete, current set.
-	CurrentNEWS2(patient string, latest map[schemas.Kind]schemas.Reading) any
-}
-
-// WithRules sets the clinical rules GET /v1/patients/{id}/rules shows.
-// Without it that route answers 501.
-func WithRules(rb RuleBook) Option { return func(s *Server) { s.rules = rb } }
+// WithRules sets the clinical rules GET /v1/patients/{id}/rules shows
+// and GET /v1/patients/{id} scores NEWS2 by (rules.go). Without it that
+// route answers 501.
+func WithRules(rules *clinical.Config) Option { return func(s *Server) { s.rules = rules } }
 
 // AckRequest is the body of POST /v1/alerts/{id}/ack. By may be left
 // out: who acknowledges is the token's subject.
@@ -224,7 +213,7 @@ type PatientRules struct {
 	// its ward's rules under it, if any), else "defaults".
 	Source string `json:"source"`
 	// Rules is the rule set in force (schema RuleSet in openapi.json).
-	Rules any `json:"rules"`
+	Rules PatientRulesView `json:"rules"`
 }
 
 func (s *Server) patientRules(c echo.Context) error {
@@ -235,9 +224,9 @@ func (s *Server) patientRules(c echo.Context) error {
 	if s.rules == nil {
 		return web.NewProblem(http.StatusNotImplemented, "this server has no clinical rules configured")
 	}
-	rules, named := s.rules.PatientRules(id)
+	rules := patientRulesView(s.rules, id)
 	src := "defaults"
-	if named {
+	if s.rules.Named(id) {
 		src = "patient"
 	}
 	return c.JSON(http.StatusOK, PatientRules{PatientID: id, Source: src, Rules: rules})

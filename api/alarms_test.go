@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/auth/authtest"
 	"github.com/monitorme/monitorme/schemas"
@@ -49,22 +50,18 @@ func (f *fakeAcks) WriteAck(_ context.Context, a schemas.Ack) error {
 	return nil
 }
 
-// fakeRules is a RuleBook: the wards of the patients it names, and a rule
-// set that says the patient's ward.
-type fakeRules map[string]string
-
-func (f fakeRules) PatientRules(patient string) (any, bool) {
-	ward, named := f[patient]
-	return map[string]any{"ward": ward, "conditions": []map[string]any{{"condition": "heart_rate_high", "limit": 120}}}, named
+// testRules are clinical rules from a rules file: P1 in the icu, whose
+// heart rate limit is 130 (the defaults' 120).
+func testRules(t *testing.T) *clinical.Config {
+	t.Helper()
+	cfg, err := clinical.LoadRules("r.yaml", strings.NewReader("wards:\n  icu:\n    conditions:\n      heart_rate_high: {limit: 130}\npatients:\n  P1: {ward: icu}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cfg
 }
 
-// CurrentNEWS2 says how many vitals it was given: the API passes the live
-// view's latest readings.
-func (f fakeRules) CurrentNEWS2(_ string, latest map[schemas.Kind]schemas.Reading) any {
-	return map[string]int{"vitals": len(latest)}
-}
-
-func newAlarmServer(t *testing.T, rules RuleBook) (*Live, *echo.Echo, *fakeAcks) {
+func newAlarmServer(t *testing.T, rules *clinical.Config) (*Live, *echo.Echo, *fakeAcks) {
 	t.Helper()
 	acks := &fakeAcks{}
 	opts := []Option{WithAcks(acks)}
@@ -108,7 +105,7 @@ const (
 )
 
 func TestAckEndpoint(t *testing.T) {
-	live, e, acks := newAlarmServer(t, fakeRules{})
+	live, e, acks := newAlarmServer(t, testRules(t))
 	now := time.Now().UTC()
 	event(t, live, idA, "P1", "spo2_low", schemas.High, schemas.Raised, now)
 	event(t, live, idB, "P2", "spo2_low", schemas.High, schemas.Raised, now)
@@ -144,10 +141,11 @@ func TestAckEndpoint(t *testing.T) {
 	}
 }
 
-// The route shows what the RuleBook says; the rules file's own view is
-// tested where it is made (processors) and end to end in roles.
+// The route shows the rules in force: the ward's changes under the
+// patient the file names, durations as Go durations, the defaults for a
+// patient it does not name, and the engine-wide policies.
 func TestPatientRules(t *testing.T) {
-	_, e, _ := newAlarmServer(t, fakeRules{"P1": "icu"})
+	_, e, _ := newAlarmServer(t, testRules(t))
 	var got struct {
 		PatientID string `json:"patient_id"`
 		Source    string `json:"source"`
@@ -168,6 +166,29 @@ func TestPatientRules(t *testing.T) {
 	_, none, _ := newAlarmServer(t, nil)
 	if code, body, _ := get(t, none, "/v1/patients/P1/rules"); code != 501 {
 		t.Fatalf("no rules configured: %d %s", code, body)
+	}
+}
+
+// The views are of the rules in force: P1's heart rate limit and delay
+// from the icu over the defaults, its escalation, the policies; P9's
+// defaults.
+func TestPatientRulesView(t *testing.T) {
+	cfg := testRules(t)
+	got := patientRulesView(cfg, "P1")
+	if got.Ward != "icu" || !cfg.Named("P1") || cfg.Named("P9") {
+		t.Fatalf("P1: %+v", got)
+	}
+	var hr *ConditionRuleView
+	for i := range got.Conditions {
+		if got.Conditions[i].Condition == "heart_rate_high" {
+			hr = &got.Conditions[i]
+		}
+	}
+	if hr == nil || hr.Limit != 130 || hr.Delay != "10s" || got.Escalation["high"][0].After != "1m0s" || got.Policies.Lateness.ReorderWindow == "" {
+		t.Fatalf("P1 rules: %+v", got)
+	}
+	if d := patientRulesView(cfg, "P9"); d.Ward != "" {
+		t.Fatalf("P9: %+v", d)
 	}
 }
 
@@ -224,7 +245,7 @@ func TestAlarmSummary(t *testing.T) {
 
 // Lax input found by probing the API (issue 12): each is a named 4xx now.
 func TestLaxInputIsRefused(t *testing.T) {
-	live, e, acks := newAlarmServer(t, fakeRules{})
+	live, e, acks := newAlarmServer(t, testRules(t))
 	now := time.Now().UTC()
 	event(t, live, idA, "P1", "spo2_low", schemas.High, schemas.Raised, now)
 	for name, c := range map[string]struct {
@@ -267,7 +288,7 @@ func FuzzAckHandler(f *testing.F) {
 	f.Add("", "application/json", `{"by":"nurse-7@icu"}`)
 	f.Add("nurse", "text/plain", `{"by":"nurse 7"}`)
 	f.Fuzz(func(t *testing.T, authz, contentType, body string) {
-		live, e, acks := newAlarmServer(t, fakeRules{})
+		live, e, acks := newAlarmServer(t, testRules(t))
 		_, a, tokens := authtest.Tokens(t, auth.TokenEntry{Subject: "nurse-7@icu", Roles: []string{"clinician"}})
 		e.Use(a.Middleware())
 		if authz == "nurse" {
@@ -301,7 +322,7 @@ func FuzzAckHandler(f *testing.F) {
 // live view reads it back from the acks topic and the patient's latest
 // vitals show it while it lasts, with the current NEWS2 from the rules.
 func TestSilenceEndpoint(t *testing.T) {
-	live, e, acks := newAlarmServer(t, fakeRules{})
+	live, e, acks := newAlarmServer(t, testRules(t))
 	for _, c := range []struct {
 		name, ct, body string
 		code           int
@@ -340,7 +361,7 @@ func TestSilenceEndpoint(t *testing.T) {
 	if got.Silence == nil || got.Silence.By != "nurse-7" {
 		t.Fatalf("latest vitals show no silence: %+v", got)
 	}
-	if n, ok := got.NEWS2.(map[string]any); !ok || n["vitals"] != float64(1) {
+	if got.NEWS2 != nil { // one heart rate is no complete set
 		t.Fatalf("latest vitals' news2: %#v", got.NEWS2)
 	}
 	acks.fail = true
@@ -357,7 +378,7 @@ func FuzzSilenceHandler(f *testing.F) {
 	f.Add("application/json", `{"by":"nurse-7","seconds":1e9}`)
 	f.Add("text/plain", `{"by":"nurse-7"}`)
 	f.Fuzz(func(t *testing.T, contentType, body string) {
-		_, e, acks := newAlarmServer(t, fakeRules{})
+		_, e, acks := newAlarmServer(t, testRules(t))
 		code, out := post(t, e, "/v1/patients/P1/silence", contentType, body)
 		switch {
 		case code == 202:
@@ -378,7 +399,7 @@ func FuzzSilenceHandler(f *testing.F) {
 // subject: a body naming someone else is refused, and the event records
 // how the caller was authenticated.
 func TestActorIsTheTokensSubject(t *testing.T) {
-	live, e, acks := newAlarmServer(t, fakeRules{})
+	live, e, acks := newAlarmServer(t, testRules(t))
 	_, a, tokens := authtest.Tokens(t,
 		auth.TokenEntry{Subject: "nurse-7@icu", Roles: []string{"clinician"}},
 		auth.TokenEntry{Subject: "gw-1", Roles: []string{"device"}})

@@ -10,6 +10,7 @@
 // which the sink fills ([History]); without one those routes answer 501.
 //
 // It reads records through the schemas codec and takes what it needs of
-// other roles as small interfaces ([AckWriter], [RuleBook], [History]), so
-// it imports no processor or producer.
+// other roles as small interfaces ([AckWriter], [History]), so it imports
+// no processor or producer; the rules it shows and scores NEWS2 by are
+// package clinical's, which has no Kafka in it (rules.go).
 package api

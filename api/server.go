@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/auth"
 	"github.com/monitorme/monitorme/internal/web"
 	"github.com/monitorme/monitorme/schemas"
@@ -26,7 +27,7 @@ var openAPI embed.FS
 type Server struct {
 	live  *Live
 	acks  AckWriter
-	rules RuleBook
+	rules *clinical.Config
 	// history is nil when no ClickHouse is configured.
 	history History
 	// records reads a patient's record from the topics for the export
@@ -117,7 +118,7 @@ type LatestVitals struct {
 	// NEWS2 is the patient's current score from these readings, as the
 	// engine scores it; absent when they are not a complete, current set
 	// (or the server has no rules).
-	NEWS2 any `json:"news2,omitempty"`
+	NEWS2 *CurrentNEWS2View `json:"news2,omitempty"`
 	// Silence is the alarm silence in force, if any.
 	Silence *schemas.Silence `json:"silence,omitempty"`
 }
@@ -133,7 +134,7 @@ func (s *Server) latest(c echo.Context) error {
 	}
 	body := LatestVitals{PatientID: id, Vitals: vitals}
 	if s.rules != nil {
-		body.NEWS2 = s.rules.CurrentNEWS2(id, vitals)
+		body.NEWS2 = currentNEWS2View(s.rules, id, vitals)
 	}
 	if sil, ok := s.live.Silence(id, time.Now()); ok {
 		body.Silence = &sil

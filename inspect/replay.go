@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/processors"
 	"github.com/monitorme/monitorme/schemas"
@@ -35,27 +36,32 @@ type ReplayOptions struct {
 }
 
 // Scope returns whether patient is replayed under rules.
-func (o ReplayOptions) Scope(rules *processors.ClinicalConfig, patient string) bool {
+func (o ReplayOptions) Scope(rules *clinical.Config, patient string) bool {
 	if len(o.Patients) > 0 && !slices.Contains(o.Patients, patient) {
 		return false
 	}
 	return o.Ward == "" || rules.Ward(patient) == o.Ward
 }
 
-// Replay runs the clinical engine with rules over the vitals and acks of
-// [From-Warmup, To), and returns the alert events it emits in [From, To).
-func Replay(ctx context.Context, kc kafka.Config, rules processors.ClinicalConfig, o ReplayOptions) ([]schemas.Alert, error) {
+// Replay runs the clinical engine with rules over the vitals, acks and
+// placements of [From-Warmup, To), and returns the alert events it emits in [From, To).
+func Replay(ctx context.Context, kc kafka.Config, rules clinical.Config, o ReplayOptions) ([]schemas.Alert, error) {
 	if !o.To.After(o.From) {
 		return nil, errors.New("replay: --to must be after --from")
 	}
 	start := o.From.Add(-o.Warmup)
 	r := Range{From: Bound{Kind: AtTime, Time: start}, To: &Bound{Kind: AtTime, Time: o.To}}
-	// Read both inputs, then merge each partition's records by time, as
-	// the processor's fetches interleave them.
+	// Read the inputs, then merge each partition's records by time, as
+	// the processor's fetches interleave them. The placements are read
+	// from the start (the topic is compacted: a patient's latest placement
+	// before the range says which ward's rules applied in it).
 	var recs []*kgo.Record
 	var total int64
-	for _, topic := range []string{kc.Topics.Vitals, kc.Topics.Acks} {
+	for _, topic := range []string{kc.Topics.Vitals, kc.Topics.Acks, kc.Topics.Placements} {
 		opts := Options{Topic: topic, Range: r}
+		if topic == kc.Topics.Placements {
+			opts.Range.From = Bound{Kind: Start}
+		}
 		err := readRaw(ctx, kc, opts, o, &rules, func(rec *kgo.Record) {
 			recs = append(recs, rec)
 			total++
@@ -74,57 +80,41 @@ func Replay(ctx context.Context, kc kafka.Config, rules processors.ClinicalConfi
 		}
 		return a.Timestamp.Compare(b.Timestamp)
 	})
-	eng := processors.NewClinical(rules, kc.Topics)
+	// The engine itself, without Kafka: the processor's stream of
+	// inputs (clinical.Stream) over states in memory, fed the records as
+	// the processor decodes them.
+	stream := clinical.NewStream(clinical.NewEngine(rules), clinical.NewPatients())
 	var out []schemas.Alert
-	keep := func(rs []*kgo.Record) error {
-		for _, rec := range rs {
-			if rec.Topic != kc.Topics.Alerts {
-				continue
-			}
-			a, err := schemas.DecodeAlert(rec)
-			if err != nil {
-				return err
-			}
+	keep := func(alerts []schemas.Alert) {
+		for _, a := range alerts {
 			if !a.TS.Before(o.From) && a.TS.Before(o.To) {
 				out = append(out, a)
 			}
 		}
-		return nil
 	}
-	const chunk = 1000
-	for i := 0; i < len(recs); i += chunk {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		eng.Begin()
-		for _, rec := range recs[i:min(i+chunk, len(recs))] {
-			rs, err := eng.Handle(rec)
-			if err != nil {
-				// A record the processor would dead-letter: it changes nothing.
-				continue
-			}
-			if err := keep(rs); err != nil {
+	for i, rec := range recs {
+		if i%1000 == 0 {
+			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			if o.Progress != nil && i > 0 {
+				o.Progress(int64(i), int64(len(recs)))
+			}
 		}
-		if _, err := eng.Flush(); err != nil {
-			return nil, err
+		in, err := processors.DecodeInput(kc.Topics, rec, schemas.DecodeReading)
+		if err != nil {
+			// A record the processor would dead-letter: it changes
+			// nothing but the clock.
+			stream.Advance(rec.Partition, rec.Timestamp)
+			continue
 		}
-		eng.Committed()
-		if o.Progress != nil {
-			o.Progress(int64(min(i+chunk, len(recs))), int64(len(recs)))
-		}
+		keep(stream.Apply(&in))
+	}
+	if o.Progress != nil {
+		o.Progress(int64(len(recs)), int64(len(recs)))
 	}
 	// The timers due by the end of the range fire as the clock reaches it.
-	eng.Begin()
-	rs, err := eng.Tick(func(int32) time.Time { return o.To })
-	if err != nil {
-		return nil, err
-	}
-	if err := keep(rs); err != nil {
-		return nil, err
-	}
-	eng.Committed()
+	keep(stream.Tick(func(int32) time.Time { return o.To }))
 	return out, nil
 }
 
@@ -134,7 +124,7 @@ const RecordedSlack = 2 * time.Hour
 
 // Recorded returns the alert events alerts.v1 holds for [From, To) of the
 // patients in scope, read_committed: what the processors did emit.
-func Recorded(ctx context.Context, kc kafka.Config, rules processors.ClinicalConfig, o ReplayOptions) ([]schemas.Alert, error) {
+func Recorded(ctx context.Context, kc kafka.Config, rules clinical.Config, o ReplayOptions) ([]schemas.Alert, error) {
 	// An alert event's record is written when the processor handles the
 	// reading, at the event's time or after it (a processor catching up
 	// on a backlog writes it later): read records from From up to
@@ -154,7 +144,7 @@ func Recorded(ctx context.Context, kc kafka.Config, rules processors.ClinicalCon
 }
 
 // readRaw reads the records of opts.Topic in scope, undecoded.
-func readRaw(ctx context.Context, kc kafka.Config, opts Options, o ReplayOptions, rules *processors.ClinicalConfig, each func(*kgo.Record)) error {
+func readRaw(ctx context.Context, kc kafka.Config, opts Options, o ReplayOptions, rules *clinical.Config, each func(*kgo.Record)) error {
 	return readRecords(ctx, kc, opts, o.Patients, func(r *kgo.Record) error {
 		if r.Attrs.IsControl() || !o.Scope(rules, string(r.Key)) && string(r.Key) != schemas.RulesKey {
 			return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/internal/testkit"
@@ -72,10 +73,10 @@ func wardRestarted(t *testing.T, restartAt time.Duration) (kafka.Config, time.Ti
 
 // sameAlarms replays minutes 5 to 25 of the ward with the processor's
 // rules and fails unless the diff with the recorded alarms is empty.
-func sameAlarms(t *testing.T, kc kafka.Config, start time.Time, what string) (ReplayOptions, processors.ClinicalConfig, []schemas.Alert, []schemas.Alert) {
+func sameAlarms(t *testing.T, kc kafka.Config, start time.Time, what string) (ReplayOptions, clinical.Config, []schemas.Alert, []schemas.Alert) {
 	t.Helper()
 	o := ReplayOptions{From: start.Add(5 * time.Minute), To: start.Add(25 * time.Minute), Warmup: 5 * time.Minute}
-	rules := processors.DefaultClinicalConfig()
+	rules := clinical.DefaultConfig()
 	replayed, err := Replay(testkit.Context(t), kc, rules, o)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +253,7 @@ func BenchmarkReplay(b *testing.B) {
 		b.Fatal(err)
 	}
 	o := ReplayOptions{From: start, To: start.Add(31 * time.Minute)}
-	rules := processors.DefaultClinicalConfig()
+	rules := clinical.DefaultConfig()
 	b.ResetTimer()
 	var alerts int
 	for range b.N {

@@ -3,29 +3,24 @@ package processors
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
 )
 
-func testClinicalConfig() ClinicalConfig {
-	return ClinicalConfig{Default: RuleSet{Conditions: []ConditionRule{spo2Rule()}}, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}
+func testClinicalConfig() clinical.Config {
+	return clinical.Config{Default: clinical.RuleSet{Conditions: []clinical.ConditionRule{timerConfig().Default.Conditions[0]}}, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}
 }
 
 // topics are the default topic names; unit tests feed records by hand.
 var topics = kafka.DefaultConfig().Topics
-
-// applyNow runs the pure step for a reading that arrives at its own ts.
-func applyNow(h *Clinical, st *PatientState, rd *schemas.Reading) []schemas.Alert {
-	return h.apply(st, h.cfg.For(rd.PatientID), rd, rd.TS)
-}
 
 func newClinicalProcessor(brokers []string) *Processor {
 	p := newTestProcessor(brokers)
@@ -96,64 +91,6 @@ func TestClinicalStateSurvivesRestartAndCrash(t *testing.T) {
 	}
 }
 
-// Without restoring, the same handover would alert late or never: the
-// test above can fail.
-func TestClinicalWithoutRestoreStartsOver(t *testing.T) {
-	h := NewClinical(testClinicalConfig(), topics)
-	st := (&PatientState{}).clone()
-	var n int
-	for _, rd := range desat(10, 21) { // a fresh state sees only 10–20
-		n += len(applyNow(h, st, &rd))
-	}
-	if n != 0 {
-		t.Fatalf("a fresh state raised %d alerts within 11 s", n)
-	}
-}
-
-func TestClinicalNEWS2(t *testing.T) {
-	h := NewClinical(ClinicalConfig{Default: RuleSet{NEWS2: true}, NEWS2MaxAge: time.Hour, NEWS2ResolveAfter: time.Minute}, topics)
-	st := (&PatientState{}).clone()
-	obs := func(s int, k schemas.Kind, v float64) []schemas.Alert {
-		spec, _ := schemas.SpecFor(k)
-		rd := schemas.Reading{PatientID: "P01", DeviceID: "obs", Kind: k, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
-		return applyNow(h, st, &rd)
-	}
-	// Normal observations: nothing.
-	for i, o := range []struct {
-		k schemas.Kind
-		v float64
-	}{{schemas.RespRate, 16}, {schemas.SpO2, 97}, {schemas.O2Supplement, 0}, {schemas.BPSystolic, 120}, {schemas.HeartRate, 70}, {schemas.Consciousness, 0}, {schemas.Temperature, 37}} {
-		if a := obs(i, o.k, o.v); len(a) != 0 {
-			t.Fatalf("normal observations raised %+v", a)
-		}
-	}
-	// Resp 26 (3) + pulse 135 (3) + new confusion (3) = 9: high.
-	obs(10, schemas.RespRate, 26)
-	obs(11, schemas.HeartRate, 135)
-	a := obs(12, schemas.Consciousness, 1)
-	if len(a) != 1 || a[0].Condition != "news2" || a[0].Priority != schemas.High || a[0].Score == nil || *a[0].Score != 9 || a[0].Components["consciousness"] != 3 {
-		t.Fatalf("news2 alert: %+v", a)
-	}
-	id := a[0].AlertID
-	// Still high: no repeat.
-	if a := obs(13, schemas.HeartRate, 140); len(a) != 0 {
-		t.Fatalf("repeated: %+v", a)
-	}
-	// Wobbling across the 7/6 boundary does not flap the alarm.
-	obs(14, schemas.Consciousness, 0) // 6: medium
-	obs(15, schemas.Consciousness, 1) // 9: high again
-	// (The open alert shows the current score, in place: same state.)
-	if a := obs(16, schemas.Consciousness, 0); len(a) != 1 || !a[0].Updated || a[0].State != schemas.Raised || *a[0].Score != 6 || a[0].Priority != schemas.High {
-		t.Fatalf("flapped: %+v", a)
-	}
-	// Back to normal for a minute: resolved, same id.
-	obs(20, schemas.RespRate, 16)
-	obs(21, schemas.HeartRate, 70)
-	if a := obs(82, schemas.Temperature, 37); len(a) != 1 || a[0].State != schemas.Resolved || a[0].AlertID != id {
-		t.Fatalf("resolve: %+v", a)
-	}
-}
-
 // The same input processed twice, in different batch sizes, yields
 // byte-identical alert events, ids included.
 func TestClinicalIsDeterministic(t *testing.T) {
@@ -167,7 +104,7 @@ func TestClinicalIsDeterministic(t *testing.T) {
 		rs = append(rs, schemas.Reading{PatientID: "P01", DeviceID: "d", Kind: k, Value: v, Unit: spec.Unit, TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)})
 	}
 	run := func(batch int) []string {
-		h := NewClinical(DefaultClinicalConfig(), topics)
+		h := NewClinical(clinical.DefaultConfig(), topics)
 		var out []string
 		for i := 0; i < len(rs); i += batch {
 			h.Begin()
@@ -231,7 +168,7 @@ func TestClinicalAbortDropsState(t *testing.T) {
 }
 
 func BenchmarkClinicalHandle(b *testing.B) {
-	h := NewClinical(DefaultClinicalConfig(), topics)
+	h := NewClinical(clinical.DefaultConfig(), topics)
 	var recs []*kgo.Record
 	for s := range 100 {
 		rd := schemas.Reading{PatientID: "P01", DeviceID: "d", Kind: schemas.HeartRate, Value: 80, Unit: "/min", TS: t0.Add(time.Duration(s) * time.Second), Seq: uint64(s)}
@@ -246,44 +183,6 @@ func BenchmarkClinicalHandle(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
-	}
-}
-
-// A snapshot encodes times as Unix nanoseconds; snapshots written before,
-// with RFC 3339 times (and before Latest became an array), decode to the
-// same state, and the new form is smaller.
-func TestSnapshotsOldAndNewDecodeAlike(t *testing.T) {
-	at := time.Date(2026, 11, 22, 9, 0, 0, 123456789, time.UTC)
-	var v Vitals
-	v.Set(schemas.SpO2, Sample{Value: 88.5, TS: at, At: at.Add(time.Second).Truncate(time.Millisecond), Gap: time.Second, Device: "D1", Seq: 7})
-	v.Set(schemas.HeartRate, Sample{Value: 130, TS: at, Device: "D1", Seq: 8})
-	v.Set(schemas.Consciousness, Sample{Value: 0, TS: at.Add(-time.Minute)})
-	old := `{"latest":{"consciousness":{"v":0,"ts":"2026-11-22T08:59:00.123456789Z"},` +
-		`"heart_rate":{"v":130,"ts":"2026-11-22T09:00:00.123456789Z","d":"D1","s":8},` +
-		`"spo2":{"v":88.5,"ts":"2026-11-22T09:00:00.123456789Z","at":"2026-11-22T09:00:01.123Z","g":1000000000,"d":"D1","s":7}},"news2":{}}`
-	var back PatientState
-	if err := json.Unmarshal([]byte(old), &back); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(back.Latest, v) {
-		t.Fatalf("old snapshot decoded %+v, want %+v", back.Latest, v)
-	}
-	got, err := json.Marshal(&PatientState{Latest: v})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var again PatientState
-	if err := json.Unmarshal(got, &again); err != nil || !reflect.DeepEqual(again.Latest, v) {
-		t.Fatalf("%s decoded %+v %v", got, again.Latest, err)
-	}
-	if len(got) >= len(old) {
-		t.Fatalf("the new form (%d bytes) is not smaller than the old (%d)", len(got), len(old))
-	}
-	if _, ok := again.Latest.Get(schemas.Glucose); ok {
-		t.Fatal("an absent kind is present")
-	}
-	if err := json.Unmarshal([]byte(`{"latest":{"pulse":{"v":1,"tn":1}}}`), &back); err == nil {
-		t.Error("a sample of an unknown kind decoded")
 	}
 }
 
@@ -309,7 +208,7 @@ func BenchmarkClinicalTransaction(b *testing.B) {
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		h := NewClinical(DefaultClinicalConfig(), topics)
+		h := NewClinical(clinical.DefaultConfig(), topics)
 		for i := 0; i < len(recs); i += txn {
 			h.Begin()
 			for _, r := range recs[i : i+txn] {
@@ -332,7 +231,7 @@ func BenchmarkClinicalTransaction(b *testing.B) {
 // discharge returns the patient to the defaults; the placement survives
 // the changelog.
 func TestClinicalFollowsATransfer(t *testing.T) {
-	cfg, err := LoadRules("r.yaml", strings.NewReader("wards:\n  icu:\n    conditions:\n      temperature_high: {limit: 38}\n"))
+	cfg, err := clinical.LoadRules("r.yaml", strings.NewReader("wards:\n  icu:\n    conditions:\n      temperature_high: {limit: 38}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,8 +249,8 @@ func TestClinicalFollowsATransfer(t *testing.T) {
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("flush after commit: %d, %v", len(recs), err)
 	}
-	var st PatientState
-	if snap := h.store.peek("P1"); snap == nil || snap.Ward != "icu" {
+	var st clinical.PatientState
+	if snap := h.store.Peek("P1"); snap == nil || snap.Ward != "icu" {
 		t.Fatalf("the state holds no ward: %+v", snap)
 	} else if b, err := json.Marshal(snap); err != nil || json.Unmarshal(b, &st) != nil || st.Ward != "icu" {
 		t.Fatalf("the snapshot loses the ward: %s", b)
@@ -373,7 +272,7 @@ func TestClinicalFollowsATransfer(t *testing.T) {
 // Before, the alarms of a ward the rules file did not name had ward "",
 // and a transfer left them where the patient had been.
 func TestAlertsSayWhereThePatientIs(t *testing.T) {
-	p := newOnePatient(t, NewClinical(DefaultClinicalConfig(), topics))
+	p := newOnePatient(t, NewClinical(clinical.DefaultConfig(), topics))
 	temp, place := p.temp, p.place
 	if got := place(schemas.Admit, "demo", "1"); len(got) != 0 {
 		t.Fatalf("an admission with no alarm open made events: %+v", got)

@@ -37,35 +37,3 @@ func TestAbortedRecordsAreNotCaughtUp(t *testing.T) {
 		t.Fatal("not caught up once the record was applied and committed")
 	}
 }
-
-// Silence counts from the moment monitoring resumed only once the clock
-// has reached it. The last batch of a replay is applied after that moment
-// was set (the check that finds the partition caught up runs before it),
-// and counting its silence from the wall clock, two hours ahead, kept its
-// timers from firing by stream time: the events depended on where the
-// last batch began (TestClinicalDeterministicOnATopic failed 4 times in 6
-// under -race and CPU stress).
-func TestSilenceDueBeforeAndAfterTheResume(t *testing.T) {
-	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	s := Sample{At: at}
-	resumed := at.Add(2 * time.Hour)
-	for _, c := range []struct {
-		name         string
-		resumed, now time.Time
-		want         time.Time
-	}{
-		{"a replay's backlog", time.Time{}, at.Add(3 * time.Second), at.Add(10 * time.Second)},
-		{"the last batch of a replay, the resume already set", resumed, at.Add(3 * time.Second), at.Add(10 * time.Second)},
-		{"after the resume: downtime is not the device's", resumed, resumed.Add(time.Second), resumed.Add(10 * time.Second)},
-		{"a reading after the resume", resumed, resumed.Add(time.Minute), at.Add(10 * time.Second)},
-	} {
-		s := s
-		if c.name == "a reading after the resume" {
-			s.At = resumed.Add(50 * time.Second)
-			c.want = s.At.Add(10 * time.Second)
-		}
-		if got := silenceDue(s, 10*time.Second, c.resumed, c.now); !got.Equal(c.want) {
-			t.Errorf("%s: due %v, want %v", c.name, got.Sub(at), c.want.Sub(at))
-		}
-	}
-}

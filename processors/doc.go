@@ -8,19 +8,16 @@
 // lost or a duplicated alert for a read_committed reader.
 //
 // The handler is chosen by [Config.Rules]: the clinical engine (the
-// default) or the thresholds. Rules are pure functions of (state, reading)
-// and know nothing of Kafka; the handlers adapt them to records.
+// default) or the thresholds. The rules themselves are package clinical's,
+// pure functions of (state, input, time) with no Kafka in them; the
+// patients' state per transaction and its changelog restore are package
+// statestore's. This package adapts them to records and transactions.
 //
-// Files by responsibility: processor.go, the transaction loop and the
-// Handler interfaces; ready.go, what /readyz says of it; clock.go, the
-// processor clock; clinical.go, the clinical dispatch (records in, rules
-// applied, alert records out); clinical_news2.go and satseconds.go, the
-// NEWS2 alert and the SatSeconds integral kept per patient; store.go, the
-// per-patient state and its changelog; copies.go, the reading identities a
-// patient's state remembers so a copy changes nothing; timers.go, signal
-// lost, escalation, expiry and the rules' waits that end on a quiet
-// partition (a value holds until the next reading of its kind); queue.go,
-// the timer queue fired before every record; condition.go and news2.go,
-// the pure rules; ruleset.go and rulesfile.go, the rules in force and the
-// rules file; thresholds.go, the threshold handler.
+// Files by responsibility: processor.go, the transaction loop; handler.go,
+// the Handler interfaces; config.go and rulesfile.go, the configuration
+// and the rules file read once; metrics.go, each component's instruments;
+// ready.go, what /readyz says of it; clock.go, the processor clock (record
+// arrivals, then the wall clock once caught up); clinical.go, the clinical
+// handler (records decoded, clinical.Stream applied, alert and changelog
+// records out); thresholds.go, the threshold handler.
 package processors

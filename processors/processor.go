@@ -1,11 +1,12 @@
 package processors
 
+// The transaction loop: consume, hand each record to the handler, produce
+// its output, and commit it with the consumed offsets in one transaction.
+
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
@@ -23,236 +23,12 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/once"
 	"github.com/monitorme/monitorme/internal/telemetry"
 	"github.com/monitorme/monitorme/schemas"
 )
-
-// Handler turns one consumed record into the records to produce for it.
-// An error marks the record as poison: it is written to the dead-letter
-// topic, in the same transaction, instead of stopping the partition.
-type Handler interface {
-	Handle(rec *kgo.Record) ([]*kgo.Record, error)
-}
-
-// Stateful is a Handler that keeps per-patient state. The processor calls
-// Restore for newly assigned vitals partitions before any of their records
-// is fetched, Forget for partitions it loses, and brackets every
-// transaction: Begin before the first record, Flush after the last (its
-// records, the state changelog, are produced in the same transaction), then
-// Committed or Aborted. State changed by an aborted transaction must be
-// dropped: its records will be processed again.
-type Stateful interface {
-	Handler
-	Restore(ctx context.Context, partitions []int32) error
-	Forget(partitions []int32)
-	Begin()
-	Flush() ([]*kgo.Record, error)
-	Committed()
-	Aborted()
-}
-
-// Timed is a Stateful handler with timers on the processor clock (silence,
-// escalation). Due says whether any would fire by clock; Tick fires them,
-// inside a transaction like Handle. clock gives the processor clock of a
-// vitals partition: see Processor.
-type Timed interface {
-	Stateful
-	Due(clock func(partition int32) time.Time) bool
-	Tick(clock func(partition int32) time.Time) ([]*kgo.Record, error)
-}
-
-// Predecoder is a Handler that can decode a transaction's records ahead of
-// Handle, on every core: decoding is a pure function of one record, while
-// Handle must apply the records in order. Handle is then called with the
-// same records, in the same order. Predecode may return before it has
-// decoded them all, so that Handle overlaps with it; Handle then waits for
-// the record it is given.
-type Predecoder interface {
-	Predecode(recs []*kgo.Record)
-}
-
-// resumer is a Timed handler that is told when monitoring of a partition
-// resumed, so that silence before it is not blamed on a device.
-type resumer interface {
-	Resume(resumedAt func(partition int32) time.Time)
-}
-
-// Inputs, when a handler implements it, names the topics it consumes in
-// place of the vitals topic alone. They must be co-partitioned with the
-// vitals topic (provisioning checks it): the processor assigns them with
-// the range balancer, which gives one member partition p of every topic.
-type Inputs interface {
-	Inputs() []string
-}
-
-// Config configures a processor.
-type Config struct {
-	Group string
-	// TransactionalID "" gives every process incarnation its own id. The
-	// group generation fences a zombie (KIP-447), so a stable id is not
-	// needed for correctness; set one (e.g. a StatefulSet pod name) only
-	// to have a restart abort its predecessor's open transaction at once
-	// instead of after TransactionTimeout.
-	TransactionalID string
-	// TransactionTimeout is how long the broker lets a transaction stay
-	// open. An abandoned one (a crashed processor) blocks read_committed
-	// readers of its partitions until it expires, so keep it short.
-	TransactionTimeout time.Duration
-	// FetchMaxWait bounds an empty fetch. kgo's 5 s default was measured
-	// to stall partition takeovers on kfake for seconds.
-	FetchMaxWait   time.Duration
-	SessionTimeout time.Duration
-	// MaxPollRecords bounds the records of one transaction. A
-	// transaction's fixed cost (flush, offset commit, the commit markers,
-	// one changelog snapshot per patient it touched) is amortized over
-	// them: with 30,000 the clinical benchmark ran at 0.71-0.77x a plain
-	// copy, with 10,000 at 0.62-0.69x (docs/benchmarks.md). 30,000 is
-	// about 50 ms of work at full speed, well inside the one-second alert
-	// budget, and a live processor's polls are far smaller.
-	MaxPollRecords int
-	// CommitInterval is how long a transaction gathers records after the
-	// first arrives, up to MaxPollRecords: a poll returns as soon as
-	// anything is fetched, so at a low rate each transaction carried a
-	// handful of records, and its fixed cost (AddPartitions, EndTxn, a
-	// marker on every partition it wrote, three times over with
-	// replication) dominated the brokers' work. 0 commits each poll.
-	// A transaction that raised an alert event ends at once, so the
-	// interval delays only transactions without one (the commit of state
-	// and offsets), and nothing once a poll fills MaxPollRecords
-	// (docs/benchmarks.md).
-	CommitInterval time.Duration
-	// Rules picks the handler: "clinical" (the default) is the stateful
-	// engine (persistence delays, hysteresis, sleep-aware limits, NEWS2,
-	// signal lost, escalation) whose state lives in the state changelog;
-	// "threshold" raises an alert for every reading beyond a limit, with
-	// no state (the e2e suite counts alerts against readings with it).
-	Rules string
-	// TickInterval is how often timers are checked while no record
-	// arrives: the delay, beyond their deadline, of a signal-lost or
-	// escalation event on a quiet partition.
-	TickInterval time.Duration
-	// RulesFile is the YAML file of per-ward and per-patient rules of the
-	// clinical engine ("" for the built-in defaults).
-	RulesFile string
-	// Clinical is the clinical engine's configuration: the built-in
-	// defaults, or RulesFile once LoadRules read it. It is no flag.
-	Clinical ClinicalConfig
-	// rulesSum is the SHA-256 of the bytes LoadRules parsed: the audit
-	// trail's hash is of the rules in force, read once (before, the file
-	// was read again to hash it, and could have changed in between).
-	rulesSum [32]byte
-	// PatientExpiry and PatientExpiryUnestablished set
-	// Clinical.ExpireIdle and Clinical.ExpireUnestablished: the state of
-	// every patient is bounded by time, however many ids arrive.
-	PatientExpiry, PatientExpiryUnestablished time.Duration
-}
-
-// DefaultCommitInterval is CommitInterval's default.
-const DefaultCommitInterval = 100 * time.Millisecond
-
-// DefaultConfig returns the defaults the flag help names.
-func DefaultConfig() Config {
-	return Config{
-		Group:              "alerting",
-		TransactionTimeout: 10 * time.Second,
-		FetchMaxWait:       500 * time.Millisecond,
-		SessionTimeout:     10 * time.Second,
-		MaxPollRecords:     30_000,
-		CommitInterval:     DefaultCommitInterval,
-		Rules:              "clinical",
-		TickInterval:       500 * time.Millisecond,
-		Clinical:           DefaultClinicalConfig(),
-
-		PatientExpiry:              24 * time.Hour,
-		PatientExpiryUnestablished: 10 * time.Minute,
-	}
-}
-
-// LoadRules reads RulesFile into Clinical (the built-in defaults when
-// there is none). Roles call it with the other settings checks, so a bad
-// file stops them before they touch a broker, naming the file's line and
-// the reason.
-func (c *Config) LoadRules() error {
-	if c.RulesFile == "" {
-		c.Clinical = DefaultClinicalConfig()
-		return nil
-	}
-	cfg, raw, err := ReadRulesFile(c.RulesFile)
-	if err != nil {
-		return err
-	}
-	c.Clinical, c.rulesSum = cfg, sha256.Sum256(raw)
-	return nil
-}
-
-// RulesLoaded describes the rules LoadRules read, for the audit trail
-// (the caller fills in who and where): the file and the SHA-256 of its
-// bytes, or "built-in" and the hash of the defaults as JSON.
-func (c *Config) RulesLoaded() (schemas.RulesLoaded, error) {
-	ev := schemas.RulesLoaded{Source: "built-in", Rules: c.Rules}
-	sum := c.rulesSum
-	if c.RulesFile != "" {
-		ev.Source = c.RulesFile
-		if sum == ([32]byte{}) {
-			return ev, errors.New("rules-loaded event before LoadRules read " + c.RulesFile)
-		}
-	} else {
-		b, err := json.Marshal(c.Clinical)
-		if err != nil {
-			return ev, err
-		}
-		sum = sha256.Sum256(b)
-	}
-	ev.SHA256 = hex.EncodeToString(sum[:])
-	return ev, nil
-}
-
-// RegisterFlags binds c to flags.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Group, "group", c.Group, "consumer group of the alert processors")
-	fs.StringVar(&c.TransactionalID, "transactional-id", c.TransactionalID, `transactional id ("": unique per process start)`)
-	fs.DurationVar(&c.TransactionTimeout, "transaction-timeout", c.TransactionTimeout, "broker-side limit of one transaction; an abandoned one blocks readers this long")
-	fs.DurationVar(&c.FetchMaxWait, "fetch-max-wait", c.FetchMaxWait, "longest wait of an empty fetch")
-	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead member holds its partitions")
-	fs.IntVar(&c.MaxPollRecords, "max-poll-records", c.MaxPollRecords, "records per transaction at most")
-	fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how long a transaction gathers records after the first arrives (up to max-poll-records; an alert ends it at once); 0 commits every poll")
-	fs.StringVar(&c.Rules, "rules", c.Rules, `alert rules: "clinical" (stateful: persistence, hysteresis, sleep-aware limits, NEWS2, signal lost, escalation) or "threshold" (an alert per reading beyond a limit)`)
-	fs.DurationVar(&c.TickInterval, "tick", c.TickInterval, "how often timers (signal lost, escalation) are checked while no record arrives")
-	fs.DurationVar(&c.PatientExpiry, "patient-expiry", c.PatientExpiry, "forget a patient who sent nothing this long: open alerts are resolved, the state is deleted (tombstone in the changelog)")
-	fs.DurationVar(&c.PatientExpiryUnestablished, "patient-expiry-unestablished", c.PatientExpiryUnestablished, "forget sooner a patient whose devices never kept a cadence for a minute and who has no open alert (invented or mistyped ids)")
-	RulesFileFlag(fs, &c.RulesFile, "the rules the engine applies")
-}
-
-// Validate refuses settings the processor cannot honor.
-func (c *Config) Validate() error {
-	switch {
-	case c.Group == "":
-		return errors.New("group: must not be empty")
-	case c.TransactionTimeout < time.Second:
-		return fmt.Errorf("transaction-timeout: %v, want at least 1s", c.TransactionTimeout)
-	case c.FetchMaxWait <= 0 || c.FetchMaxWait >= c.TransactionTimeout:
-		return fmt.Errorf("fetch-max-wait: %v, want more than 0 and less than transaction-timeout", c.FetchMaxWait)
-	case c.SessionTimeout < 100*time.Millisecond:
-		return fmt.Errorf("session-timeout: %v, want at least 100ms", c.SessionTimeout)
-	case c.MaxPollRecords < 1:
-		return fmt.Errorf("max-poll-records: %d, want at least 1", c.MaxPollRecords)
-	case c.CommitInterval < 0 || c.CommitInterval > time.Second || c.CommitInterval >= c.TransactionTimeout/2:
-		return fmt.Errorf("commit-interval: %v, want 0 to 1s and under half the transaction-timeout", c.CommitInterval)
-	case c.Rules != "threshold" && c.Rules != "clinical":
-		return fmt.Errorf("rules: %q, want clinical or threshold", c.Rules)
-	case c.TickInterval < 10*time.Millisecond || c.TickInterval > 10*time.Second:
-		return fmt.Errorf("tick: %v, want 10ms to 10s", c.TickInterval)
-	case c.PatientExpiry < time.Hour:
-		return fmt.Errorf("patient-expiry: %v, want at least 1h", c.PatientExpiry)
-	case c.PatientExpiryUnestablished < time.Minute || c.PatientExpiryUnestablished > c.PatientExpiry:
-		return fmt.Errorf("patient-expiry-unestablished: %v, want 1m up to patient-expiry", c.PatientExpiryUnestablished)
-	case c.RulesFile != "" && c.Rules != "clinical":
-		return fmt.Errorf("rules-file: only the clinical rules read it (rules is %q)", c.Rules)
-	}
-	return nil
-}
 
 // Processor is the exactly-once consume-transform-produce loop.
 type Processor struct {
@@ -263,10 +39,7 @@ type Processor struct {
 	tel    *telemetry.Telemetry
 	tracer *kotel.Tracer
 
-	txnLatency   metric.Float64Histogram
-	alertLatency metric.Float64Histogram
-	resumeGap    metric.Float64Histogram
-	records      metric.Int64Counter
+	metrics *processorMetrics
 
 	// beforeEnd, if set, runs once a transaction's records are on the
 	// broker and before it ends, with how many records it consumed:
@@ -299,7 +72,6 @@ func New(cfg Config, kcfg kafka.Config, log *slog.Logger, tel *telemetry.Telemet
 	if err := errors.Join(cfg.Validate(), kcfg.Validate()); err != nil {
 		return nil, err
 	}
-	m := tel.MeterProvider.Meter("monitorme/processors")
 	p := &Processor{cfg: cfg, kcfg: kcfg, log: log.With("group", cfg.Group), tel: tel}
 	switch cfg.Rules {
 	case "clinical":
@@ -311,7 +83,7 @@ func New(cfg Config, kcfg kafka.Config, log *slog.Logger, tel *telemetry.Telemet
 		}
 		p.h = c
 	default:
-		p.h = &Thresholds{Limits: DefaultLimits, AlertsTopic: kcfg.Topics.Alerts}
+		p.h = &Thresholds{Limits: clinical.DefaultLimits, AlertsTopic: kcfg.Topics.Alerts}
 	}
 	if tel.Exporting {
 		// Spans per record cost a sixth of the processor's CPU even
@@ -320,26 +92,7 @@ func New(cfg Config, kcfg kafka.Config, log *slog.Logger, tel *telemetry.Telemet
 		p.tracer = tel.KafkaTracer(cfg.Group)
 	}
 	var err error
-	p.txnLatency, err = m.Float64Histogram("monitorme.processor.transaction.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time to end (commit or abort) one transaction"))
-	if err != nil {
-		return nil, err
-	}
-	p.alertLatency, err = m.Float64Histogram("monitorme.processor.alert.latency", metric.WithUnit("s"),
-		metric.WithDescription("From a reading's record timestamp to its alert's commit"),
-		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-	if err != nil {
-		return nil, err
-	}
-	p.resumeGap, err = m.Float64Histogram("monitorme.processor.resume.gap", metric.WithUnit("s"),
-		metric.WithDescription("When the processor caught up with a partition after a start or rebalance: how long before it the partition's last record arrived (the platform's gap in monitoring)"),
-		metric.WithExplicitBucketBoundaries(1, 10, 60, 300, 1800, 3600, 6*3600, 86400))
-	if err != nil {
-		return nil, err
-	}
-	p.records, err = m.Int64Counter("monitorme.processor.records",
-		metric.WithDescription("Records consumed, by outcome: committed, aborted, dead_lettered"))
-	if err != nil {
+	if p.metrics, err = newProcessorMetrics(tel.MeterProvider); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -661,13 +414,13 @@ func (p *Processor) transact(runCtx context.Context, sess *kgo.GroupTransactSess
 	if !committed {
 		outcome = "aborted"
 	}
-	p.txnLatency.Record(ctx, done.Sub(start).Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
-	p.records.Add(ctx, n-dead, metric.WithAttributes(attribute.String("outcome", outcome)))
+	p.metrics.txnLatency.Record(ctx, done.Sub(start).Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
+	p.metrics.records.Add(ctx, n-dead, metric.WithAttributes(attribute.String("outcome", outcome)))
 	if committed {
-		p.records.Add(ctx, dead, metric.WithAttributes(attribute.String("outcome", "dead_lettered")))
+		p.metrics.records.Add(ctx, dead, metric.WithAttributes(attribute.String("outcome", "dead_lettered")))
 		for _, o := range outs {
 			if o.rec.Topic == p.kcfg.Topics.Alerts {
-				p.alertLatency.Record(ctx, done.Sub(o.from).Seconds())
+				p.metrics.alertLatency.Record(ctx, done.Sub(o.from).Seconds())
 			}
 		}
 	}
@@ -703,7 +456,7 @@ func (p *Processor) resumed(part int32, at time.Time) {
 		return // no patient on it yet
 	}
 	gap := at.Sub(last)
-	p.resumeGap.Record(context.Background(), gap.Seconds(), metric.WithAttributes(attribute.Int("partition", int(part))))
+	p.metrics.resumeGap.Record(context.Background(), gap.Seconds(), metric.WithAttributes(attribute.Int("partition", int(part))))
 	if gap > 5*time.Second {
 		p.log.Warn("monitoring resumed after a gap: silence before now is not blamed on devices",
 			"partition", part, "gap", gap.Round(time.Second), "last_reading_arrived", last.UTC().Format(time.RFC3339))

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/testkit"
 	"github.com/monitorme/monitorme/schemas"
@@ -22,7 +23,7 @@ import (
 
 // clinicalProcessor runs the clinical handler with cfg on kc's topics,
 // in group.
-func clinicalProcessor(t *testing.T, c *kfake.Cluster, kc kafka.Config, group string, cfg ClinicalConfig, maxPoll int) *Processor {
+func clinicalProcessor(t *testing.T, c *kfake.Cluster, kc kafka.Config, group string, cfg clinical.Config, maxPoll int) *Processor {
 	t.Helper()
 	adm := kadm.NewClient(testkit.Client(t, c))
 	if err := kafka.Provision(testkit.Context(t), adm, &kc, kc.Specs(), slog.New(slog.DiscardHandler)); err != nil {
@@ -50,7 +51,7 @@ func TestProcessorTimersOnTheWallClock(t *testing.T) {
 	c, kc := testCluster(t)
 	cfg := timerConfig()
 	cfg.Default.SignalLost[0].After = 2 * time.Second
-	cfg.Default.Escalation[schemas.High] = []EscalationTier{{After: 4 * time.Second}}
+	cfg.Default.Escalation[schemas.High] = []clinical.EscalationTier{{After: 4 * time.Second}}
 	p := clinicalProcessor(t, c, kc, "alerting", cfg, 500)
 	runProcessor(t, p)
 
@@ -123,7 +124,7 @@ func TestClinicalDeterministicOnATopic(t *testing.T) {
 	run := func(name string, maxPoll int, abortEvery int) map[string][]string {
 		k := kc
 		k.Topics.Alerts, k.Topics.State = "alerts-"+name, "state-"+name
-		p := clinicalProcessor(t, c, k, "group-"+name, DefaultClinicalConfig(), maxPoll)
+		p := clinicalProcessor(t, c, k, "group-"+name, clinical.DefaultConfig(), maxPoll)
 		if abortEvery > 0 {
 			// Aborted transactions are consumed again, perhaps in other
 			// batches: neither their state nor their records' time may

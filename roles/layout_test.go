@@ -1,7 +1,10 @@
 package roles
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +23,7 @@ func TestNoImportRunsBackUpTheTree(t *testing.T) {
 	}
 	const mod = "github.com/monitorme/monitorme/"
 	components := []string{"producers", "processors", "sinks", "api", "inspect", "roles"}
+	components = append(components[:len(components):len(components)], "statestore")
 	forbidden := func(pkg string) []string {
 		switch {
 		case strings.HasPrefix(pkg, mod+"internal/"), strings.HasPrefix(pkg, mod+"schemas"):
@@ -29,9 +33,13 @@ func TestNoImportRunsBackUpTheTree(t *testing.T) {
 		case strings.HasPrefix(pkg, mod+"producers"), strings.HasPrefix(pkg, mod+"processors"):
 			return []string{"sinks", "api", "inspect", "roles"}
 		case strings.HasPrefix(pkg, mod+"inspect"):
-			// The developers' tools read records through schemas (and,
-			// to replay, will run the processors' engine), never write.
+			// The developers' tools read records through schemas and
+			// replay through the engine (clinical), never write.
 			return []string{"producers", "sinks", "api", "roles"}
+		case strings.HasPrefix(pkg, mod+"clinical"):
+			return append(components, "statestore", "internal")
+		case strings.HasPrefix(pkg, mod+"statestore"):
+			return components
 		}
 		return nil
 	}
@@ -83,5 +91,47 @@ func TestEchoStaysAtTheHTTPEdge(t *testing.T) {
 	}
 	if users == 0 {
 		t.Fatal("no package imports echo: the listing is not the tree")
+	}
+}
+
+// The clinical engine is pure: it imports no Kafka client, no network,
+// no file system and no telemetry (only schemas, for the records' types,
+// and YAML, for the rules file's text), and reads no clock: every time it
+// uses is an argument. To change how NEWS2 scores, open clinical/; its
+// tests need no broker.
+func TestTheClinicalEngineIsPure(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports " "}}`, "github.com/monitorme/monitorme/clinical").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	allowed := []string{"github.com/monitorme/monitorme/schemas", "go.yaml.in/yaml/v3"}
+	imports := strings.Fields(string(out))
+	if !slices.Contains(imports, "time") {
+		t.Fatalf("imports %v: the listing is not the package", imports)
+	}
+	for _, imp := range imports {
+		std := !strings.Contains(strings.Split(imp, "/")[0], ".")
+		impure := imp == "os" || strings.HasPrefix(imp, "os/") || imp == "net" || strings.HasPrefix(imp, "net/") ||
+			imp == "io/fs" || imp == "log" || imp == "log/slog" || imp == "runtime" || imp == "sync"
+		if std && impure || !std && !slices.Contains(allowed, imp) {
+			t.Errorf("clinical imports %s", imp)
+		}
+	}
+	src, err := filepath.Glob("../clinical/*.go")
+	if err != nil || len(src) == 0 {
+		t.Fatalf("no sources: %v", err)
+	}
+	clock := regexp.MustCompile(`time\.(Now|Since|Until|After|AfterFunc|Tick|NewTimer|NewTicker|Sleep)\(`)
+	for _, f := range src {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := clock.Find(b); m != nil {
+			t.Errorf("%s reads a clock of its own: %s", f, m)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/monitorme/monitorme/clinical"
 	"github.com/monitorme/monitorme/inspect"
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/warehouse"
@@ -105,7 +106,7 @@ rollup of each day touched is rebuilt from the deduplicated readings.
 			errs = append(errs, kc.Validate())
 			rules, err := loadRules(rulesFile)
 			errs = append(errs, err)
-			var other processors.ClinicalConfig
+			var other clinical.Config
 			if against != "" {
 				other, err = loadRules(against)
 				errs = append(errs, err)
@@ -199,9 +200,9 @@ rollup of each day touched is rebuilt from the deduplicated readings.
 	return cmd
 }
 
-func loadRules(file string) (processors.ClinicalConfig, error) {
+func loadRules(file string) (clinical.Config, error) {
 	if file == "" {
-		return processors.DefaultClinicalConfig(), nil
+		return clinical.DefaultConfig(), nil
 	}
 	return processors.LoadRulesFile(file)
 }

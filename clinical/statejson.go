@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // A patient's snapshot, encoded by hand: every patient a transaction
 // changed is written to the changelog in it, and encoding/json (its
@@ -17,12 +17,12 @@ import (
 	"github.com/monitorme/monitorme/schemas"
 )
 
-// appendState appends s as json.Marshal encodes it, byte for byte, so a
+// AppendState appends s as json.Marshal encodes it, byte for byte, so a
 // snapshot reads the same whichever wrote it (TestStateEncodingAgrees,
 // FuzzPatientStateSnapshot and every clinical engine test compare the
 // two). A state with a time or number json.Marshal refuses takes
 // json.Marshal itself, errors included.
-func appendState(dst []byte, s *PatientState) ([]byte, error) {
+func AppendState(dst []byte, s *PatientState) ([]byte, error) {
 	if b, ok := appendStateFast(dst, s); ok {
 		return b, nil
 	}

@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // Issue 13: the clinical engine under real device behaviour (retries,
 // batches, late and old readings, artefacts) and the clinical gaps a
@@ -7,13 +7,10 @@ package processors
 // processor does.
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -24,7 +21,7 @@ type device struct {
 	f       feed
 	id      string
 	seq     uint64
-	sent    []*kgo.Record
+	sent    []Input
 	patient string
 }
 
@@ -40,24 +37,22 @@ func (d *device) sendSeq(kind schemas.Kind, v float64, ts, at float64, seq uint6
 	spec, _ := schemas.SpecFor(kind)
 	rd := schemas.Reading{PatientID: d.patient, DeviceID: d.id, Kind: kind, Value: v, Unit: spec.Unit,
 		TS: t0.Add(time.Duration(ts * float64(time.Second))), Seq: seq}
-	rec, _ := schemas.ReadingRecord(topics.Vitals, &rd)
-	rec.Timestamp = t0.Add(time.Duration(at * float64(time.Second)))
-	d.sent = append(d.sent, rec)
-	return d.f.handle(rec)
+	in := Input{Arrival: t0.Add(time.Duration(at * float64(time.Second))), Reading: &rd}
+	d.sent = append(d.sent, in)
+	return d.f.apply(in)
 }
 
 // resend posts every reading sent so far again, arriving at second at.
 func (d *device) resend(at float64) []schemas.Alert {
 	var out []schemas.Alert
-	for _, r := range d.sent {
-		c := *r
-		c.Timestamp = t0.Add(time.Duration(at * float64(time.Second)))
-		out = append(out, d.f.handle(&c)...)
+	for _, in := range d.sent {
+		in.Arrival = t0.Add(time.Duration(at * float64(time.Second)))
+		out = append(out, d.f.apply(in)...)
 	}
 	return out
 }
 
-func defaultFeed(t *testing.T) feed { return feed{t, NewClinical(DefaultClinicalConfig(), topics)} }
+func defaultFeed(t *testing.T) feed { return newFeed(t, DefaultConfig()) }
 
 // conditions lists the alerts' conditions and states, leaving out the
 // technical alarms of a device that stopped (the tests' devices stop and
@@ -101,20 +96,7 @@ func TestCopiesChangeNothing(t *testing.T) {
 	}
 	// Across a restart: the patient's state as the changelog has it,
 	// loaded by a new engine.
-	f.h.Begin()
-	f.h.store.get("P01", 0, false)
-	recs, err := f.h.Flush()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.h.Committed()
-	var st PatientState
-	if err := json.Unmarshal(recs[0].Value, &st); err != nil {
-		t.Fatal(err)
-	}
-	g := defaultFeed(t)
-	g.h.store.committed["P01"], g.h.store.partition["P01"] = st.clone(), 0
-	g.h.stale.Store(true)
+	g := f.restarted()
 	ox.f = g
 	if got := ox.resend(70); len(got) != 0 {
 		t.Fatalf("the batch resent after a restart: %v", conditions(got))
@@ -378,9 +360,9 @@ func TestHighAlarmsLatch(t *testing.T) {
 		t.Fatalf("a second ack: %v", conditions(got))
 	}
 
-	cfg := DefaultClinicalConfig()
+	cfg := DefaultConfig()
 	cfg.Default.Latch = ""
-	g := feed{t, NewClinical(cfg, topics)}
+	g := newFeed(t, cfg)
 	ox = newDevice(g, "P01", "ox1")
 	got = ox.send(schemas.SpO2, 75, 0, 0)
 	for s := 1; s <= 31; s++ {
@@ -453,9 +435,9 @@ func TestRedAlarmsAndNewRules(t *testing.T) {
 // A sleep status older than its bound no longer lowers limits.
 func TestStaleSleepExpires(t *testing.T) {
 	run := func(sleepAt float64) []string {
-		cfg := DefaultClinicalConfig()
+		cfg := DefaultConfig()
 		cfg.ExpireIdle, cfg.ExpireUnestablished = 0, 0
-		f := feed{t, NewClinical(cfg, topics)}
+		f := newFeed(t, cfg)
 		bed := newDevice(f, "P01", "bed")
 		mon := newDevice(f, "P01", "mon1")
 		bed.send(schemas.Sleep, 1, sleepAt, sleepAt)
@@ -503,14 +485,9 @@ func TestSatSecondsCatchesHovering(t *testing.T) {
 func TestSilence(t *testing.T) {
 	f := defaultFeed(t)
 	sil := schemas.Silence{PatientID: "P01", By: "nurse-7", Seconds: 120, TS: t0}
-	rec, err := schemas.SilenceRecord(topics.Acks, &sil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.Timestamp = t0
 	mon := newDevice(f, "P01", "mon1")
 	mon.send(schemas.HeartRate, 80, 0, 0) // the patient exists
-	f.handle(rec)
+	f.apply(Input{Arrival: t0, Acks: &schemas.AcksRecord{Silence: &sil}})
 	var got []schemas.Alert
 	for s := 1; s <= 12; s++ {
 		got = append(got, mon.send(schemas.HeartRate, 125, float64(s), float64(s))...)
@@ -535,51 +512,24 @@ func TestSilence(t *testing.T) {
 	}
 }
 
-// The API's current NEWS2 scores the latest readings as the engine does:
+// The current NEWS2 (what the API shows) scores the latest readings as the engine does:
 // nothing until the required parameters are present and current.
 func TestCurrentNEWS2(t *testing.T) {
-	cfg := DefaultClinicalConfig()
+	cfg := DefaultConfig()
 	latest := map[schemas.Kind]schemas.Reading{}
 	for _, k := range news2Parameters {
 		spec, _ := schemas.SpecFor(k)
 		v := map[schemas.Kind]float64{schemas.RespRate: 26, schemas.SpO2: 97, schemas.BPSystolic: 120, schemas.HeartRate: 70, schemas.Temperature: 37}[k]
 		latest[k] = schemas.Reading{PatientID: "P1", Kind: k, Value: v, Unit: spec.Unit, TS: t0}
 	}
-	got, ok := cfg.CurrentNEWS2("P1", latest).(CurrentNEWS2View)
-	if !ok || got.Total != 3 || got.Band != BandLowMedium || got.Response != "urgent ward-based response" {
-		t.Fatalf("a complete set: %+v", got)
+	got, at, ok := cfg.CurrentNEWS2("P1", latest)
+	if !ok || got.Total != 3 || got.Band != BandLowMedium || got.Response() != "urgent ward-based response" || !at.Equal(t0) {
+		t.Fatalf("a complete set: %+v at %v", got, at)
 	}
 	old := latest[schemas.Consciousness]
 	old.TS = t0.Add(-2 * time.Hour)
 	latest[schemas.Consciousness] = old
-	if got := cfg.CurrentNEWS2("P1", latest); got != nil {
+	if got, _, ok := cfg.CurrentNEWS2("P1", latest); ok {
 		t.Fatalf("with consciousness 2 h old: %+v", got)
-	}
-}
-
-// The rules-loaded event shares the acks topic for the audit trail: the
-// engine reads past it, with no dead letter, no change, and no tick of
-// its clock. Its timestamp is the wall clock of a processor's start: taken
-// as stream time, it fired every timer of its partition at once (signal
-// lost for every monitor, escalations), which e2e case f caught.
-func TestRulesLoadedEventIsSkipped(t *testing.T) {
-	f := defaultFeed(t)
-	mon := newDevice(f, "P01", "mon1")
-	for s := range 30 {
-		if got := mon.send(schemas.HeartRate, 80, float64(s), float64(s)); len(got) != 0 {
-			t.Fatalf("a steady heart rate alarmed: %v", got)
-		}
-	}
-	ev := schemas.RulesLoaded{By: "process", Auth: "none", Source: "built-in", SHA256: strings.Repeat("0", 64), Host: "h", TS: t0.Add(time.Hour)}
-	rec, err := schemas.RulesLoadedRecord(topics.Acks, &ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.Timestamp = t0.Add(time.Hour) // a processor started an hour later
-	if got := f.handle(rec); len(got) != 0 {
-		t.Fatalf("a rules-loaded event made alerts: %v", conditions(got))
-	}
-	if got := mon.send(schemas.HeartRate, 80, 30, 30); len(got) != 0 {
-		t.Fatalf("after a rules-loaded event, the next reading alarmed: %v", conditions(got))
 	}
 }

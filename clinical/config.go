@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 import (
 	"time"
@@ -68,8 +68,8 @@ type SignalLostRule struct {
 	Priority schemas.Priority
 }
 
-// ClinicalConfig is the configuration of the clinical handler.
-type ClinicalConfig struct {
+// Config is the configuration of the clinical handler.
+type Config struct {
 	// Default is the rule set of a patient the rules file does not name.
 	Default RuleSet
 	// Patients holds the effective rule set of every patient the rules
@@ -122,7 +122,7 @@ type ClinicalConfig struct {
 }
 
 // For returns the rule set of a patient.
-func (c *ClinicalConfig) For(patient string) *RuleSet {
+func (c *Config) For(patient string) *RuleSet {
 	if rs := c.Patients[patient]; rs != nil {
 		return rs
 	}
@@ -132,7 +132,7 @@ func (c *ClinicalConfig) For(patient string) *RuleSet {
 // ForWard returns the rule set of a patient placed in ward: the rules
 // file's own entry for the patient if it has one (a clinician's choice for
 // this patient outlives a transfer), else the ward's, else the default.
-func (c *ClinicalConfig) ForWard(patient, ward string) *RuleSet {
+func (c *Config) ForWard(patient, ward string) *RuleSet {
 	if rs := c.Patients[patient]; rs != nil {
 		return rs
 	}
@@ -142,33 +142,23 @@ func (c *ClinicalConfig) ForWard(patient, ward string) *RuleSet {
 	return &c.Default
 }
 
-// PatientRules returns the rules in force for patient as the API shows
-// them, and whether the rules file names the patient (directly or through
-// a ward). It makes a ClinicalConfig the API's RuleBook.
-func (c *ClinicalConfig) PatientRules(patient string) (rules any, named bool) {
-	return PatientRulesView{c.For(patient).View(), c.Policies()}, c.Patients[patient] != nil
-}
-
-// PatientRulesView is a patient's rule set and the engine-wide policies.
-type PatientRulesView struct {
-	RuleSetView
-	Policies PoliciesView `json:"policies"`
-}
+// Named says whether the rules file lists patient under patients (with
+// or without a ward): its rules are then the patient's own.
+func (c *Config) Named(patient string) bool { return c.Patients[patient] != nil }
 
 // Ward returns the patient's ward, "" for none.
-func (c *ClinicalConfig) Ward(patient string) string { return c.For(patient).Ward }
+func (c *Config) Ward(patient string) string { return c.For(patient).Ward }
 
-// CurrentNEWS2 is a patient's NEWS2 from the latest readings, scored as
+// CurrentNEWS2 is a patient's NEWS2 score and its event time from the latest readings, scored as
 // the engine scores it: the newest parameter's time is the score's, older
 // parameters count within NEWS2MaxAge of it, and the required ones must
-// be there (else nil). For the API, which has no engine state: the band
+// be there (else ok is false). For the API, which has no engine state: the band
 // shown here is the score's, before the persistence the alert waits for.
-func (c *ClinicalConfig) CurrentNEWS2(patient string, latest map[schemas.Kind]schemas.Reading) any {
+func (c *Config) CurrentNEWS2(patient string, latest map[schemas.Kind]schemas.Reading) (_ NEWS2Score, at time.Time, ok bool) {
 	rs := c.For(patient)
 	if !rs.NEWS2 {
-		return nil
+		return NEWS2Score{}, at, false
 	}
-	var at time.Time
 	for _, k := range news2Parameters {
 		if r, ok := latest[k]; ok && r.TS.After(at) {
 			at = r.TS
@@ -176,7 +166,7 @@ func (c *ClinicalConfig) CurrentNEWS2(patient string, latest map[schemas.Kind]sc
 	}
 	for _, k := range c.NEWS2Require {
 		if r, ok := latest[k]; !ok || at.Sub(r.TS) > c.NEWS2MaxAge {
-			return nil
+			return NEWS2Score{}, at, false
 		}
 	}
 	var vals news2Values
@@ -184,16 +174,7 @@ func (c *ClinicalConfig) CurrentNEWS2(patient string, latest map[schemas.Kind]sc
 		r, ok := latest[k]
 		return r.Value, r.TS, ok
 	}, rs.Hypercapnic, at, &vals)
-	s := ScoreNEWS2(in)
-	return CurrentNEWS2View{NEWS2Score: s, TS: at, Response: s.Response()}
-}
-
-// CurrentNEWS2View is a patient's current NEWS2 as the API shows it.
-type CurrentNEWS2View struct {
-	NEWS2Score
-	// TS is the event time of the newest parameter.
-	TS       time.Time `json:"ts"`
-	Response string    `json:"response"`
+	return ScoreNEWS2(in), at, true
 }
 
 func limit(v float64) *float64 { return &v }
@@ -219,16 +200,16 @@ func specFor(k schemas.Kind) (schemas.Spec, bool) {
 	return schemas.SpecFor(k)
 }
 
-// DefaultClinicalConfig is the adult ward rule set: persistence delays on
+// DefaultConfig is the adult ward rule set: persistence delays on
 // the fast vitals (a brief artefact raises nothing), critical limits with
 // no delay, lower heart rate and respiration limits in sleep, NEWS2,
 // signal-lost technical alarms on the continuously monitored vitals, and
 // escalation of unacknowledged alarms. Slowly sampled vitals (blood
 // pressure hourly, temperature, glucose) alarm on the reading itself and
 // resolve on the next one in range.
-func DefaultClinicalConfig() ClinicalConfig {
+func DefaultConfig() Config {
 	const resolve = 30 * time.Second
-	return ClinicalConfig{
+	return Config{
 		Default: RuleSet{
 			Conditions: []ConditionRule{
 				{Condition: "spo2_low", Kind: schemas.SpO2, Below: true, Limit: 90, Priority: schemas.High, Delay: 15 * time.Second, ResolveAfter: resolve},

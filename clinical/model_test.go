@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // A reference model of the documented rules (docs/rules.md), deliberately
 // simple and separate from the engine, and the property test that holds
@@ -23,7 +23,6 @@ package processors
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -35,8 +34,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/schemas"
 )
@@ -104,14 +101,14 @@ func (e refEvent) String() string {
 }
 
 type refModel struct {
-	cfg      ClinicalConfig
+	cfg      Config
 	patients map[string]*refPatient
 	clock    time.Time
 	n        int
 	events   []refEvent
 }
 
-func newRefModel(cfg ClinicalConfig) *refModel {
+func newRefModel(cfg Config) *refModel {
 	return &refModel{cfg: cfg, patients: map[string]*refPatient{}}
 }
 
@@ -694,8 +691,8 @@ func genScenario(seed uint64) scenario {
 // modelConfig is the default adult rules without patient expiry (the
 // model does not speak of it); escalation is left on (the comparison
 // ignores it, but it must not disturb the rest).
-func modelConfig() ClinicalConfig {
-	cfg := DefaultClinicalConfig()
+func modelConfig() Config {
+	cfg := DefaultConfig()
 	cfg.ExpireIdle, cfg.ExpireUnestablished = 0, 0
 	return cfg
 }
@@ -706,63 +703,22 @@ func modelConfig() ClinicalConfig {
 // says, and returns its events.
 func runEngine(t testing.TB, sc scenario) []refEvent {
 	cfg := modelConfig()
-	h := NewClinical(cfg, topics)
+	f := newFeed(t, cfg)
 	var alerts []schemas.Alert
-	tx := func(f func() ([]*kgo.Record, error)) {
-		h.Begin()
-		recs, err := f()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		h.Committed()
-		for _, r := range recs {
-			a, err := schemas.DecodeAlert(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			alerts = append(alerts, a)
-		}
-	}
-	restart := func() {
-		g := NewClinical(cfg, topics)
-		for id, st := range h.store.committed {
-			b, err := appendState(nil, st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var back PatientState
-			if err := json.Unmarshal(b, &back); err != nil {
-				t.Fatal(err)
-			}
-			g.store.committed[id], g.store.partition[id] = &back, h.store.partition[id]
-		}
-		// The stream time is the committed offsets' business: it starts
-		// again from the records that follow.
-		g.stale.Store(true)
-		h = g
-	}
 	for i, a := range sc.arrivals {
 		if sc.restarts[i] {
-			restart()
+			f = f.restarted()
 		}
-		rec, err := schemas.ReadingRecord(topics.Vitals, &a.rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.Timestamp = a.at
-		tx(func() ([]*kgo.Record, error) { return h.Handle(rec) })
+		alerts = append(alerts, f.apply(Input{Arrival: a.at, Reading: &a.rd})...)
 	}
 	if sc.restarts[len(sc.arrivals)] {
-		restart()
+		f = f.restarted()
 	}
 	// Caught up: the wall clock, long after the last reading, ends every
 	// wait still open (each event carries its own deadline, whenever it
 	// is noticed).
-	clock := func(int32) time.Time { return sc.end }
-	tx(func() ([]*kgo.Record, error) { return h.Tick(clock) })
+	alerts = append(alerts, f.s.Tick(func(int32) time.Time { return sc.end })...)
+	f.s.Commit()
 	return engineEvents(alerts)
 }
 

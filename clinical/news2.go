@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 import (
 	"math"
@@ -10,7 +10,7 @@ import (
 // Early Warning Score 2 chart (2017). A parameter with no recent value is
 // missing: it scores nothing, and the score says which are missing. The
 // engine alarms on NEWS2 only when the parameters the rules require
-// (ClinicalConfig.NEWS2Require, all seven by default) are present: the
+// (Config.NEWS2Require, all seven by default) are present: the
 // score is meant for a complete, current observation set, and scored on
 // one parameter a single artefact raised it.
 

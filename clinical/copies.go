@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // Copies of readings: a gateway that got no answer resends the whole
 // batch with the same identities (device_id, kind, seq), seconds or hours

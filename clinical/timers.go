@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // The clinical engine's timers, on the processor clock (clock.go): signal
 // lost for a vital that stopped arriving, escalation of an alert nobody
@@ -11,8 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/monitorme/monitorme/schemas"
 )
 
@@ -21,7 +19,7 @@ import (
 // resumed is when this processor caught up with the patient's partition
 // after it started or was given the partition (zero before): see
 // silenceDue.
-func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Time) time.Time {
+func (c *Engine) deadline(st *PatientState, rs *RuleSet, resumed, now time.Time) time.Time {
 	var first time.Time
 	at := func(t time.Time) {
 		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
@@ -58,7 +56,7 @@ func (c *Clinical) deadline(st *PatientState, rs *RuleSet, resumed, now time.Tim
 // reading, or after ExpireUnestablished for a patient whose devices never
 // kept a cadence for a minute and who has no open alert (an id a request
 // invented, a typo). Zero for a state with no reading.
-func (c *Clinical) expiry(st *PatientState) time.Time {
+func (c *Engine) expiry(st *PatientState) time.Time {
 	// One pass for both: expiry is computed for every record.
 	var last time.Time
 	established := false
@@ -191,7 +189,7 @@ func nextTier(rs *RuleSet, cs *ConditionState) (EscalationTier, bool) {
 // event time it ends at: what is left of the wait after the kind's newest
 // event time, from its last arrival (holdDue). Zero when nothing waits,
 // and for a kind whose newest reading arrived too old to alarm.
-func (c *Clinical) conditionDue(st *PatientState, rule *ConditionRule, cs *ConditionState, resumed, now time.Time) (due, e time.Time) {
+func (c *Engine) conditionDue(st *PatientState, rule *ConditionRule, cs *ConditionState, resumed, now time.Time) (due, e time.Time) {
 	e = rule.due(cs)
 	if e.IsZero() {
 		return time.Time{}, time.Time{}
@@ -228,7 +226,7 @@ func holdDue(at time.Time, left time.Duration, resumed, now time.Time) time.Time
 
 // liveAt says whether a reading stamped ts that arrived at at may alarm
 // (lateness.max_age).
-func (c *Clinical) liveAt(ts, at time.Time) bool {
+func (c *Engine) liveAt(ts, at time.Time) bool {
 	return c.cfg.MaxAge <= 0 || at.Sub(ts) <= c.cfg.MaxAge
 }
 
@@ -239,7 +237,7 @@ func (c *Clinical) liveAt(ts, at time.Time) bool {
 // then with the value holding. The events carry the event time the wait
 // ended at, and the escalation counts from the deadline, so noticing it
 // later (a replay) changes nothing.
-func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
+func (c *Engine) conditionTimers(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
 	var out []schemas.Alert
 	for i := range rs.Conditions {
 		rule := &rs.Conditions[i]
@@ -268,7 +266,7 @@ func (c *Clinical) conditionTimers(st *PatientState, rs *RuleSet, patient string
 // given a partition after two of a patient's deadlines passed (a
 // rebalance) fired them in the order of their kinds, one that saw them
 // pass one by one in the order of their deadlines, and a replay differed.
-func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
+func (c *Engine) timers(st *PatientState, rs *RuleSet, patient string, now, resumed time.Time) []schemas.Alert {
 	var out []schemas.Alert
 	for range maxFirings {
 		by := c.deadline(st, rs, resumed, now)
@@ -282,7 +280,7 @@ func (c *Clinical) timers(st *PatientState, rs *RuleSet, patient string, now, re
 
 // timersBy fires the patient's timers due by by, the earliest deadline
 // (as seen at now), those sharing it in a fixed order.
-func (c *Clinical) timersBy(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
+func (c *Engine) timersBy(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
 	var out []schemas.Alert
 	for i := range rs.SignalLost {
 		sl := &rs.SignalLost[i]
@@ -350,20 +348,4 @@ func lastArrival(st *PatientState) time.Time {
 		}
 	}
 	return last
-}
-
-// Due reports whether a patient's timer is due by clock(partition).
-func (c *Clinical) Due(clock func(partition int32) time.Time) bool { return c.dueBy(clock) }
-
-// Tick fires every timer due by clock(partition) of the patient's
-// partition, for the patients no record has touched lately: a device that
-// went quiet, an alert nobody acknowledged. It runs inside a transaction,
-// like Handle.
-func (c *Clinical) Tick(clock func(partition int32) time.Time) ([]*kgo.Record, error) {
-	c.rebuildIfStale()
-	var alerts []schemas.Alert
-	for _, p := range slices.Sorted(maps.Keys(c.queues)) {
-		alerts = append(alerts, c.fire(p, clock(p))...)
-	}
-	return c.records(alerts)
 }

@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // Issue 25: no alarm is silently lost when readings are late, shuffled,
 // buffered through an outage, or followed by silence. Each test plays a
@@ -196,7 +196,7 @@ func TestNEWS2WaitsFireOnAQuietPartition(t *testing.T) {
 	for s := 1; s <= 5; s++ {
 		mon.send(schemas.SpO2, 97, float64(s), float64(s))
 	}
-	if cur := f.h.store.peek("P01").NEWS2.Open; cur == nil || cur.Score == nil || *cur.Score != 13 {
+	if cur := f.ps.Peek("P01").NEWS2.Open; cur == nil || cur.Score == nil || *cur.Score != 13 {
 		t.Fatalf("within update_every: open alert %+v", cur)
 	}
 	var upd []schemas.Alert
@@ -207,7 +207,7 @@ func TestNEWS2WaitsFireOnAQuietPartition(t *testing.T) {
 	for _, a := range upd {
 		updated = updated || a.Condition == "news2" && a.Updated && *a.Score == 10
 	}
-	cur := f.h.store.peek("P01").NEWS2.Open
+	cur := f.ps.Peek("P01").NEWS2.Open
 	if cur == nil || cur.Score == nil || *cur.Score != 10 || !updated {
 		t.Fatalf("after the monitored SpO2 improved: open alert %+v, events %v", cur, conditions(upd))
 	}
@@ -326,8 +326,8 @@ func TestSatSecondsResolvesOnAQuietPartition(t *testing.T) {
 		t.Fatalf("hovering raised nothing: %v", conditions(got))
 	}
 	got = ox.send(schemas.SpO2, 97, 120, 120)
-	sat := f.h.store.peek("P01").Sat
-	rs := DefaultClinicalConfig().Default.SatSeconds
+	sat := f.ps.Peek("P01").Sat
+	rs := DefaultConfig().Default.SatSeconds
 	want := t0.Add(120 * time.Second).Add(time.Duration(rs.Tau.Seconds() * math.Log(2*sat.Sum/rs.Threshold) * float64(time.Second)))
 	for s := 121; s <= 600; s++ {
 		got = append(got, f.tick(s)...)
@@ -442,9 +442,9 @@ func TestARunIsEvaluatedFromItsRealStart(t *testing.T) {
 func TestEscalationCountsFromTheResume(t *testing.T) {
 	cfg := timerConfig()
 	cfg.Default.Conditions = cfg.Default.Conditions[1:] // the critical rule alone
-	f := feed{t, NewClinical(cfg, topics)}
+	f := newFeed(t, cfg)
 	resumed := t0.Add(300 * time.Second)
-	f.h.Resume(func(int32) time.Time { return resumed })
+	f.s.Resume(func(int32) time.Time { return resumed })
 	one(t, "critical value", f.reading("P01", schemas.SpO2, 75, 0), "spo2_critical", schemas.Raised)
 	if got := f.tick(300); len(got) != 0 {
 		t.Fatalf("at the resume: %+v", got)

@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // The timer queue: each vitals partition's patients ordered by when their
 // next timer (signal lost, escalation, expiry) is due. Before every record
@@ -56,23 +56,23 @@ func (h *timerHeap) Pop() any {
 	return e
 }
 
-func (c *Clinical) queue(p int32) *timerQueue {
-	q := c.queues[p]
+func (s *Stream) queue(p int32) *timerQueue {
+	q := s.queues[p]
 	if q == nil {
 		q = &timerQueue{at: map[string]time.Time{}}
-		c.queues[p] = q
+		s.queues[p] = q
 	}
 	return q
 }
 
 // schedule puts the patient's next deadline, as seen at now, in the
 // partition's queue, unless an earlier one is there already.
-func (c *Clinical) schedule(p int32, patient string, st *PatientState, now time.Time) {
-	d := c.deadline(st, c.rulesOf(patient, st), c.resumed(p), now)
+func (s *Stream) schedule(p int32, patient string, st *PatientState, now time.Time) {
+	d := s.eng.deadline(st, s.eng.rulesOf(patient, st), s.resumed(p), now)
 	if d.IsZero() {
 		return
 	}
-	q := c.queue(p)
+	q := s.queue(p)
 	if cur, ok := q.at[patient]; ok && !d.Before(cur) {
 		return
 	}
@@ -81,18 +81,18 @@ func (c *Clinical) schedule(p int32, patient string, st *PatientState, now time.
 }
 
 // advance moves partition p's stream time to at, if later.
-func (c *Clinical) advance(p int32, at time.Time) time.Time {
-	if at.After(c.stream[p]) {
-		c.stream[p] = at
+func (s *Stream) advance(p int32, at time.Time) time.Time {
+	if at.After(s.stream[p]) {
+		s.stream[p] = at
 	}
-	return c.stream[p]
+	return s.stream[p]
 }
 
 // fire fires the timers of partition p's patients due by now, earliest
 // first.
-func (c *Clinical) fire(p int32, now time.Time) []schemas.Alert {
-	c.rebuildIfStale()
-	q := c.queues[p]
+func (s *Stream) fire(p int32, now time.Time) []schemas.Alert {
+	s.rebuildIfStale()
+	q := s.queues[p]
 	if q == nil {
 		return nil
 	}
@@ -115,18 +115,18 @@ func (c *Clinical) fire(p int32, now time.Time) []schemas.Alert {
 			continue
 		}
 		delete(q.at, e.patient)
-		cur := c.store.peek(e.patient)
+		cur := s.states.Peek(e.patient)
 		if cur == nil {
 			continue
 		}
-		rs := c.rulesOf(e.patient, cur)
-		if d := c.deadline(cur, rs, c.resumed(p), now); d.IsZero() || now.Before(d) {
-			c.schedule(p, e.patient, cur, now)
+		rs := s.eng.rulesOf(e.patient, cur)
+		if d := s.eng.deadline(cur, rs, s.resumed(p), now); d.IsZero() || now.Before(d) {
+			s.schedule(p, e.patient, cur, now)
 			continue
 		}
-		st := c.store.get(e.patient, p, false)
-		out = append(out, c.timers(st, rs, e.patient, now, c.resumed(p))...)
-		c.schedule(p, e.patient, st, now)
+		st := s.states.Get(e.patient, p, false)
+		out = append(out, s.eng.timers(st, rs, e.patient, now, s.resumed(p))...)
+		s.schedule(p, e.patient, st, now)
 	}
 	return out
 }
@@ -134,9 +134,9 @@ func (c *Clinical) fire(p int32, now time.Time) []schemas.Alert {
 // dueBy says whether a timer of any partition is due by clock. Stale
 // entries and deadlines that moved later are settled on the way, so a
 // true answer means Tick fires something.
-func (c *Clinical) dueBy(clock func(partition int32) time.Time) bool {
-	c.rebuildIfStale()
-	for p, q := range c.queues {
+func (s *Stream) dueBy(clock func(partition int32) time.Time) bool {
+	s.rebuildIfStale()
+	for p, q := range s.queues {
 		now := clock(p)
 		for len(q.h) > 0 && !q.h[0].due.After(now) {
 			e := q.h[0]
@@ -144,16 +144,16 @@ func (c *Clinical) dueBy(clock func(partition int32) time.Time) bool {
 				heap.Pop(&q.h)
 				continue
 			}
-			st := c.store.peek(e.patient)
+			st := s.states.Peek(e.patient)
 			if st != nil {
-				if d := c.deadline(st, c.rulesOf(e.patient, st), c.resumed(p), now); !d.IsZero() && !now.Before(d) {
+				if d := s.eng.deadline(st, s.eng.rulesOf(e.patient, st), s.resumed(p), now); !d.IsZero() && !now.Before(d) {
 					return true
 				}
 			}
 			heap.Pop(&q.h)
 			delete(q.at, e.patient)
 			if st != nil {
-				c.schedule(p, e.patient, st, now)
+				s.schedule(p, e.patient, st, now)
 			}
 		}
 	}
@@ -163,23 +163,23 @@ func (c *Clinical) dueBy(clock func(partition int32) time.Time) bool {
 // rebuildIfStale rebuilds the queues from the store after a restore, a
 // lost partition or an aborted transaction: the queues follow the
 // committed state, and an aborted transaction may have moved a deadline.
-func (c *Clinical) rebuildIfStale() {
+func (s *Stream) rebuildIfStale() {
 	// A load first: this runs before every record, and a swap writes.
-	if !c.stale.Load() || !c.stale.Swap(false) {
+	if !s.stale.Load() || !s.stale.Swap(false) {
 		return
 	}
-	clear(c.queues)
-	c.store.each(func(id string, p int32, st *PatientState) { c.schedule(p, id, st, c.stream[p]) })
+	clear(s.queues)
+	s.states.Each(func(id string, p int32, st *PatientState) { s.schedule(p, id, st, s.stream[p]) })
 }
 
 // commitClock makes the open transaction's stream time the committed one;
 // abortClock goes back to it.
-func (c *Clinical) commitClock() { c.committedStream = maps.Clone(c.stream) }
+func (s *Stream) commitClock() { s.committedStream = maps.Clone(s.stream) }
 
-func (c *Clinical) abortClock() {
-	c.stream = maps.Clone(c.committedStream)
-	if c.stream == nil {
-		c.stream = map[int32]time.Time{}
+func (s *Stream) abortClock() {
+	s.stream = maps.Clone(s.committedStream)
+	if s.stream == nil {
+		s.stream = map[int32]time.Time{}
 	}
-	c.stale.Store(true)
+	s.stale.Store(true)
 }

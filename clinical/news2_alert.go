@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // The clinical engine's NEWS2: the observation set scored from the
 // patient's latest values (the chart itself is news2.go), the one news2
@@ -25,7 +25,7 @@ func isNEWS2Parameter(k schemas.Kind) bool {
 // news2Input gathers the parameters at most NEWS2MaxAge older than t;
 // the caller has checked that the required ones are there. The values
 // live in vals so that the input's pointers do not escape per parameter.
-func (c *ClinicalConfig) news2Input(latest func(schemas.Kind) (float64, time.Time, bool), hypercapnic bool, t time.Time, vals *news2Values) NEWS2Input {
+func (c *Config) news2Input(latest func(schemas.Kind) (float64, time.Time, bool), hypercapnic bool, t time.Time, vals *news2Values) NEWS2Input {
 	fresh := func(k schemas.Kind) (float64, bool) {
 		v, ts, ok := latest(k)
 		if !ok || t.Sub(ts) > c.NEWS2MaxAge {
@@ -71,7 +71,7 @@ type news2Values struct {
 // complete. charted says rd is a charted value (see NEWS2SetWindow): when
 // every required parameter was measured within the set window of it, the
 // set is charted together and its band counts at once.
-func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, charted, live bool, at time.Time) []schemas.Alert {
+func (c *Engine) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, charted, live bool, at time.Time) []schemas.Alert {
 	// Most readings of a monitored patient come without a complete set:
 	// ask that first, directly, before building the input.
 	for _, k := range c.cfg.NEWS2Require {
@@ -98,7 +98,7 @@ func (c *Clinical) news2(st *PatientState, rs *RuleSet, rd *schemas.Reading, cha
 // every NEWS2UpdateEvery, when the score changes within its band. cite is
 // the reading the event names, stamped t. The caller has checked that the
 // set is complete.
-func (c *Clinical) news2At(st *PatientState, rs *RuleSet, cite *schemas.Reading, t time.Time, charted, live bool, at time.Time) []schemas.Alert {
+func (c *Engine) news2At(st *PatientState, rs *RuleSet, cite *schemas.Reading, t time.Time, charted, live bool, at time.Time) []schemas.Alert {
 	var vals news2Values
 	in := c.cfg.news2Input(func(k schemas.Kind) (float64, time.Time, bool) {
 		s, ok := st.Latest.Get(k)
@@ -176,7 +176,7 @@ func (c *Clinical) news2At(st *PatientState, rs *RuleSet, cite *schemas.Reading,
 // same id, same state, no new raise and no new escalation. Within
 // NEWS2UpdateEvery of the alert's last event the update waits (Pending),
 // and a timer brings it when no reading does.
-func (c *Clinical) news2Update(n *NEWS2State, rd *schemas.Reading, in NEWS2Input, score NEWS2Score) []schemas.Alert {
+func (c *Engine) news2Update(n *NEWS2State, rd *schemas.Reading, in NEWS2Input, score NEWS2Score) []schemas.Alert {
 	open := n.Open
 	n.Pending = false
 	if open.Score != nil && *open.Score == score.Total {
@@ -197,7 +197,7 @@ func (c *Clinical) news2Update(n *NEWS2State, rd *schemas.Reading, in NEWS2Input
 // with no further reading: a worse band's persistence, the lower band's
 // resolve_after, or the pending in-place update; update says it is the
 // update alone. Zero: none.
-func (c *Clinical) news2Wait(n *NEWS2State) (_ time.Time, update bool) {
+func (c *Engine) news2Wait(n *NEWS2State) (_ time.Time, update bool) {
 	var first time.Time
 	at := func(t time.Time) {
 		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
@@ -230,7 +230,7 @@ func (c *Clinical) news2Wait(n *NEWS2State) (_ time.Time, update bool) {
 //
 // It comes with the event time the wait ends at, and whether it is the
 // in-place update alone. resumed and now: see holdDue.
-func (c *Clinical) news2DueWait(st *PatientState, resumed, now time.Time) (due, e time.Time, update bool) {
+func (c *Engine) news2DueWait(st *PatientState, resumed, now time.Time) (due, e time.Time, update bool) {
 	n := &st.NEWS2
 	if n.Open == nil && n.AtLeast == [3]time.Time{} {
 		return time.Time{}, time.Time{}, false // most patients: nothing waits
@@ -250,7 +250,7 @@ func (c *Clinical) news2DueWait(st *PatientState, resumed, now time.Time) (due, 
 // at, with the values holding, so the event carries that time whenever
 // the processor notices it. A set no longer complete then (a parameter
 // older than NEWS2MaxAge) is not scored: its waits end unscored.
-func (c *Clinical) news2Timers(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
+func (c *Engine) news2Timers(st *PatientState, rs *RuleSet, patient string, now, resumed, by time.Time) []schemas.Alert {
 	if !rs.NEWS2 {
 		return nil
 	}

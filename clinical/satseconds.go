@@ -1,4 +1,4 @@
-package processors
+package clinical
 
 // The clinical engine's SatSeconds: the integral of SpO2 below the limit
 // that catches saturation hovering around it, and the resolution of its
@@ -17,7 +17,7 @@ import (
 const maxSatStep = 15 * time.Second
 
 // satSeconds integrates SpO2 below the limit (rs.SatSeconds).
-func (c *Clinical) satSeconds(st *PatientState, rs *RuleSet, rd *schemas.Reading, live bool, at time.Time) []schemas.Alert {
+func (c *Engine) satSeconds(st *PatientState, rs *RuleSet, rd *schemas.Reading, live bool, at time.Time) []schemas.Alert {
 	r := rs.SatSeconds
 	sat := st.Sat
 	dt := min(maxSatStep, max(0, rd.TS.Sub(sat.TS)))
@@ -62,7 +62,7 @@ func (c *Clinical) satSeconds(st *PatientState, rs *RuleSet, rd *schemas.Reading
 
 // spo2Alarmed says whether a condition rule on SpO2 has an alarm open: a
 // dip it alarmed on is not counted again by SatSeconds.
-func (c *Clinical) spo2Alarmed(st *PatientState) bool {
+func (c *Engine) spo2Alarmed(st *PatientState) bool {
 	for _, cond := range []string{"spo2_low", "spo2_critical"} {
 		if st.Conditions[cond].Open != nil {
 			return true
@@ -76,7 +76,7 @@ func (c *Clinical) spo2Alarmed(st *PatientState) bool {
 // falls below half the threshold at Sat.TS + tau × ln(2 × Sum /
 // threshold), an event time known exactly. Zero while a dip goes on, or
 // nothing is open.
-func (c *Clinical) satDue(st *PatientState, rs *RuleSet, resumed, now time.Time) (due, e time.Time) {
+func (c *Engine) satDue(st *PatientState, rs *RuleSet, resumed, now time.Time) (due, e time.Time) {
 	r := rs.SatSeconds
 	if r == nil || st.Conditions["spo2_satseconds"].Open == nil || st.Sat.Run > 0 || st.Sat.TS.IsZero() {
 		return time.Time{}, time.Time{}
@@ -96,7 +96,7 @@ func (c *Clinical) satDue(st *PatientState, rs *RuleSet, resumed, now time.Time)
 // half the threshold on a quiet partition. The integral itself is left
 // as the last reading made it: the next reading decays it from there, as
 // it would have without the timer.
-func (c *Clinical) satTimers(st *PatientState, rs *RuleSet, now, resumed, by time.Time) []schemas.Alert {
+func (c *Engine) satTimers(st *PatientState, rs *RuleSet, now, resumed, by time.Time) []schemas.Alert {
 	due, e := c.satDue(st, rs, resumed, now)
 	if due.IsZero() || by.Before(due) {
 		return nil
