@@ -187,14 +187,24 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 		// move the partition's clock (it fired every timer at once).
 		return nil, nil
 	}
-	in, err := DecodeInput(c.topics, r, c.decode)
+	if r.Topic == c.topics.Acks || r.Topic == c.topics.Placements {
+		in, err := DecodeInput(c.topics, r, c.decode)
+		if err != nil {
+			// It moves the clock all the same: the next record, or
+			// Tick, fires what came due by it.
+			c.stream.Advance(r.Partition, r.Timestamp)
+			return nil, err
+		}
+		return c.records(c.stream.Apply(&in))
+	}
+	// A reading, most records: applied from the stack (an Input would
+	// carry it to the heap, a measured allocation per record).
+	rd, err := c.decode(r)
 	if err != nil {
-		// It moves the clock all the same: the next record, or Tick,
-		// fires what came due by it.
 		c.stream.Advance(r.Partition, r.Timestamp)
 		return nil, err
 	}
-	return c.records(c.stream.Apply(&in))
+	return c.records(c.stream.Reading(r.Partition, r.Timestamp, &rd))
 }
 
 // DecodeInput decodes a record of the clinical handler's topics for
