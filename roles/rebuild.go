@@ -21,9 +21,9 @@ import (
 const rebuildBatch = 50_000
 
 // rebuildHistory re-sinks [from, to) of the vitals, alerts and acks topics
-// into ClickHouse as the sink does: each partition's records in batches,
-// each inserted with the sink's deduplication token
-// (topic-partition-first-last) and settings. Rows ClickHouse already holds
+// into ClickHouse as the sink does: each partition's records in the
+// sink's batches (sinkch.Batch), each inserted with its deduplication
+// token (topic-partition-first-last) and settings. Rows ClickHouse already holds
 // collapse on their identity (ReplacingMergeTree); a batch cut exactly as
 // the sink cut it is dropped whole. The rollup would count the readings
 // again, so each day the range touches is then rebuilt from the
@@ -32,39 +32,29 @@ func rebuildHistory(ctx context.Context, kc kafka.Config, conn driver.Conn, from
 	ins := sinkch.Native{Conn: conn}
 	r := inspect.Range{From: inspect.Bound{Kind: inspect.AtTime, Time: from}, To: &inspect.Bound{Kind: inspect.AtTime, Time: to}}
 	for _, t := range sinkch.Tables(kc.Topics) {
-		type batch struct {
-			rows        sinkch.Rows
-			first, last int64
-		}
-		batches := map[int32]*batch{}
+		batches := map[int32]*sinkch.Batch{}
 		inserted, dead := 0, 0
-		flush := func(p int32, b *batch) error {
-			if b.rows.Len() == 0 {
-				return nil
+		flush := func(b *sinkch.Batch) error {
+			if b.Rows.Len() > 0 {
+				if err := ins.Insert(ctx, &t, b.Token(), b.Rows); err != nil {
+					return fmt.Errorf("insert into %s: %w", t.Name, err)
+				}
+				inserted += b.Rows.Len()
 			}
-			if err := ins.Insert(ctx, &t, sinkch.Token(t.Topic, p, b.first, b.last), b.rows); err != nil {
-				return fmt.Errorf("insert into %s: %w", t.Name, err)
-			}
-			inserted += b.rows.Len()
-			b.rows.Reset()
+			b.Reset()
 			return nil
 		}
 		err := inspect.ReadRecords(ctx, kc, inspect.Options{Topic: t.Topic, Range: r}, func(rec *kgo.Record) error {
 			b := batches[rec.Partition]
 			if b == nil {
-				b = &batch{rows: t.NewRows(), first: rec.Offset}
+				b = sinkch.NewBatch(&t, rec.Partition, t.NewRows())
 				batches[rec.Partition] = b
 			}
-			if b.rows.Len() == 0 {
-				b.first = rec.Offset
-			}
-			if err := b.rows.Add(rec); err != nil {
+			if err := b.Add(rec); err != nil {
 				dead++ // the sink dead-letters it; a rebuild skips it
-				return nil
 			}
-			b.last = rec.Offset
-			if b.rows.Len() >= rebuildBatch {
-				return flush(rec.Partition, b)
+			if b.Records() >= rebuildBatch {
+				return flush(b)
 			}
 			return nil
 		})
@@ -74,8 +64,8 @@ func rebuildHistory(ctx context.Context, kc kafka.Config, conn driver.Conn, from
 		} else if err != nil {
 			return err
 		}
-		for p, b := range batches {
-			if err := flush(p, b); err != nil {
+		for _, b := range batches {
+			if err := flush(b); err != nil {
 				return err
 			}
 		}

@@ -143,16 +143,13 @@ type partition struct {
 	n     int32
 }
 
+// batch is a Batch (batch.go) as the sink keeps it: when it was opened,
+// for the flush interval, and the dead letters of its unreadable records.
 type batch struct {
-	table       *Table
-	rows        Rows
-	first, last int64
-	epoch       int32
-	opened      time.Time
-	dead        []*kgo.Record
+	*Batch
+	opened time.Time
+	dead   []*kgo.Record
 }
-
-func (b *batch) size() int { return b.rows.Len() + len(b.dead) }
 
 // New validates cfg and returns a sink writing the topics of kcfg through
 // ins; it does no I/O (Run makes the client). tel may be nil
@@ -293,13 +290,12 @@ func (s *Sink) add(ctx context.Context, r *kgo.Record) error {
 		hasCut = false
 	}
 	if b == nil {
-		b = &batch{table: t, rows: s.rowsFor(t), first: r.Offset, opened: time.Now()}
+		b = &batch{Batch: NewBatch(t, r.Partition, s.rowsFor(t)), opened: time.Now()}
 		s.batches[k] = b
 	}
-	if err := b.rows.Add(r); err != nil {
+	if err := b.Add(r); err != nil {
 		b.dead = append(b.dead, schemas.DeadLetter(s.kcfg.Topics.DeadLetterTopic(r.Topic), r, fmt.Errorf("history sink, table %s: %w", t.Name, err)))
 	}
-	b.last, b.epoch = r.Offset, r.LeaderEpoch
 	if hasCut && r.Offset == cut {
 		return s.flush(ctx, k, b)
 	}
@@ -324,7 +320,7 @@ func (s *Sink) flushDue(ctx context.Context, force bool) error {
 		if waiting && !force {
 			continue
 		}
-		if force || b.size() >= s.cfg.MaxRows || time.Since(b.opened) >= s.cfg.FlushInterval {
+		if force || b.Records() >= s.cfg.MaxRows || time.Since(b.opened) >= s.cfg.FlushInterval {
 			if err := s.flush(ctx, k, b); err != nil {
 				return err
 			}
@@ -338,8 +334,8 @@ func (s *Sink) flushDue(ctx context.Context, force bool) error {
 func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 	delete(s.batches, k)
 	defer func() {
-		b.rows.Reset()
-		s.spare[b.table.Name] = append(s.spare[b.table.Name], b.rows)
+		b.Reset()
+		s.spare[b.Table.Name] = append(s.spare[b.Table.Name], b.Rows)
 	}()
 	delete(s.cuts, k)
 	if len(b.dead) > 0 {
@@ -347,17 +343,17 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 			return err
 		}
 		s.log.Warn("dead-lettered records the history sink cannot read", "topic", k.topic, "partition", k.n, "count", len(b.dead))
-		s.deadLetters.Add(ctx, int64(len(b.dead)), metric.WithAttributes(attribute.String("table", b.table.Name)))
+		s.deadLetters.Add(ctx, int64(len(b.dead)), metric.WithAttributes(attribute.String("table", b.Table.Name)))
 	}
-	if b.rows.Len() > 0 {
-		if err := s.commit(ctx, k, b.first, b.epoch, pendingMeta+strconv.FormatInt(b.last, 10)); err != nil {
+	if b.Rows.Len() > 0 {
+		if err := s.commit(ctx, k, b.First, b.Epoch, pendingMeta+strconv.FormatInt(b.Last, 10)); err != nil {
 			return s.commitFailed(k, err)
 		}
-		token := Token(k.topic, k.n, b.first, b.last)
-		table := metric.WithAttributes(attribute.String("table", b.table.Name))
-		err := s.retry(ctx, "insert into "+b.table.Name, k, func() error {
+		token := b.Token()
+		table := metric.WithAttributes(attribute.String("table", b.Table.Name))
+		err := s.retry(ctx, "insert into "+b.Table.Name, k, func() error {
 			start := time.Now()
-			err := s.ins.Insert(ctx, b.table, token, b.rows)
+			err := s.ins.Insert(ctx, b.Table, token, b.Rows)
 			if err != nil {
 				s.failures.Add(ctx, 1, table)
 				return err
@@ -368,12 +364,12 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 		if err != nil {
 			return err
 		}
-		s.rowsWritten.Add(ctx, int64(b.rows.Len()), table)
+		s.rowsWritten.Add(ctx, int64(b.Rows.Len()), table)
 		if s.afterInsert != nil && s.afterInsert() {
 			return errCrashed
 		}
 	}
-	if err := s.commit(ctx, k, b.last+1, b.epoch, ""); err != nil {
+	if err := s.commit(ctx, k, b.Last+1, b.Epoch, ""); err != nil {
 		return s.commitFailed(k, err)
 	}
 	return nil

@@ -211,7 +211,7 @@ func TestPendingMarkPastItsRecords(t *testing.T) {
 	if _, ok := s.cuts[k]; ok {
 		t.Fatal("the stale pending mark still holds the partition's batch")
 	}
-	if b := s.batches[k]; b == nil || b.first != 57 || b.rows.Len() != 1 {
+	if b := s.batches[k]; b == nil || b.First != 57 || b.Rows.Len() != 1 {
 		t.Fatalf("batch %+v", b)
 	}
 }
