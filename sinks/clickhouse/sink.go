@@ -114,10 +114,7 @@ type Sink struct {
 	opts   []kgo.Opt
 	ran    once.Guard
 
-	rowsWritten metric.Int64Counter
-	failures    metric.Int64Counter
-	insertTime  metric.Float64Histogram
-	deadLetters metric.Int64Counter
+	metrics *sinkMetrics
 
 	cl      *kgo.Client
 	batches map[partition]*batch
@@ -166,13 +163,28 @@ func New(cfg Config, kcfg kafka.Config, ins Inserter, log *slog.Logger, tel *tel
 	for _, t := range Tables(kcfg.Topics) {
 		s.tables[t.Topic] = &t
 	}
-	m := tel.MeterProvider.Meter("monitorme/sinks/clickhouse")
+	var err error
+	s.metrics, err = newSinkMetrics(tel.MeterProvider)
+	return s, err
+}
+
+// sinkMetrics are the sink's instruments, each by table.
+type sinkMetrics struct {
+	rowsWritten metric.Int64Counter
+	failures    metric.Int64Counter
+	insertTime  metric.Float64Histogram
+	deadLetters metric.Int64Counter
+}
+
+func newSinkMetrics(mp metric.MeterProvider) (*sinkMetrics, error) {
+	m := mp.Meter("monitorme/sinks/clickhouse")
+	var sm sinkMetrics
 	var errs [4]error
-	s.rowsWritten, errs[0] = m.Int64Counter("monitorme.sink.rows", metric.WithDescription("Rows inserted into ClickHouse, by table (a batch ClickHouse deduplicated counts too)"))
-	s.failures, errs[1] = m.Int64Counter("monitorme.sink.insert.failures", metric.WithDescription("Failed inserts, by table; each is retried"))
-	s.insertTime, errs[2] = m.Float64Histogram("monitorme.sink.insert.duration", metric.WithUnit("s"), metric.WithDescription("Time of one batch insert, by table"))
-	s.deadLetters, errs[3] = m.Int64Counter("monitorme.sink.dead_letters", metric.WithDescription("Records the sink could not read, sent to the DLQ, by table"))
-	return s, errors.Join(errs[:]...)
+	sm.rowsWritten, errs[0] = m.Int64Counter("monitorme.sink.rows", metric.WithDescription("Rows inserted into ClickHouse, by table (a batch ClickHouse deduplicated counts too)"))
+	sm.failures, errs[1] = m.Int64Counter("monitorme.sink.insert.failures", metric.WithDescription("Failed inserts, by table; each is retried"))
+	sm.insertTime, errs[2] = m.Float64Histogram("monitorme.sink.insert.duration", metric.WithUnit("s"), metric.WithDescription("Time of one batch insert, by table"))
+	sm.deadLetters, errs[3] = m.Int64Counter("monitorme.sink.dead_letters", metric.WithDescription("Records the sink could not read, sent to the DLQ, by table"))
+	return &sm, errors.Join(errs[:]...)
 }
 
 var errCrashed = errors.New("sink stopped as if killed (test)")
@@ -343,7 +355,7 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 			return err
 		}
 		s.log.Warn("dead-lettered records the history sink cannot read", "topic", k.topic, "partition", k.n, "count", len(b.dead))
-		s.deadLetters.Add(ctx, int64(len(b.dead)), metric.WithAttributes(attribute.String("table", b.Table.Name)))
+		s.metrics.deadLetters.Add(ctx, int64(len(b.dead)), metric.WithAttributes(attribute.String("table", b.Table.Name)))
 	}
 	if b.Rows.Len() > 0 {
 		if err := s.commit(ctx, k, b.First, b.Epoch, pendingMeta+strconv.FormatInt(b.Last, 10)); err != nil {
@@ -355,16 +367,16 @@ func (s *Sink) flush(ctx context.Context, k partition, b *batch) error {
 			start := time.Now()
 			err := s.ins.Insert(ctx, b.Table, token, b.Rows)
 			if err != nil {
-				s.failures.Add(ctx, 1, table)
+				s.metrics.failures.Add(ctx, 1, table)
 				return err
 			}
-			s.insertTime.Record(ctx, time.Since(start).Seconds(), table)
+			s.metrics.insertTime.Record(ctx, time.Since(start).Seconds(), table)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		s.rowsWritten.Add(ctx, int64(b.Rows.Len()), table)
+		s.metrics.rowsWritten.Add(ctx, int64(b.Rows.Len()), table)
 		if s.afterInsert != nil && s.afterInsert() {
 			return errCrashed
 		}
