@@ -7,12 +7,13 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"github.com/labstack/echo/v4"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 

@@ -163,7 +163,7 @@ func ReadRecords(ctx context.Context, kc kafka.Config, opts Options, each func(*
 // range's end or, with Follow, ctx's. each returning errLimit ends the
 // read without an error.
 func readRecords(ctx context.Context, kc kafka.Config, opts Options, patients []string, each func(*kgo.Record) error) error {
-	admCl, err := kgo.NewClient(kc.ClientOpts("tail")...)
+	admCl, err := kc.NewClient("tail")
 	if err != nil {
 		return err
 	}
@@ -212,8 +212,8 @@ func readRecords(ctx context.Context, kc kafka.Config, opts Options, patients []
 	}
 	// Control records (transaction markers) are kept so that a partition
 	// whose range ends with one is known to be done.
-	cl, err := kgo.NewClient(append(kc.ClientOpts("tail"), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: assign}),
-		kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(), kgo.FetchMaxWait(250*time.Millisecond))...)
+	cl, err := kc.NewClient("tail", kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: assign}),
+		kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords(), kgo.FetchMaxWait(250*time.Millisecond))
 	if err != nil {
 		return err
 	}

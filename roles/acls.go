@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
@@ -107,7 +106,7 @@ func printACLs(w io.Writer, principal, format string, acls []kafka.ACL) {
 
 // grant creates the ACLs and says which failed.
 func grant(ctx context.Context, kc *kafka.Config, principal string, acls []kafka.ACL) error {
-	cl, err := kgo.NewClient(append(kc.ClientOpts("acls"), telemetry.Nop().KafkaHooks(nil))...)
+	cl, err := kc.NewClient("acls", telemetry.Nop().KafkaHooks(nil))
 	if err != nil {
 		return err
 	}

@@ -135,3 +135,36 @@ func TestTheClinicalEngineIsPure(t *testing.T) {
 		}
 	}
 }
+
+// The commands and the benchmark get their Kafka clients from
+// internal/kafka (Config.NewClient), so none reaches a broker without the
+// TLS and SASL every role uses: roles/bench once built ten raw clients
+// that took only the seed brokers.
+func TestRolesGetTheirClientsFromInternalKafka(t *testing.T) {
+	var files []string
+	for _, dir := range []string{".", "bench"} {
+		m, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	raw := regexp.MustCompile(`kgo\.NewClient\(`)
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, loc := range raw.FindAllIndex(b, -1) {
+			t.Errorf("%s:%d builds a raw client; take it from kafka.Config.NewClient", f, 1+strings.Count(string(b[:loc[0]]), "\n"))
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("checked %d files: the listing is not the package", checked)
+	}
+}

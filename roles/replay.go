@@ -237,7 +237,7 @@ func progress(w io.Writer) func(done, total int64) {
 // writeSandbox writes the replayed alert events to topic, created like
 // the alerts topic if missing.
 func writeSandbox(ctx context.Context, kc kafka.Config, topic string, alerts []schemas.Alert) error {
-	cl, err := kgo.NewClient(append(kc.ClientOpts("replay"), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+	cl, err := kc.NewClient("replay", kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
 		return err
 	}

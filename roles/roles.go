@@ -20,7 +20,6 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/api"
 	"github.com/monitorme/monitorme/internal/auth"
@@ -302,7 +301,7 @@ func (p *platform) recordRules(ctx context.Context, f *roleFlags) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(p.kc.ClientOpts("rules-audit")...)
+	cl, err := p.kc.NewClient("rules-audit")
 	if err != nil {
 		return err
 	}

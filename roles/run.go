@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/internal/kafka"
 	"github.com/monitorme/monitorme/internal/telemetry"
@@ -77,7 +76,7 @@ func listen(addr string) (net.Listener, error) {
 // provision creates or checks the topics and returns an admin client for
 // readiness checks; close its client when done.
 func provision(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry, log *slog.Logger) (*kadm.Client, error) {
-	cl, err := kgo.NewClient(append(kc.ClientOpts("admin"), tel.KafkaHooks(nil))...)
+	cl, err := kc.NewClient("admin", tel.KafkaHooks(nil))
 	if err != nil {
 		return nil, fmt.Errorf("admin client: %w", err)
 	}
@@ -99,7 +98,7 @@ func provision(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry, 
 const startPing = 10 * time.Second
 
 func adminOnly(ctx context.Context, kc *kafka.Config, tel *telemetry.Telemetry) (*kadm.Client, error) {
-	cl, err := kgo.NewClient(append(kc.ClientOpts("admin"), tel.KafkaHooks(nil))...)
+	cl, err := kc.NewClient("admin", tel.KafkaHooks(nil))
 	if err != nil {
 		return nil, fmt.Errorf("admin client: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -197,4 +198,21 @@ func (c *Config) ClientOpts(name string) []kgo.Opt {
 		kgo.ClientID(c.ClientID + "-" + name),
 		kgo.DialTimeout(c.DialTimeout),
 	}, c.Security.opts()...)
+}
+
+// NewClient returns a client with ClientOpts(name) and opts: every
+// component and command gets its clients here, so none reaches a broker
+// without the TLS and SASL the others use.
+func (c *Config) NewClient(name string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append(c.ClientOpts(name), opts...)...)
+}
+
+// NewAdmin returns an admin client with ClientOpts(name) and opts; its
+// Close closes the client under it.
+func (c *Config) NewAdmin(name string, opts ...kgo.Opt) (*kadm.Client, error) {
+	cl, err := c.NewClient(name, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
 }

@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	e.kc = kafka.DefaultConfig()
 	e.kc.Brokers = b.Addrs()
 	e.kc.Partitions = cfg.Partitions
-	admCl, err := kgo.NewClient(e.kc.ClientOpts("bench-admin")...)
+	admCl, err := e.kc.NewClient("bench-admin")
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +213,7 @@ func (e *env) restart(ctx context.Context, compacted bool) (string, error) {
 		}
 		return json.Marshal(&st)
 	}
-	cl, err := kgo.NewClient(append(e.kc.ClientOpts("bench-state"), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchCompression(kgo.ZstdCompression()))...)
+	cl, err := e.kc.NewClient("bench-state", kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
 	if err != nil {
 		return "", err
 	}
@@ -237,8 +237,8 @@ func (e *env) restart(ctx context.Context, compacted bool) (string, error) {
 		e.b.Clean()
 		clean = time.Since(start)
 	}
-	cons, err := kgo.NewClient(append(e.kc.ClientOpts("bench-alerts"), kgo.ConsumeTopics(e.kc.Topics.Alerts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))...)
+	cons, err := e.kc.NewClient("bench-alerts", kgo.ConsumeTopics(e.kc.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		return "", err
 	}

@@ -97,7 +97,7 @@ func RunKafka(ctx context.Context, cfg KafkaConfig, out io.Writer) error {
 	e.kc = kafka.DefaultConfig()
 	e.kc.Brokers, e.kc.Partitions, e.kc.ReplicationFactor = cfg.Brokers, cfg.Partitions, 3
 	e.linger = cfg.Linger
-	admCl, err := kgo.NewClient(e.kc.ClientOpts("bench-admin")...)
+	admCl, err := e.kc.NewClient("bench-admin")
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ func (e *env) runToEnd(ctx context.Context, group, out string, start func() (sto
 
 // countRecords counts topic's records read_committed, to its end.
 func countRecords(ctx context.Context, kc *kafka.Config, topic string) (int, error) {
-	adm, err := kgo.NewClient(kc.ClientOpts("bench-count")...)
+	adm, err := kc.NewClient("bench-count")
 	if err != nil {
 		return 0, err
 	}
@@ -233,8 +233,8 @@ func countRecords(ctx context.Context, kc *kafka.Config, topic string) (int, err
 	if len(want) == 0 {
 		return 0, nil
 	}
-	cl, err := kgo.NewClient(append(kc.ClientOpts("bench-count"), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords(), kgo.FetchMaxWait(100*time.Millisecond))...)
+	cl, err := kc.NewClient("bench-count", kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords(), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		return 0, err
 	}
@@ -290,8 +290,8 @@ func (e *env) latencyAt(ctx context.Context, cfg KafkaConfig, rate int, commitIn
 		return res, err
 	}
 	defer stopP()
-	cons, err := kgo.NewClient(append(e.kc.ClientOpts("bench-alerts"), kgo.ConsumeTopics(e.kc.Topics.Alerts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))...)
+	cons, err := e.kc.NewClient("bench-alerts", kgo.ConsumeTopics(e.kc.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		return res, err
 	}

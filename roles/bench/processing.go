@@ -87,14 +87,14 @@ func (e *env) startCopy(ctx context.Context, group, dst string) (stop func(), er
 	if _, err := e.adm.CreateTopic(ctx, e.cfg.Partitions, rf, nil, dst); err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append(e.kc.ClientOpts("bench-plain"), kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.kc.Topics.Vitals),
+	cl, err := e.kc.NewClient("bench-plain", kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.kc.Topics.Vitals),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(500*time.Millisecond), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		// One join round, like the clinical processor's range balancer:
 		// the cooperative default's second round held the first commit
 		// back for seconds on kfake.
-		kgo.Balancers(kgo.RangeBalancer()))...)
+		kgo.Balancers(kgo.RangeBalancer()))
 	if err != nil {
 		return nil, err
 	}
@@ -200,8 +200,8 @@ func (e *env) latency(ctx context.Context) (p50, p99 time.Duration, n int, err e
 		return 0, 0, 0, err
 	}
 	defer stopProc()
-	cons, err := kgo.NewClient(append(e.kc.ClientOpts("bench-alerts"), kgo.ConsumeTopics(e.kc.Topics.Alerts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))...)
+	cons, err := e.kc.NewClient("bench-alerts", kgo.ConsumeTopics(e.kc.Topics.Alerts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		return 0, 0, 0, err
 	}

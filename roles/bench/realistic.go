@@ -388,8 +388,8 @@ func (e *env) alertsOf(ctx context.Context, patients []string) map[string][]stri
 	for _, p := range patients {
 		want[p] = true
 	}
-	cl, err := kgo.NewClient(append(e.kc.ClientOpts("bench-alerts"), kgo.ConsumeTopics(e.kc.Topics.Alerts), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))...)
+	cl, err := e.kc.NewClient("bench-alerts", kgo.ConsumeTopics(e.kc.Topics.Alerts), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		return out
 	}
