@@ -28,6 +28,13 @@ func ward(t *testing.T) (kafka.Config, time.Time) { return wardRestarted(t, 0) }
 // `restartAt` of the input and a new one started for the rest (0: one
 // processor throughout).
 func wardRestarted(t *testing.T, restartAt time.Duration) (kafka.Config, time.Time) {
+	return wardPlaced(t, restartAt, "", nil)
+}
+
+// wardPlaced is wardRestarted with the processor on rulesFile ("" for
+// the defaults) and, an hour before the ward's readings, the placements
+// of the patients in place (patient to ward).
+func wardPlaced(t *testing.T, restartAt time.Duration, rulesFile string, place map[string]string) (kafka.Config, time.Time) {
 	c, kc := testkit.CreateCluster(t, 4)
 	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
 	recs := testkit.WardInput("W", start, 8)
@@ -35,8 +42,22 @@ func wardRestarted(t *testing.T, restartAt time.Duration) (kafka.Config, time.Ti
 		r.Topic = kc.Topics.Vitals
 	}
 	cl := testkit.Client(t, c, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	var placements []*kgo.Record
+	for patient, ward := range place {
+		pl := schemas.Placement{PatientID: patient, Event: schemas.Admit, Ward: ward, Bed: "1", By: "adt", TS: start.Add(-time.Hour)}
+		rec, err := schemas.PlacementRecord(kc.Topics.Placements, &pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Timestamp = pl.TS
+		placements = append(placements, rec)
+	}
+	if err := cl.ProduceSync(testkit.Context(t), placements...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
 	cfg := processors.DefaultConfig()
 	cfg.Group = "replay-test"
+	cfg.RulesFile = rulesFile
 	if err := cfg.LoadRules(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +96,12 @@ func wardRestarted(t *testing.T, restartAt time.Duration) (kafka.Config, time.Ti
 // rules and fails unless the diff with the recorded alarms is empty.
 func sameAlarms(t *testing.T, kc kafka.Config, start time.Time, what string) (ReplayOptions, clinical.Config, []schemas.Alert, []schemas.Alert) {
 	t.Helper()
+	return sameAlarmsUnder(t, kc, start, what, clinical.DefaultConfig())
+}
+
+func sameAlarmsUnder(t *testing.T, kc kafka.Config, start time.Time, what string, rules clinical.Config) (ReplayOptions, clinical.Config, []schemas.Alert, []schemas.Alert) {
+	t.Helper()
 	o := ReplayOptions{From: start.Add(5 * time.Minute), To: start.Add(25 * time.Minute), Warmup: 5 * time.Minute}
-	rules := clinical.DefaultConfig()
 	replayed, err := Replay(testkit.Context(t), kc, rules, o)
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +131,37 @@ func TestReplayAcrossAProcessorRestart(t *testing.T) {
 	_, _, recorded, replayed := sameAlarms(t, kc, start, "across a restart at 15 min")
 	if len(recorded) != len(replayed) {
 		t.Errorf("across a restart: %d recorded events, %d replayed", len(recorded), len(replayed))
+	}
+}
+
+// Patients placed in a ward with rules of its own (from an ADT feed,
+// before the range) are replayed under those rules, as the processor
+// applied them: the replay reads the placements topic from its start.
+// Before, it read only the vitals and acks, and replayed the two patients
+// placed in a ward that alarms only below 80 % under the defaults: their
+// desaturations came back as spo2_low alarms the processor never raised
+// (6 changes in the diff).
+func TestReplayFollowsThePlacements(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the processor over a ward")
+	}
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(file, []byte("wards:\n  quiet:\n    conditions:\n      spo2_low: {limit: 80}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := processors.LoadRulesFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, start := wardPlaced(t, 0, file, map[string]string{"W01": "quiet", "W03": "quiet"})
+	_, _, recorded, replayed := sameAlarmsUnder(t, kc, start, "patients placed in a ward of their own", rules)
+	for _, a := range recorded {
+		if (a.PatientID == "W01" || a.PatientID == "W03") && a.Condition == "spo2_low" {
+			t.Fatalf("the processor raised %s for %s under the quiet ward's rules", a.Condition, a.PatientID)
+		}
+	}
+	if len(recorded) != len(replayed) {
+		t.Errorf("%d recorded events, %d replayed", len(recorded), len(replayed))
 	}
 }
 
