@@ -168,3 +168,33 @@ func TestRolesGetTheirClientsFromInternalKafka(t *testing.T) {
 		t.Fatalf("checked %d files: the listing is not the package", checked)
 	}
 }
+
+// A reader finds a behaviour in a file of a size one reads: no non-test
+// file of the processors, the roles or the API is over 500 lines
+// (processors' processor.go, clinical.go, store.go and rulesfile.go, roles.go,
+// bench.go and live.go were 600 to 750).
+func TestNoFileOver500Lines(t *testing.T) {
+	checked := 0
+	for _, dir := range []string{"../processors", ".", "bench", "../api"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checked++
+			if n := strings.Count(string(b), "\n"); n > 500 {
+				t.Errorf("%s has %d lines: split it by concern", f, n)
+			}
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("checked %d files: the listing is not the tree", checked)
+	}
+}
