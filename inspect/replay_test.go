@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monitorme/monitorme/clinical"
@@ -61,7 +62,11 @@ func wardPlaced(t *testing.T, restartAt time.Duration, rulesFile string, place m
 	if err := cfg.LoadRules(); err != nil {
 		t.Fatal(err)
 	}
-	process := func(input []*kgo.Record) {
+	vitalsRead := func() bool {
+		lag, err := kafka.GroupLag(context.Background(), testkit.Admin(t, c), "replay-test", kc.Topics.Vitals)
+		return err == nil && lag == 0
+	}
+	process := func(input []*kgo.Record, caughtUp func() bool) {
 		if err := cl.ProduceSync(testkit.Context(t), input...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -72,23 +77,40 @@ func wardPlaced(t *testing.T, restartAt time.Duration, rulesFile string, place m
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- p.Run(ctx) }()
-		testkit.Eventually(t, 60*time.Second, "the processor caught up", func() bool {
-			lag, err := kafka.GroupLag(context.Background(), testkit.Admin(t, c), "replay-test", kc.Topics.Vitals)
-			return err == nil && lag == 0
-		})
+		testkit.Eventually(t, 60*time.Second, "the processor caught up", caughtUp)
 		cancel()
 		<-done
 	}
+	if len(placements) > 0 {
+		// The placements first, to the end: the processor reads its
+		// three topics in the order its fetches bring them, not by
+		// time, so readings fetched first would be applied under the
+		// ward the patient was not yet placed in (the replay merges
+		// them by time).
+		process(nil, func() bool {
+			offs, err := testkit.Admin(t, c).FetchOffsets(context.Background(), "replay-test")
+			if err != nil {
+				return false
+			}
+			var n int64
+			offs.Each(func(o kadm.OffsetResponse) {
+				if o.Topic == kc.Topics.Placements {
+					n += o.At
+				}
+			})
+			return n == int64(len(placements))
+		})
+	}
 	if restartAt == 0 {
-		process(recs)
+		process(recs, vitalsRead)
 		return kc, start
 	}
 	i := 0
 	for i < len(recs) && recs[i].Timestamp.Before(start.Add(restartAt)) {
 		i++
 	}
-	process(recs[:i])
-	process(recs[i:])
+	process(recs[:i], vitalsRead)
+	process(recs[i:], vitalsRead)
 	return kc, start
 }
 
@@ -140,7 +162,7 @@ func TestReplayAcrossAProcessorRestart(t *testing.T) {
 // Before, it read only the vitals and acks, and replayed the two patients
 // placed in a ward that alarms only below 80 % under the defaults: their
 // desaturations came back as spo2_low alarms the processor never raised
-// (6 changes in the diff).
+// (12 changes in the diff).
 func TestReplayFollowsThePlacements(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the processor over a ward")
