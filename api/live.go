@@ -188,6 +188,7 @@ func (l *Live) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(l.kcfg.Topics.Vitals, l.kcfg.Topics.Alerts, l.kcfg.Topics.Acks),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.FetchMaxBytes(kafka.FetchMaxBytes), kgo.FetchMaxPartitionBytes(kafka.FetchMaxPartitionBytes),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(now.Add(-l.cfg.AlertsLookback).UnixMilli())),
 		// Commit and abort markers come through, so the position passes
 		// them: a partition whose last record is a marker is caught up.

@@ -121,6 +121,7 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		kgo.TransactionalID(p.transactionalID()),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
+		kgo.FetchMaxBytes(kafka.FetchMaxBytes), kgo.FetchMaxPartitionBytes(kafka.FetchMaxPartitionBytes),
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, p.cfg.SessionTimeout/3)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),

@@ -1252,8 +1252,14 @@ func (d *data) retentionBytes(t string) int64 {
 
 // forEachBatchRecord decodes the batch's records one at a time and calls
 // fn for each until fn returns false.
+// batchDecompressor is shared: kgo.DefaultDecompressor makes new decoder
+// pools, so one per batch made a new zstd decoder (about 200 KB of tables
+// and buffers) for every batch a compaction read, twice per partition
+// (MonitorMe patch: 326 MB of a 477 MB heap at 40,000 readings/s).
+var batchDecompressor = kgo.DefaultDecompressor()
+
 func forEachBatchRecord(batch kmsg.RecordBatch, fn func(kmsg.Record) bool) error {
-	records, err := kgo.DefaultDecompressor().Decompress(
+	records, err := batchDecompressor.Decompress(
 		batch.Records,
 		kgo.CompressionCodecType(batch.Attributes&0x0007),
 	)
