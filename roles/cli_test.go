@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -536,5 +537,26 @@ func TestDevExportOfAnAncientRangeIsEmpty(t *testing.T) {
 	}
 	if code := getJSON(t, base+"/v1/patients/x/export?to=1322-10-05T09:20:31.322Z", &bundle); code != 200 || bundle.ResourceType != "Bundle" || len(bundle.Entry) != 1 {
 		t.Fatalf("export of 1322: %d %+v (want 200, a Bundle with the Patient alone)", code, bundle)
+	}
+}
+
+// --memory-limit sets the soft memory limit ingest sheds load by, unless
+// GOMEMLIMIT set one; a limit too small to run in is refused.
+func TestDevMemoryLimit(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	t.Setenv("GOMEMLIMIT", "")
+	if err := applyMemoryLimit("512MiB"); err != nil || debug.SetMemoryLimit(-1) != 512<<20 {
+		t.Fatalf("512MiB: %v, limit %d", err, debug.SetMemoryLimit(-1))
+	}
+	if err := applyMemoryLimit("10MiB"); err == nil {
+		t.Fatal("10MiB accepted")
+	}
+	if err := applyMemoryLimit("lots"); err == nil {
+		t.Fatal("lots accepted")
+	}
+	t.Setenv("GOMEMLIMIT", "2GiB")
+	if err := applyMemoryLimit("256MiB"); err != nil || debug.SetMemoryLimit(-1) != 512<<20 {
+		t.Fatalf("with GOMEMLIMIT set: %v, limit %d", err, debug.SetMemoryLimit(-1))
 	}
 }

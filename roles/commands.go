@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ func devCmd(g *globals) *cobra.Command {
 	f := defaultRoleFlags("127.0.0.1:8080")
 	bc := broker.DefaultConfig()
 	noSim := false
+	memLimit := "1GiB"
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole platform in one process on an embedded broker, with simulated patients",
@@ -52,7 +54,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 				}
 			}
 			if err := errors.Join(bc.Validate(), f.checkHTTPAddr(), f.sc.Validate(), f.kc.Validate(), f.prc.Validate(), f.pc.Validate(), f.ic.Validate(), f.lc.Validate(),
-				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.ac.Validate(), f.prc.LoadRules()); err != nil {
+				f.wc.Validate(), f.skc.Validate(), f.schema.Validate(), f.ac.Validate(), f.prc.LoadRules(), applyMemoryLimit(memLimit)); err != nil {
 				return usage(err)
 			}
 			log, err := g.logger()
@@ -148,6 +150,7 @@ and exits 0; a restart on the same data dir keeps every reading and alert.`,
 	f.skc.RegisterFlags(cmd.Flags())
 	f.schema.RegisterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&noSim, "no-simulator", noSim, "do not run the simulated ward")
+	cmd.Flags().StringVar(&memLimit, "memory-limit", memLimit, "soft limit of the process's memory (Go's GOMEMLIMIT, which overrides it): the GC works harder near it and ingest answers 503 while the live heap is over nine tenths of it; 0: none")
 	return cmd
 }
 
@@ -318,4 +321,27 @@ func topicsCmd(g *globals) *cobra.Command {
 	}
 	kc.RegisterFlags(cmd.Flags())
 	return cmd
+}
+
+// applyMemoryLimit sets the process's soft memory limit from
+// --memory-limit, unless GOMEMLIMIT set one (the Go runtime applied it
+// already). Ingest sheds load while the live heap is near it
+// (producers.Backlog), so an overload answers 503s instead of growing the
+// process without bound.
+func applyMemoryLimit(s string) error {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	n, err := producers.ParseSize(s)
+	if err != nil {
+		return fmt.Errorf("memory-limit: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if n < 64<<20 {
+		return fmt.Errorf("memory-limit: %q, want 0 (none) or at least 64MiB", s)
+	}
+	debug.SetMemoryLimit(n)
+	return nil
 }

@@ -51,6 +51,7 @@ type platform struct {
 
 	producer *producers.Producer
 	ingest   *producers.Ingest
+	backlog  *producers.Backlog
 	proc     *processors.Processor
 	live     *api.Live
 	sim      *producers.Simulator
@@ -251,7 +252,14 @@ func (p *platform) withIngest(f *roleFlags) error {
 	}
 	var err error
 	p.ingest, err = producers.NewIngest(f.ic, p.producer, p.log.With("component", "ingest"), p.tel.MeterProvider)
-	return usage(err)
+	if err != nil {
+		return usage(err)
+	}
+	// Load shedding watches the alert processors' group (the one dev
+	// runs, or the process role's default) on the vitals topic.
+	p.backlog = producers.NewBacklog(p.adm, f.prc.Group, p.kc.Topics.Vitals)
+	p.ingest.ShedWith(p.backlog)
+	return nil
 }
 
 func (p *platform) withProcessor(f *roleFlags) error {
@@ -431,6 +439,7 @@ func (p *platform) run(ctx context.Context) error {
 	}
 	if p.ingest != nil {
 		p.ingest.Register(e)
+		tasks = append(tasks, task{"ingest backlog", p.backlog.Run})
 	}
 	if p.live != nil {
 		api.NewServer(p.live, p.apiOpts...).Register(e)

@@ -96,7 +96,9 @@ func (c *Config) roleACLs(role string, o ACLOptions) ([]ACL, error) {
 	idem := ACL{Resource: "cluster", Name: "kafka-cluster", Ops: []string{"IdempotentWrite"}, Why: "idempotent producer (acks=all, no duplicates on retry)"}
 	switch role {
 	case "ingest":
-		return append([]ACL{topic(t.Vitals, "produce readings", "Write"), idem}, all()...), nil
+		return append([]ACL{topic(t.Vitals, "produce readings", "Write"),
+			{Resource: "group", Name: o.ProcessGroup, Ops: []string{"Describe"}, Why: "load shedding: how far the alert processors are behind (--ingest-max-backlog)"},
+			idem}, all()...), nil
 	case "process":
 		txn := ACL{Resource: "transactional-id", Name: c.ClientID + "-" + o.ProcessGroup + "-", Prefixed: true, Ops: []string{"Write", "Describe"},
 			Why: "exactly-once transactions (each start takes an id under this prefix)"}

@@ -55,6 +55,9 @@ type RealisticRow struct {
 	RSS [3]int
 	// RSSByMinute is the resident memory at the end of each minute.
 	RSSByMinute []int
+	// Shed is how many POSTs ingest refused with 503 to shed load (the
+	// gateway posted the batch again after Retry-After).
+	Shed int
 }
 
 // rssMB is this process's resident memory, from /proc/self/statm.
@@ -98,6 +101,9 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	if err != nil {
 		return row, err
 	}
+	// Load shedding as the roles wire it: on the processor's backlog.
+	backlog := producers.NewBacklog(e.adm, "realistic-"+e.kc.Topics.Vitals, e.kc.Topics.Vitals)
+	in.ShedWith(backlog)
 	live, err := api.NewLive(api.DefaultLiveConfig(), e.kc, e.log, e.tel)
 	if err != nil {
 		return row, err
@@ -113,6 +119,7 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	wg.Go(func() { _ = live.Run(sctx) })
+	wg.Go(func() { _ = backlog.Run(sctx) })
 	wg.Go(func() { _ = web.Serve(sctx, srv, ln) })
 	base := "http://" + ln.Addr().String()
 	for live.Ready(ctx) != nil {
@@ -174,13 +181,29 @@ func (e *env) realistic(ctx context.Context, rate int, d time.Duration) (Realist
 		gw.Go(func() {
 			for b := range bodies {
 				t := time.Now()
-				r, err := client.Post(base+"/v1/vitals", "application/json", bytes.NewReader(b))
-				if err == nil {
+				var err error
+				for {
+					var r *http.Response
+					r, err = client.Post(base+"/v1/vitals", "application/json", bytes.NewReader(b))
+					if err != nil {
+						break
+					}
 					_, _ = io.Copy(io.Discard, r.Body)
 					r.Body.Close()
+					if r.StatusCode == http.StatusServiceUnavailable && r.Header.Get("Retry-After") != "" {
+						// Shed: the gateway keeps the batch and posts it
+						// again when told.
+						wait, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+						mu.Lock()
+						row.Shed++
+						mu.Unlock()
+						time.Sleep(time.Duration(max(wait, 1)) * time.Second)
+						continue
+					}
 					if r.StatusCode != http.StatusAccepted {
 						err = fmt.Errorf("ingest answered %s", r.Status)
 					}
+					break
 				}
 				mu.Lock()
 				postLat = append(postLat, time.Since(t))
@@ -345,8 +368,8 @@ func (e *env) realisticTable(ctx context.Context, rates []int, d time.Duration, 
 	}
 	fmt.Fprintf(out, "\nrealistic path: gateways post %d readings and wait for the 202, clinical rules, %.1f readings/s per patient, %s, alerts read from the all-patient live stream (%v per rate):\n\n",
 		realisticBatch, realisticPerPatSec, critical, d)
-	const row = "%9s %9s %9s %7s %23s %23s %10s %6s %15s %20s\n"
-	fmt.Fprintf(out, row, "rate/s", "patients", "sent", "alerts", "POST p50/p99/max", "alert p50/p99/max", "µs CPU/rdg", "cores", "platform µs/rdg", "RSS MB start/end/max")
+	const row = "%9s %9s %9s %7s %23s %23s %10s %6s %15s %20s %6s\n"
+	fmt.Fprintf(out, row, "rate/s", "patients", "sent", "alerts", "POST p50/p99/max", "alert p50/p99/max", "µs CPU/rdg", "cores", "platform µs/rdg", "RSS MB start/end/max", "503s")
 	best250, best1s := 0, 0
 	for _, rate := range rates {
 		r, err := e.realistic(ctx, rate, d)
@@ -362,7 +385,7 @@ func (e *env) realisticTable(ctx context.Context, rates []int, d time.Duration, 
 		}
 		fmt.Fprintf(out, strings.TrimSuffix(row, "\n")+"%s\n", fmt.Sprint(rate), fmt.Sprint(int(float64(rate)/realisticPerPatSec)), fmt.Sprint(r.Sent), fmt.Sprint(r.Alerts),
 			trip(r.Post), trip(r.Alert), fmt.Sprintf("%.1f", float64(r.CPUPerReading.Nanoseconds())/1000), fmt.Sprintf("%.2f", r.Cores),
-			fmt.Sprintf("%.1f", float64(r.PlatformPerReading.Nanoseconds())/1000), fmt.Sprintf("%d/%d/%d", r.RSS[0], r.RSS[1], r.RSS[2]), note)
+			fmt.Sprintf("%.1f", float64(r.PlatformPerReading.Nanoseconds())/1000), fmt.Sprintf("%d/%d/%d", r.RSS[0], r.RSS[1], r.RSS[2]), fmt.Sprint(r.Shed), note)
 		if len(r.RSSByMinute) > 1 {
 			fmt.Fprintf(out, "%9s RSS MB at the end of each minute: %v\n", "", r.RSSByMinute)
 		}
