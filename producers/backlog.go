@@ -62,34 +62,13 @@ func (b *Backlog) Run(ctx context.Context) error {
 
 func (b *Backlog) measure(ctx context.Context) {
 	b.heapFull.Store(heapNearLimit())
-	if b.adm == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, b.every)
 	defer cancel()
-	committed, err := b.adm.FetchOffsets(ctx, b.group)
-	if err != nil || !committedOn(committed, b.topic) {
-		b.lag.Store(-1)
-		return
-	}
-	lag, err := kafka.GroupLag(ctx, b.adm, b.group, b.topic)
-	if err != nil {
-		b.lag.Store(-1)
-		return
+	lag, committed, err := kafka.GroupBacklog(ctx, b.adm, b.group, b.topic)
+	if err != nil || !committed {
+		lag = -1
 	}
 	b.lag.Store(lag)
-}
-
-// committedOn says whether the group has committed an offset on topic:
-// a group that never did is no processor at work.
-func committedOn(offs kadm.OffsetResponses, topic string) bool {
-	found := false
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic && o.Err == nil && o.At >= 0 {
-			found = true
-		}
-	})
-	return found
 }
 
 // Lag is the group's backlog in records, and whether it is known.

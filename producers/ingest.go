@@ -99,17 +99,18 @@ func (in *Ingest) shed() error {
 	if in.backlog == nil {
 		return nil
 	}
-	p := web.NewProblem(http.StatusServiceUnavailable, "")
-	p.RetryAfter = time.Second
+	var detail string
 	lag, known := in.backlog.Lag()
 	switch max := in.cfg.MaxBacklog; {
 	case in.backlog.HeapFull():
-		p.Detail = "this ingest is near its memory limit; retry the whole batch later (nothing of it was accepted)"
+		detail = "this ingest is near its memory limit; retry the whole batch later (nothing of it was accepted)"
 	case known && max > 0 && lag > max/2 && (lag >= max || rand.Int64N(max/2+1) < lag-max/2):
-		p.Detail = fmt.Sprintf("the alert processors are %d readings behind (refusing from --ingest-max-backlog/2, %d, all from %d); retry the whole batch later (nothing of it was accepted)", lag, max/2, max)
+		detail = fmt.Sprintf("the alert processors are %d readings behind (refusing from --ingest-max-backlog/2, %d, all from %d); retry the whole batch later (nothing of it was accepted)", lag, max/2, max)
 	default:
-		return nil
+		return nil // every POST passes here: nothing allocated
 	}
+	p := web.NewProblem(http.StatusServiceUnavailable, detail)
+	p.RetryAfter = time.Second
 	return p
 }
 

@@ -273,21 +273,31 @@ func ReadyCheck(adm *kadm.Client, topics ...string) func(context.Context) error 
 // GroupLag returns how many records of topic group has not committed yet,
 // summed over partitions (a partition without a commit counts whole).
 func GroupLag(ctx context.Context, adm *kadm.Client, group, topic string) (int64, error) {
+	lag, _, err := GroupBacklog(ctx, adm, group, topic)
+	return lag, err
+}
+
+// GroupBacklog is GroupLag, and whether group has committed an offset on
+// topic at all: a group that never did is no consumer at work (ingest's
+// load shedding takes its backlog as unknown).
+func GroupBacklog(ctx context.Context, adm *kadm.Client, group, topic string) (lag int64, committed bool, err error) {
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return 0, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
+		return 0, false, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
 	}
 	if err := ends.Error(); err != nil {
-		return 0, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
+		return 0, false, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
 	}
-	committed, err := adm.FetchOffsets(ctx, group)
+	offs, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
-		return 0, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
+		return 0, false, fmt.Errorf("lag of %s on %s: %w", group, topic, err)
 	}
-	var lag int64
 	ends.Each(func(o kadm.ListedOffset) {
-		c, _ := committed.Lookup(o.Topic, o.Partition)
+		c, ok := offs.Lookup(o.Topic, o.Partition)
+		if ok && c.Err == nil && c.At >= 0 {
+			committed = true
+		}
 		lag += o.Offset - max(c.At, 0)
 	})
-	return lag, nil
+	return lag, committed, nil
 }
