@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -218,14 +217,4 @@ const (
 // without the TLS and SASL the others use.
 func (c *Config) NewClient(name string, opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append(c.ClientOpts(name), opts...)...)
-}
-
-// NewAdmin returns an admin client with ClientOpts(name) and opts; its
-// Close closes the client under it.
-func (c *Config) NewAdmin(name string, opts ...kgo.Opt) (*kadm.Client, error) {
-	cl, err := c.NewClient(name, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return kadm.NewClient(cl), nil
 }
