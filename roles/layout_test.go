@@ -117,65 +117,20 @@ func TestTheClinicalEngineIsPure(t *testing.T) {
 			t.Errorf("clinical imports %s", imp)
 		}
 	}
-	src, err := filepath.Glob("../clinical/*.go")
-	if err != nil || len(src) == 0 {
-		t.Fatalf("no sources: %v", err)
-	}
 	clock := regexp.MustCompile(`time\.(Now|Since|Until|After|AfterFunc|Tick|NewTimer|NewTicker|Sleep)\(`)
-	for _, f := range src {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for f, b := range sources(t, 10, "../clinical") {
 		if m := clock.Find(b); m != nil {
 			t.Errorf("%s reads a clock of its own: %s", f, m)
 		}
 	}
 }
 
-// The commands and the benchmark get their Kafka clients from
-// internal/kafka (Config.NewClient), so none reaches a broker without the
-// TLS and SASL every role uses: roles/bench once built ten raw clients
-// that took only the seed brokers.
-func TestRolesGetTheirClientsFromInternalKafka(t *testing.T) {
-	var files []string
-	for _, dir := range []string{".", "bench"} {
-		m, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	raw := regexp.MustCompile(`kgo\.NewClient\(`)
-	checked := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checked++
-		for _, loc := range raw.FindAllIndex(b, -1) {
-			t.Errorf("%s:%d builds a raw client; take it from kafka.Config.NewClient", f, 1+strings.Count(string(b[:loc[0]]), "\n"))
-		}
-	}
-	if checked < 10 {
-		t.Fatalf("checked %d files: the listing is not the package", checked)
-	}
-}
-
-// A reader finds a behaviour in a file of a size one reads: no non-test
-// file of the processors, the roles or the API is over 500 lines
-// (processors' processor.go, clinical.go, store.go and rulesfile.go, roles.go,
-// bench.go and live.go were 600 to 750).
-func TestNoFileOver500Lines(t *testing.T) {
-	checked := 0
-	for _, dir := range []string{"../processors", ".", "bench", "../api"} {
+// sources are the non-test Go files of dirs, by path; fewer than atLeast
+// means the listing is not the tree, and fails the test.
+func sources(t *testing.T, atLeast int, dirs ...string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, dir := range dirs {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)
@@ -188,13 +143,36 @@ func TestNoFileOver500Lines(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checked++
-			if n := strings.Count(string(b), "\n"); n > 500 {
-				t.Errorf("%s has %d lines: split it by concern", f, n)
-			}
+			out[f] = b
 		}
 	}
-	if checked < 30 {
-		t.Fatalf("checked %d files: the listing is not the tree", checked)
+	if len(out) < atLeast {
+		t.Fatalf("%d files in %v: the listing is not the tree", len(out), dirs)
+	}
+	return out
+}
+
+// The commands and the benchmark get their Kafka clients from
+// internal/kafka (Config.NewClient), so none reaches a broker without the
+// TLS and SASL every role uses: roles/bench once built ten raw clients
+// that took only the seed brokers.
+func TestRolesGetTheirClientsFromInternalKafka(t *testing.T) {
+	raw := regexp.MustCompile(`kgo\.NewClient\(`)
+	for f, b := range sources(t, 10, ".", "bench") {
+		for _, loc := range raw.FindAllIndex(b, -1) {
+			t.Errorf("%s:%d builds a raw client; take it from kafka.Config.NewClient", f, 1+strings.Count(string(b[:loc[0]]), "\n"))
+		}
+	}
+}
+
+// A reader finds a behaviour in a file of a size one reads: no non-test
+// file of the processors, the roles or the API is over 500 lines
+// (processors' processor.go, clinical.go, store.go and rulesfile.go, roles.go,
+// bench.go and live.go were 600 to 750).
+func TestNoFileOver500Lines(t *testing.T) {
+	for f, b := range sources(t, 30, "../processors", ".", "bench", "../api") {
+		if n := strings.Count(string(b), "\n"); n > 500 {
+			t.Errorf("%s has %d lines: split it by concern", f, n)
+		}
 	}
 }
