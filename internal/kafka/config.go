@@ -200,7 +200,8 @@ func (c *Config) ClientOpts(name string) []kgo.Opt {
 }
 
 // FetchMaxBytes and FetchMaxPartitionBytes bound what a consumer that
-// reads every partition at full rate (the processor, the live view) holds
+// reads every partition at full rate (the processor, the live view, the
+// history sink) holds
 // of fetched records: at most FetchMaxBytes compressed a fetch, and
 // FetchMaxPartitionBytes of a partition. kgo's defaults (50 MiB and
 // 1 MiB) let a consumer that lags buffer a fetch of every partition's

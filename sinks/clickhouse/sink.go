@@ -206,6 +206,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(kafka.FetchMaxBytes), kgo.FetchMaxPartitionBytes(kafka.FetchMaxPartitionBytes),
 		kgo.DisableAutoCommit(),
 		// Batches are touched only between polls; revocation flushes
 		// them, so it must not run in the middle.
