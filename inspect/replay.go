@@ -101,7 +101,7 @@ func Replay(ctx context.Context, kc kafka.Config, rules clinical.Config, o Repla
 				o.Progress(int64(i), int64(len(recs)))
 			}
 		}
-		in, err := processors.DecodeInput(kc.Topics, rec, schemas.DecodeReading)
+		in, err := processors.DecodeInput(kc.Topics, rec)
 		if err != nil {
 			// A record the processor would dead-letter: it changes
 			// nothing but the clock.

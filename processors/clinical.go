@@ -188,7 +188,7 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 		return nil, nil
 	}
 	if r.Topic == c.topics.Acks || r.Topic == c.topics.Placements {
-		in, err := DecodeInput(c.topics, r, c.decode)
+		in, err := DecodeInput(c.topics, r)
 		if err != nil {
 			// It moves the clock all the same: the next record, or
 			// Tick, fires what came due by it.
@@ -209,9 +209,9 @@ func (c *Clinical) Handle(r *kgo.Record) ([]*kgo.Record, error) {
 
 // DecodeInput decodes a record of the clinical handler's topics for
 // clinical.Stream.Apply: a record of the acks topic, a placement, or a
-// reading (by reading, which may be a pre-decoded batch's). A replay reads
-// the topics back through it, so it applies what the processor applied.
-func DecodeInput(topics kafka.Topics, r *kgo.Record, reading func(*kgo.Record) (schemas.Reading, error)) (clinical.Input, error) {
+// reading. A replay reads the topics back through it, so it applies what
+// the processor applied (Handle takes its readings from Predecode).
+func DecodeInput(topics kafka.Topics, r *kgo.Record) (clinical.Input, error) {
 	in := clinical.Input{Partition: r.Partition, Arrival: r.Timestamp}
 	switch r.Topic {
 	case topics.Acks:
@@ -227,7 +227,7 @@ func DecodeInput(topics kafka.Topics, r *kgo.Record, reading func(*kgo.Record) (
 		}
 		in.Placement = &pl
 	default:
-		rd, err := reading(r)
+		rd, err := schemas.DecodeReading(r)
 		if err != nil {
 			return in, err
 		}
